@@ -1,0 +1,1 @@
+"""det's engine: everything a command does, importable without the CLI."""

@@ -1,0 +1,92 @@
+"""Building components from `{type: Name, ...kwargs}` with one explicit table per kind.
+
+Errors name the full preset path of the offending key (`model.backbone.dpeth: unknown key;
+did you mean 'depth'?`). Nested builds extend the path: a detector's constructor calling
+`build(backbone, BACKBONES, "backbone")` while itself being built at `model` reports
+`model.backbone...`.
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import inspect
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from det.core.errors import ConfigError, did_you_mean
+
+_PATH: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("det_config_path", default=())
+
+
+def config_path(*extra: str) -> str:
+    """The dotted preset path being built now, extended by `extra`."""
+    return ".".join(p for p in (*_PATH.get(), *extra) if p != "")
+
+
+@contextlib.contextmanager
+def at_path(*parts: str) -> Iterator[None]:
+    """Extend the preset path reported by errors while building nested parts."""
+    token = _PATH.set((*_PATH.get(), *[p for p in parts if p != ""]))
+    try:
+        yield
+    finally:
+        _PATH.reset(token)
+
+
+def signature_keys(factory: Callable) -> tuple[set[str], bool]:
+    """Keyword names a constructor accepts, and whether it takes **kwargs."""
+    target = factory.__init__ if inspect.isclass(factory) else factory
+    params = inspect.signature(target).parameters.values()
+    names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - {"self"}
+    var_kw = any(p.kind is p.VAR_KEYWORD for p in params)
+    return names, var_kw
+
+
+def build(cfg: Mapping[str, Any] | None, table: Mapping[str, Callable], key: str = "", **defaults: Any) -> Any:
+    """Construct `table[cfg['type']](**kwargs)`; `defaults` fill keys the preset leaves out.
+
+    `key` is this component's name relative to the current preset path (e.g. "backbone").
+    Returns None for a None config.
+    """
+    if cfg is None:
+        return None
+    with at_path(key):
+        where = config_path()
+        if not isinstance(cfg, Mapping):
+            raise ConfigError(f"{where or '<root>'}: expected a mapping with 'type', got {type(cfg).__name__}")
+        if "type" not in cfg:
+            raise ConfigError(f"{where}.type: missing; one of: {', '.join(sorted(table))}")
+        name = cfg["type"]
+        factory = table.get(name)
+        if factory is None:
+            raise ConfigError(f"{config_path('type')}: unknown type '{name}'{did_you_mean(name, table)}")
+        kwargs = {**defaults, **{k: v for k, v in cfg.items() if k != "type"}}
+        names, var_kw = signature_keys(factory)
+        if not var_kw:
+            for k in kwargs:
+                if k not in names:
+                    raise ConfigError(f"{config_path(k)}: unknown key for {name}{did_you_mean(k, names)}")
+        required = _required(factory)
+        missing = [k for k in required if k not in kwargs]
+        if missing:
+            raise ConfigError(f"{config_path(missing[0])}: required by {name} but missing")
+        return factory(**kwargs)
+
+
+def build_list(cfgs: list | None, table: Mapping[str, Callable], key: str = "") -> list:
+    """Build each item of a list of component configs (errors name `key.N`)."""
+    if cfgs is None:
+        return []
+    if not isinstance(cfgs, list):
+        raise ConfigError(f"{config_path(key)}: expected a list, got {type(cfgs).__name__}")
+    with at_path(key):
+        return [build(c, table, str(i)) for i, c in enumerate(cfgs)]
+
+
+def _required(factory: Callable) -> list[str]:
+    target = factory.__init__ if inspect.isclass(factory) else factory
+    return [
+        p.name
+        for p in inspect.signature(target).parameters.values()
+        if p.name != "self" and p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]

@@ -1,0 +1,109 @@
+"""Loading YAML presets: `_base_` inheritance (path or list, relative to the file), deep merge,
+`_delete_: true` to replace instead of merge, cycle detection."""
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from det.core.errors import ConfigError
+
+BASE_KEY = "_base_"
+DELETE_KEY = "_delete_"
+
+
+def load_yaml(path: str | Path) -> Any:
+    """Parse one YAML file with `safe_load`; syntax errors name the file and line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        return fix_exponent_floats(yaml.safe_load(text))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ConfigError(f"{where}: YAML syntax error: {problem}") from None
+
+
+_EXP_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+
+
+def fix_exponent_floats(value: Any) -> Any:
+    """YAML 1.1 (PyYAML) reads `1e-3` as a string; presets mean a number."""
+    if isinstance(value, str) and _EXP_FLOAT.match(value):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: fix_exponent_floats(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [fix_exponent_floats(v) for v in value]
+    return value
+
+
+def merge(base: Any, override: Any) -> Any:
+    """Deep-merge `override` into a copy of `base`. Mappings merge key by key unless the
+    override mapping has `_delete_: true`; any other value replaces."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        if override.get(DELETE_KEY):
+            return {k: copy.deepcopy(v) for k, v in override.items() if k != DELETE_KEY}
+        out = copy.deepcopy(base)
+        for key, value in override.items():
+            if key == DELETE_KEY:
+                continue
+            out[key] = merge(out[key], value) if key in out else _strip_delete(copy.deepcopy(value))
+        return out
+    return _strip_delete(copy.deepcopy(override))
+
+
+def _strip_delete(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_delete(v) for k, v in value.items() if k != DELETE_KEY}
+    if isinstance(value, list):
+        return [_strip_delete(v) for v in value]
+    return value
+
+
+def load_preset(path: str | Path, overrides: list[str] | None = None) -> dict:
+    """Load a preset (a bundled name or a path), resolve `_base_` chains and apply `--set`
+    overrides. Returns a plain dict."""
+    from det.core.config.overrides import apply_overrides
+    from det.core.config.presets import resolve_preset_path
+
+    resolved = resolve_preset_path(path)
+    cfg = _load_with_bases(resolved, stack=())
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{resolved}: a preset must be a YAML mapping, got {type(cfg).__name__}")
+    return apply_overrides(cfg, overrides or [])
+
+
+def _load_with_bases(path: Path, stack: tuple[Path, ...]) -> dict:
+    path = path.resolve()
+    if path in stack:
+        chain = " -> ".join(str(p) for p in (*stack, path))
+        raise ConfigError(f"{path}: _base_ cycle: {chain}")
+    data = load_yaml(path)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a preset must be a YAML mapping, got {type(data).__name__}")
+    bases = data.pop(BASE_KEY, None)
+    if bases is None:
+        return data
+    if isinstance(bases, str):
+        bases = [bases]
+    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        raise ConfigError(f"{path}: _base_ must be a path or a list of paths")
+    merged: dict = {}
+    for base in bases:
+        base_path = (path.parent / base)
+        if not base_path.is_file():
+            raise ConfigError(f"{path}: _base_ file not found: {base_path}")
+        merged = merge(merged, _load_with_bases(base_path, (*stack, path)))
+    return merge(merged, data)

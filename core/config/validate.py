@@ -1,0 +1,35 @@
+"""Checks a resolved preset without reading data: known top-level sections, and each section's
+components build (sections register their checker in SECTION_CHECKS)."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from det.core.errors import ConfigError, did_you_mean
+
+# Top-level sections of a preset. Each section's owner documents its keys in docs/presets.md.
+KNOWN_SECTIONS = ("model", "data", "train", "evaluation", "tracker", "infer", "meta")
+
+
+def _check_model(cfg: dict) -> None:
+    from det.core.models import build_detector
+
+    build_detector(cfg["model"])
+
+
+# section -> function(cfg) that raises ConfigError when the section cannot be built.
+SECTION_CHECKS: dict[str, Callable[[dict], None]] = {
+    "model": _check_model,
+}
+
+
+def validate_preset(cfg: dict) -> list[str]:
+    """Raise ConfigError on the first problem; return the sections that were built."""
+    for key in cfg:
+        if key not in KNOWN_SECTIONS:
+            raise ConfigError(f"{key}: unknown top-level section{did_you_mean(key, KNOWN_SECTIONS)}")
+    checked = []
+    for section, check in SECTION_CHECKS.items():
+        if section in cfg and cfg[section] is not None:
+            check(cfg)
+            checked.append(section)
+    return checked

@@ -1,0 +1,32 @@
+"""Boxes, masks and the per-image sample record passed between data, models and evaluation."""
+from det.core.structures.boxes import (
+    box_area,
+    box_iou,
+    clip_boxes,
+    cxcywh_to_xyxy,
+    flip_boxes,
+    rescale_boxes,
+    xywh_to_xyxy,
+    xyxy_to_cxcywh,
+    xyxy_to_xywh,
+)
+from det.core.structures.masks import bitmap_to_rle, polygons_to_bitmap, polygons_to_rle, rle_to_bitmap
+from det.core.structures.sample import DetSample, Instances
+
+__all__ = [
+    "DetSample",
+    "Instances",
+    "bitmap_to_rle",
+    "box_area",
+    "box_iou",
+    "clip_boxes",
+    "cxcywh_to_xyxy",
+    "flip_boxes",
+    "polygons_to_bitmap",
+    "polygons_to_rle",
+    "rescale_boxes",
+    "rle_to_bitmap",
+    "xywh_to_xyxy",
+    "xyxy_to_cxcywh",
+    "xyxy_to_xywh",
+]

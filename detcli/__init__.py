@@ -1,0 +1,1 @@
+"""The `det` command line: Typer commands that parse arguments, call det.core and render results."""

@@ -1,0 +1,4 @@
+"""`python -m det.cli ...` (also what `torchrun -m det.cli train ...` runs)."""
+from det.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""Compiled detection ops (torch.ops.det.*) and their typed Python wrappers."""

@@ -1,0 +1,1 @@
+"""Bundled YAML presets (package data). `det config list` names them."""
