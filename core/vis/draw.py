@@ -56,6 +56,8 @@ def draw_instances(
     ids_np = None if track_ids is None else _to_numpy(track_ids).reshape(-1).astype(np.int64)
     names = list(class_names or [])
     num_colours = max(len(names), int(labels_np.max()) + 1 if n else 1)
+    if palette is not None and not isinstance(palette, str):
+        num_colours = max(num_colours, len(palette))
     pal = get_palette(num_colours, palette)
     colour_keys = ids_np if ids_np is not None else labels_np
 
