@@ -1,0 +1,85 @@
+"""The per-image result of inference: numpy arrays in original-image pixels, JSON-ready."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from det.core.structures import bitmap_to_rle
+
+
+@dataclass
+class Prediction:
+    """Detections in one image. `bboxes` are xyxy (N, 4) float32 in original-image pixels;
+    `masks` is (N, H, W) bool or None; `track_ids` (N,) int64 when a tracker ran."""
+
+    img_path: str
+    height: int
+    width: int
+    bboxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    scores: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))
+    labels: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))
+    class_names: list[str] = field(default_factory=list)
+    masks: np.ndarray | None = None
+    track_ids: np.ndarray | None = None
+    name: str = ""
+    frame: int | None = None
+
+    def __len__(self) -> int:
+        return int(self.bboxes.shape[0])
+
+    def select(self, keep: np.ndarray) -> "Prediction":
+        """A copy holding only the instances picked by a boolean mask or an index array."""
+        return Prediction(
+            img_path=self.img_path, height=self.height, width=self.width,
+            bboxes=self.bboxes[keep], scores=self.scores[keep], labels=self.labels[keep],
+            class_names=[self.class_names[i] for i in np.arange(len(self))[keep]],
+            masks=None if self.masks is None else self.masks[keep],
+            track_ids=None if self.track_ids is None else self.track_ids[keep],
+            name=self.name, frame=self.frame,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The per-image JSON record (`det infer` preds/<name>.json and --format jsonl)."""
+        out: dict[str, Any] = {
+            "img_path": self.img_path,
+            "height": int(self.height),
+            "width": int(self.width),
+            "labels": [int(v) for v in self.labels],
+            "class_names": list(self.class_names),
+            "scores": [round(float(v), 5) for v in self.scores],
+            "bboxes": [[round(float(v), 2) for v in box] for box in self.bboxes],
+        }
+        if self.frame is not None:
+            out["frame"] = int(self.frame)
+        if self.masks is not None:
+            out["masks"] = [bitmap_to_rle(m) for m in self.masks]
+        if self.track_ids is not None:
+            out["track_ids"] = [int(v) for v in self.track_ids]
+        return out
+
+
+def from_instances(inst: Any, class_names: list[str], img_path: str, height: int, width: int) -> Prediction:
+    """Convert a model's `Instances` (tensors) into a `Prediction` (numpy)."""
+    import torch
+
+    def arr(v: Any, dtype: Any) -> np.ndarray:
+        if isinstance(v, torch.Tensor):
+            v = v.detach().float().cpu().numpy() if v.is_floating_point() else v.detach().cpu().numpy()
+        return np.asarray(v).astype(dtype, copy=False)
+
+    n = len(inst)
+    bboxes = arr(inst.bboxes, np.float32).reshape(n, 4)
+    scores = arr(inst.scores, np.float32) if inst.scores is not None else np.ones((n,), np.float32)
+    labels = arr(inst.labels, np.int64)
+    masks = None
+    if inst.masks is not None:
+        m = inst.masks
+        if hasattr(m, "to_bitmaps"):  # a mask structure from core.data
+            m = m.to_bitmaps()
+        masks = arr(m, bool).reshape(n, height, width) if n else np.zeros((0, height, width), bool)
+    track_ids = arr(inst.track_ids, np.int64) if getattr(inst, "track_ids", None) is not None else None
+    names = [class_names[int(i)] if 0 <= int(i) < len(class_names) else str(int(i)) for i in labels]
+    return Prediction(img_path=img_path, height=height, width=width, bboxes=bboxes, scores=scores,
+                      labels=labels, class_names=names, masks=masks, track_ids=track_ids)
