@@ -1,0 +1,299 @@
+"""`det infer` as a function: sources in, predictions written, a summary out.
+
+The reader thread decodes and runs the test pipeline ahead of the model; the main thread
+batches, runs the detector, and hands each prediction to the writers in input order (which
+tracking and video writing need).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+
+import cv2
+import numpy as np
+
+from det.core.errors import DetError
+from det.core.fileio import ensure_new
+from det.core.inference.inputs import Source
+from det.core.inference.prediction import Prediction
+from det.core.inference.reader import Frame, PrefetchReader
+from det.core.inference.slicing import MERGE_METHODS, slice_predict
+from det.core.inference.video import VideoWriter
+from det.core.inference.writers import FORMATS, CocoWriter, JsonlWriter, JsonWriter, VisWriter
+from det.core.log import get_logger, make_progress
+
+
+class DetectorLike(Protocol):
+    """What the runner needs from `det.core.apis.Detector` (tests pass fakes)."""
+
+    class_names: list[str]
+
+    def preprocess(self, image: np.ndarray, img_path: str = "") -> Any: ...
+
+    def predict_prepared(self, prepared: Sequence[Any]) -> list[Prediction]: ...
+
+    def predict_arrays(self, images: Sequence[np.ndarray]) -> list[Prediction]: ...
+
+
+@dataclass
+class InferOptions:
+    out_dir: str | Path = "outputs"
+    format: str = "json"
+    vis: bool = True
+    pred: bool = True
+    batch_size: int = 1
+    limit: int | None = None
+    strict: bool = False
+    force: bool = False
+    out_video: str | Path | None = None
+    ann: str | Path | None = None
+    show: bool = False
+    slice: int | None = None
+    overlap: float = 0.2
+    merge: str = "nms"
+    merge_iou: float = 0.5
+    full: bool = True
+    track: str | None = None
+    tracker_cfg: dict | None = None
+    out_mot: str | Path | None = None
+    prefetch: int = 8
+    workers: int = 2
+    stdout: TextIO = field(default_factory=lambda: sys.stdout)
+
+
+@dataclass
+class InferSummary:
+    images: int = 0
+    skipped: list[str] = field(default_factory=list)
+    instances: int = 0
+    seconds: float = 0.0
+    outputs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"images": self.images, "skipped": self.skipped, "instances": self.instances,
+                "seconds": round(self.seconds, 3), "images_per_s": round(self.images_per_s, 2), "outputs": self.outputs}
+
+
+def check_options(opts: InferOptions) -> None:
+    """Reject contradictory or invalid options before any work starts."""
+    if opts.format not in FORMATS:
+        raise DetError(f"--format: unknown format '{opts.format}' (one of: {', '.join(FORMATS)})")
+    if opts.format == "coco" and opts.ann is None:
+        raise DetError("--format coco: needs --ann COCO_JSON to take image and category ids from")
+    if not opts.pred and opts.format != "json":
+        raise DetError(f"--no-pred: conflicts with --format {opts.format} (which is the prediction output)")
+    if opts.batch_size < 1:
+        raise DetError(f"--batch-size: must be >= 1, got {opts.batch_size}")
+    if opts.limit is not None and opts.limit < 1:
+        raise DetError(f"--limit: must be >= 1, got {opts.limit}")
+    if opts.merge not in MERGE_METHODS:
+        raise DetError(f"--merge: unknown method '{opts.merge}' (one of: {', '.join(MERGE_METHODS)})")
+    if not 0.0 <= opts.merge_iou <= 1.0:
+        raise DetError(f"--merge-iou: must be in [0, 1], got {opts.merge_iou}")
+    if opts.out_mot is not None and opts.track is None:
+        raise DetError("--out-mot: needs --track")
+    if opts.show:
+        check_display()
+
+
+def check_display() -> None:
+    """--show needs a display and an OpenCV build with a GUI backend."""
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise DetError("--show: no display available (DISPLAY is not set); use --out-dir to save drawn images instead")
+    gui = [ln for ln in cv2.getBuildInformation().splitlines() if ln.strip().startswith("GUI:")]
+    if gui and gui[0].split(":", 1)[1].strip().upper() == "NONE":
+        raise DetError("--show: this OpenCV build has no GUI support (opencv-python-headless); "
+                       "install opencv-python or use --out-dir to save drawn images")
+
+
+def _check_outputs(opts: InferOptions) -> None:
+    out = Path(opts.out_dir)
+    for sub, on in (("preds", opts.pred and opts.format == "json"), ("vis", opts.vis)):
+        d = out / sub
+        if on and d.is_dir() and any(d.iterdir()) and not opts.force:
+            raise DetError(f"{d}: not empty; use --force to overwrite or pick another --out-dir")
+    if opts.format == "coco":
+        ensure_new(out / "results.json", opts.force)
+    for f in (opts.out_video, opts.out_mot):
+        if f is not None:
+            ensure_new(f, opts.force)
+
+
+def _expected_frames(sources: Sequence[Source], limit: int | None) -> int | None:
+    total = 0
+    for s in sources:
+        if s.kind == "video":
+            cap = cv2.VideoCapture(s.path)
+            n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+            cap.release()
+            total += max(n, 0)
+        else:
+            total += 1
+    return min(total, limit) if limit is not None else total
+
+
+def run_inference(detector: DetectorLike, sources: Sequence[Source], opts: InferOptions,
+                  on_prediction: Callable[[Prediction, np.ndarray], None] | None = None) -> InferSummary:
+    """Detect on every source, write the requested outputs, return counts and timing."""
+    check_options(opts)
+    _check_outputs(opts)
+    log = get_logger()
+    out_dir = Path(opts.out_dir)
+    summary = InferSummary()
+    writers: list[Any] = []
+    if opts.format == "json" and opts.pred:
+        writers.append(JsonWriter(out_dir))
+        summary.outputs["preds"] = str(out_dir / "preds")
+    elif opts.format == "jsonl":
+        writers.append(JsonlWriter(opts.stdout))
+    elif opts.format == "coco":
+        writers.append(CocoWriter(out_dir / "results.json", opts.ann, detector.class_names))
+        summary.outputs["coco"] = str(out_dir / "results.json")
+    draw = VisWriter(out_dir, detector.class_names)
+    if opts.vis:
+        summary.outputs["vis"] = str(out_dir / "vis")
+    video: VideoWriter | None = None
+    tracker = _Tracking(opts, sources) if opts.track else None
+    sliced = opts.slice is not None
+    transform = None if sliced else (lambda fr: detector.preprocess(fr.image, fr.path))
+
+    def emit(frames: list[Frame]) -> None:
+        nonlocal video
+        if not frames:
+            return
+        if sliced:
+            preds = [slice_predict(fr.image, detector.predict_arrays, opts.slice, opts.overlap, opts.merge, opts.merge_iou,
+                                   opts.full, batch_size=opts.batch_size, img_path=fr.path,
+                                   class_names=detector.class_names) for fr in frames]
+        else:
+            preds = detector.predict_prepared([fr.payload for fr in frames])
+        for fr, pred in zip(frames, preds):
+            pred.img_path, pred.name = fr.path, fr.name
+            pred.frame = fr.index if fr.source.kind == "video" else None
+            if tracker is not None:
+                pred = tracker.update(pred)
+            drawn = draw.draw(pred, fr.image) if (opts.vis or opts.out_video or opts.show) else None
+            for w in writers:
+                w.write(pred, fr.image)
+            if opts.vis:
+                draw.write(pred, drawn=drawn)
+            if opts.out_video is not None:
+                if video is None:
+                    video = VideoWriter(opts.out_video, fps=fr.fps or 25.0)
+                video.write(drawn)
+            if opts.show:
+                cv2.imshow("det infer", drawn)
+                cv2.waitKey(1)
+            if on_prediction is not None:
+                on_prediction(pred, fr.image)
+            summary.images += 1
+            summary.instances += len(pred)
+
+    start = time.perf_counter()
+    total = _expected_frames(sources, opts.limit)
+    reader = PrefetchReader(list(sources), transform=transform, prefetch=max(opts.prefetch, 2 * opts.batch_size),
+                            workers=opts.workers, limit=opts.limit)
+    try:
+        with make_progress() as progress:
+            task = progress.add_task("infer", total=total or None, info="")
+            batch: list[Frame] = []
+            for fr in reader:
+                if fr.error is not None:
+                    if opts.strict:
+                        raise DetError(f"{fr.path}: {fr.error} (--strict)")
+                    log.warning("%s: %s; skipped", fr.path, fr.error)
+                    summary.skipped.append(fr.path)
+                    continue
+                batch.append(fr)
+                if len(batch) >= opts.batch_size:
+                    emit(batch)
+                    progress.advance(task, len(batch))
+                    batch = []
+            emit(batch)
+            progress.advance(task, len(batch))
+        for w in writers:
+            w.close()
+        if video is not None:
+            video.close()
+            summary.outputs["video"] = str(opts.out_video)
+        if tracker is not None:
+            summary.outputs.update(tracker.close())
+    except BaseException:
+        if video is not None:
+            video.abort()
+        raise
+    finally:
+        reader.close()
+        if opts.show:
+            cv2.destroyAllWindows()
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+TRACKER_TYPES = {"bytetrack": "ByteTrack", "sort": "SORT", "ocsort": "OCSORT"}
+
+
+def sequence_key(source: Source) -> str:
+    """Frames of one video, or images of one folder, form one tracking sequence."""
+    return source.path if source.kind == "video" else str(Path(source.path).parent)
+
+
+class _Tracking:
+    """Feeds each frame's detections to a det.core.tracking tracker and keeps MOTChallenge rows
+    (`frame, id, x, y, w, h, score`). The prediction is narrowed to the tracked instances, each
+    carrying its track id (the tracker reports the matched detection's box and score)."""
+
+    def __init__(self, opts: InferOptions, sources: Sequence[Source]) -> None:
+        from det.core.tracking import build_tracker
+
+        name = str(opts.track).lower()
+        if name not in TRACKER_TYPES:
+            raise DetError(f"--track: unknown tracker '{opts.track}' (one of: {', '.join(TRACKER_TYPES)})")
+        seqs = list(dict.fromkeys(sequence_key(s) for s in sources))
+        if len(seqs) > 1:
+            raise DetError(f"--track: inputs form {len(seqs)} sequences ({seqs[0]}, {seqs[1]}, ...); "
+                           "track one video or one frame folder per run")
+        self.tracker = build_tracker(opts.tracker_cfg or {"type": TRACKER_TYPES[name]})
+        self.tracker.reset()
+        self.out_mot = opts.out_mot
+        self.force = opts.force
+        self.rows: list[np.ndarray] = []
+        self.frame_id = 0
+
+    def update(self, pred: Prediction) -> Prediction:
+        self.frame_id += 1
+        tracks = np.asarray(self.tracker.update(self.frame_id, pred.bboxes.astype(np.float64),
+                                                pred.scores.astype(np.float64))).reshape(-1, 6)
+        if len(tracks):
+            xyxy = tracks[:, 1:5]
+            self.rows.append(np.column_stack([np.full(len(tracks), self.frame_id), tracks[:, 0], xyxy[:, 0], xyxy[:, 1],
+                                              xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1], tracks[:, 5]]))
+        if len(pred) == 0 or len(tracks) == 0:
+            out = pred.select(np.zeros(len(pred), bool))
+            out.track_ids = np.zeros((0,), np.int64)
+            return out
+        from det.core.structures import box_iou
+
+        match = box_iou(tracks[:, 1:5].astype(np.float32), pred.bboxes.astype(np.float32)).argmax(1)
+        out = pred.select(match)
+        out.bboxes = tracks[:, 1:5].astype(np.float32)
+        out.track_ids = tracks[:, 0].astype(np.int64)
+        return out
+
+    def close(self) -> dict[str, str]:
+        if self.out_mot is None:
+            return {}
+        from det.core.tracking.mot_io import write_mot_txt
+
+        rows = np.concatenate(self.rows) if self.rows else np.zeros((0, 7))
+        write_mot_txt(self.out_mot, rows, force=self.force)
+        return {"mot": str(self.out_mot)}
