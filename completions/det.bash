@@ -11,11 +11,26 @@ _det() {
 }
 _det_words() {
   case "$1" in
-    "det") echo "config --debug --help --version" ;;
+    "det") echo "analyze-logs config convert --debug --help --version" ;;
+    "det analyze-logs") echo "plot summary train-time --help" ;;
+    "det analyze-logs plot") echo "--force --help --json --keys --legend --out --smooth --style --title --x -f" ;;
+    "det analyze-logs summary") echo "--help --json" ;;
+    "det analyze-logs train-time") echo "--help --include-outliers --json" ;;
     "det config") echo "list show validate --help" ;;
     "det config list") echo "--help --json" ;;
     "det config show") echo "--help --json --set -s" ;;
     "det config validate") echo "--help --json --set -s" ;;
+    "det convert") echo "cityscapes coco2yolo crowdhuman images2coco mot mot-reid publish voc yolo2coco youtubevis --help" ;;
+    "det convert cityscapes") echo "--force --gt-dir --help --img-dir --json --mask-format --nproc --out-dir -f -j -o" ;;
+    "det convert coco2yolo") echo "--force --help --image-mode --img-dir --json --out-dir --segments --split -f -o" ;;
+    "det convert crowdhuman") echo "--force --help --json --nproc --out-dir -f -j -o" ;;
+    "det convert images2coco") echo "--exclude-extensions --force --help --json --nproc -e -f -j" ;;
+    "det convert mot") echo "--convert-det --force --help --json --out-dir --split-train -f -o" ;;
+    "det convert mot-reid") echo "--force --help --json --max-per-person --min-per-person --nproc --out-dir --val-split --vis-threshold -f -j -o" ;;
+    "det convert publish") echo "--force --help --json -f" ;;
+    "det convert voc") echo "--classes --force --help --json --nproc --out-dir -f -j -o" ;;
+    "det convert yolo2coco") echo "--force --help --json --nproc --out-dir --split -f -j -o" ;;
+    "det convert youtubevis") echo "--force --help --json --out-dir --version -f -o" ;;
   esac
 }
 complete -o filenames -F _det det

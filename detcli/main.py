@@ -15,7 +15,9 @@ from det.core.errors import DetError
 
 # One module per command; each exposes `register(app)`. Add a command by adding its module here.
 COMMAND_MODULES = [
+    "det.cli.analyze_logs",
     "det.cli.config",
+    "det.cli.convert",
 ]
 
 app = typer.Typer(
