@@ -1,0 +1,208 @@
+"""`Detector`: a trained checkpoint as a Python callable.
+
+    from det.core.apis import Detector
+    det = Detector.from_checkpoint("work_dirs/demo/latest.pt", device="cpu")
+    pred = det("street.jpg")            # one Prediction
+    preds = det(["a.jpg", img_bgr])     # a list, in input order
+
+Images run through the preset's test pipeline (`data.test.pipeline` without the loading
+steps), are batched, padded and sent through the model under `torch.inference_mode`
+(optionally bf16 autocast and channels_last); predictions come back in original-image pixels.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from det.core.errors import ConfigError, DetError, did_you_mean
+from det.core.inference.prediction import Prediction, from_instances
+from det.core.inference.reader import imread
+
+# Pipeline steps that read files; inference feeds decoded images instead.
+LOADING_STEPS = frozenset({"LoadImage", "LoadImageFromFile", "LoadAnnotations", "FilterAnnotations"})
+
+
+def inference_pipeline_cfg(cfg: Mapping[str, Any]) -> list[dict]:
+    """The preset's `data.test.pipeline` (falling back to `data.val.pipeline`) minus loading."""
+    data = cfg.get("data") or {}
+    for split in ("test", "val"):
+        section = data.get(split) or {}
+        pipeline = section.get("pipeline") if isinstance(section, Mapping) else None
+        if pipeline:
+            return [dict(t) for t in pipeline if not (isinstance(t, Mapping) and t.get("type") in LOADING_STEPS)]
+    raise ConfigError("data.test.pipeline: missing; the preset needs a test pipeline for inference")
+
+
+def class_names_of(ckpt: Mapping[str, Any], cfg: Mapping[str, Any]) -> list[str]:
+    meta = ckpt.get("meta") or {}
+    names = meta.get("classes") or (cfg.get("data") or {}).get("classes")
+    if not names:
+        raise DetError("checkpoint: no class names in meta.classes or the preset's data.classes")
+    return [str(n) for n in names]
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise DetError(f"--device: '{device}' is not a device (cpu, cuda, cuda:1, auto)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise DetError(f"--device: '{device}' requested but CUDA is not available")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise DetError(f"--device: '{device}' does not exist ({torch.cuda.device_count()} CUDA devices)")
+    return dev
+
+
+def pad_batch(inputs: Sequence[torch.Tensor], divisor: int = 1, pad_value: int = 0) -> torch.Tensor:
+    """Stack (3, H, W) uint8 tensors into (B, 3, H', W'), padded bottom/right to the largest
+    size rounded up to `divisor`."""
+    h = max(int(t.shape[1]) for t in inputs)
+    w = max(int(t.shape[2]) for t in inputs)
+    if divisor > 1:
+        h, w = -(-h // divisor) * divisor, -(-w // divisor) * divisor
+    out = torch.full((len(inputs), int(inputs[0].shape[0]), h, w), pad_value, dtype=inputs[0].dtype)
+    for i, t in enumerate(inputs):
+        out[i, :, : t.shape[1], : t.shape[2]] = t
+    return out
+
+
+class Detector:
+    """A model + its test pipeline + class names; call it on paths, BGR arrays or lists."""
+
+    def __init__(self, model: torch.nn.Module, pipeline_cfg: list[dict], class_names: Sequence[str],
+                 device: str | torch.device | None = "cpu", score_thr: float = 0.3,
+                 classes: Sequence[str] | None = None, amp: bool = False, channels_last: bool = False,
+                 batch_size: int = 1, preset: Mapping[str, Any] | None = None) -> None:
+        from det.core.data.transforms import build_pipeline
+
+        self.device = resolve_device(device)
+        self.model = model.eval().to(self.device)
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.channels_last = channels_last
+        self.pipeline = build_pipeline(pipeline_cfg, "data.test.pipeline")
+        self.class_names = list(class_names)
+        self.score_thr = float(score_thr)
+        self.keep_labels = self._labels_for(classes)
+        self.amp = amp
+        self.batch_size = max(1, int(batch_size))
+        self.preset = dict(preset or {})
+
+    def _labels_for(self, classes: Sequence[str] | None) -> np.ndarray | None:
+        if not classes:
+            return None
+        labels = []
+        for name in classes:
+            if name not in self.class_names:
+                raise DetError(f"--classes: unknown class '{name}'{did_you_mean(name, self.class_names)}")
+            labels.append(self.class_names.index(name))
+        return np.array(sorted(set(labels)), np.int64)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = "cpu", preset: str | None = None,
+                        overrides: Sequence[str] = (), **kwargs: Any) -> "Detector":
+        """Build the model from the preset stored in the checkpoint (or `preset`, a file or a
+        bundled name, with `overrides` as in --set) and load its weights."""
+        from det.core.config import apply_overrides, load_preset
+        from det.core.fileio import load_checkpoint
+        from det.core.models import build_detector
+
+        ckpt = load_checkpoint(path)
+        if not isinstance(ckpt, Mapping) or "state_dict" not in ckpt:
+            raise DetError(f"{path}: not a det checkpoint (no 'state_dict')")
+        if preset is not None:
+            cfg = load_preset(preset, list(overrides))
+        elif ckpt.get("preset"):
+            cfg = apply_overrides(dict(ckpt["preset"]), list(overrides)) if overrides else dict(ckpt["preset"])
+        else:
+            raise DetError(f"{path}: checkpoint carries no preset; pass --preset")
+        model = build_detector(cfg["model"])
+        missing, unexpected = model.load_state_dict(ckpt["state_dict"], strict=False)
+        if missing or unexpected:
+            what = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
+            raise DetError(f"{path}: weights do not fit the preset's model ({what})")
+        return cls(model, inference_pipeline_cfg(cfg), class_names_of(ckpt, cfg), device=device, preset=cfg, **kwargs)
+
+    # -- steps the CLI runs separately (pipeline in the reader thread, forward in the main one) --
+    def preprocess(self, image: np.ndarray, img_path: str = "") -> dict:
+        """Run the test pipeline on a BGR uint8 image -> {"inputs", "sample"}."""
+        if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
+            raise DetError(f"{img_path or 'image'}: expected a BGR array of shape (H, W, 3), got {getattr(image, 'shape', type(image))}")
+        if image.dtype != np.uint8:
+            image = np.clip(image, 0, 255).astype(np.uint8)
+        h, w = image.shape[:2]
+        record = {"img": image, "img_path": img_path, "img_id": -1, "ori_shape": (h, w), "img_shape": (h, w),
+                  "scale_factor": (1.0, 1.0), "flip_direction": None}
+        out = self.pipeline(record)
+        if out is None or "inputs" not in out:
+            raise ConfigError("data.test.pipeline: must end with Pack and keep every image")
+        return out
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if not self.amp:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    def forward(self, inputs: torch.Tensor, samples: list) -> list:
+        """The model's own prediction on a padded uint8 batch (no pipeline, no filtering)."""
+        with torch.inference_mode(), self._autocast():
+            return self.model.predict(inputs.to(self.device, non_blocking=True), samples)
+
+    def collate(self, prepared: Sequence[dict]) -> tuple[torch.Tensor, list]:
+        divisor = int(getattr(getattr(self.model, "data_preprocessor", None), "pad_size_divisor", 1) or 1)
+        inputs = pad_batch([p["inputs"] for p in prepared], divisor)
+        samples = [p["sample"] for p in prepared]
+        for s in samples:
+            s.batch_input_shape = (int(inputs.shape[2]), int(inputs.shape[3]))
+        return inputs, samples
+
+    def predict_prepared(self, prepared: Sequence[dict]) -> list[Prediction]:
+        """Predictions for pipeline outputs, in batches of `batch_size`."""
+        preds: list[Prediction] = []
+        for start in range(0, len(prepared), self.batch_size):
+            chunk = prepared[start:start + self.batch_size]
+            inputs, samples = self.collate(chunk)
+            for inst, sample in zip(self.forward(inputs, samples), samples):
+                h, w = sample.ori_shape
+                pred = from_instances(inst, self.class_names, sample.img_path, int(h), int(w))
+                preds.append(self._filter(pred))
+        return preds
+
+    def _filter(self, pred: Prediction) -> Prediction:
+        keep = pred.scores >= self.score_thr
+        if self.keep_labels is not None:
+            keep &= np.isin(pred.labels, self.keep_labels)
+        pred = pred.select(keep)
+        order = np.argsort(-pred.scores, kind="stable")
+        return pred.select(order)
+
+    def predict_arrays(self, images: Sequence[np.ndarray], paths: Sequence[str] | None = None) -> list[Prediction]:
+        paths = list(paths) if paths is not None else [""] * len(images)
+        return self.predict_prepared([self.preprocess(img, p) for img, p in zip(images, paths)])
+
+    def __call__(self, inputs: Any) -> Prediction | list[Prediction]:
+        """`inputs`: a path, a BGR (H, W, 3) uint8 array, or a list of them."""
+        single = isinstance(inputs, (str, Path, np.ndarray))
+        items = [inputs] if single else list(inputs)
+        images, paths = [], []
+        for item in items:
+            if isinstance(item, (str, Path)):
+                img = imread(str(item))
+                if img is None:
+                    raise DetError(f"{item}: cannot read image" if Path(item).exists() else f"{item}: image not found")
+                images.append(img)
+                paths.append(str(item))
+            elif isinstance(item, np.ndarray):
+                images.append(item)
+                paths.append("")
+            else:
+                raise DetError(f"Detector: expected a path or a BGR array, got {type(item).__name__}")
+        preds = self.predict_arrays(images, paths)
+        return preds[0] if single else preds
