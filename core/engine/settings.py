@@ -1,0 +1,114 @@
+"""The `train` section of a preset, checked once with errors naming the key."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from det.core.errors import ConfigError, did_you_mean
+
+TRAIN_KEYS = {
+    "max_epochs", "max_iters", "val_interval", "val_begin", "log_interval", "optimizer", "paramwise",
+    "clip_grad", "schedulers", "ema", "checkpoint", "amp", "auto_scale_lr", "switch_epoch",
+    "find_unused_parameters", "sync_bn", "tensorboard", "seed",
+}
+CHECKPOINT_KEYS = {"interval", "max_keep", "save_best", "rule", "save_last", "by_epoch"}
+
+
+def _mapping(value: Any, where: str, keys: set[str] | None = None) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+    for key in value:
+        if keys is not None and key not in keys:
+            raise ConfigError(f"{where}.{key}: unknown key{did_you_mean(key, keys)}")
+    return value
+
+
+def _positive_int(value: Any, where: str, allow_zero: bool = False) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
+        raise ConfigError(f"{where}: expected an integer >= {0 if allow_zero else 1}, got {value!r}")
+    return value
+
+
+@dataclass
+class TrainSettings:
+    max_epochs: int | None
+    max_iters: int | None
+    val_interval: int = 1
+    val_begin: int = 1
+    log_interval: int = 50
+    optimizer: dict = field(default_factory=dict)
+    paramwise: dict = field(default_factory=dict)
+    clip_grad: dict | None = None
+    schedulers: list = field(default_factory=list)
+    ema: dict | None = None
+    checkpoint: dict = field(default_factory=dict)
+    amp: dict = field(default_factory=dict)
+    auto_scale_lr: dict = field(default_factory=dict)
+    switch_epoch: int | None = None
+    find_unused_parameters: bool = False
+    sync_bn: bool = False
+    tensorboard: bool = False
+
+    @property
+    def epoch_based(self) -> bool:
+        return self.max_epochs is not None
+
+    @classmethod
+    def from_cfg(cls, cfg: dict | None) -> "TrainSettings":
+        cfg = _mapping(cfg, "train", TRAIN_KEYS)
+        if not cfg:
+            raise ConfigError("train: missing section (needs max_epochs or max_iters and an optimizer)")
+        max_epochs, max_iters = cfg.get("max_epochs"), cfg.get("max_iters")
+        if (max_epochs is None) == (max_iters is None):
+            raise ConfigError("train: give exactly one of max_epochs (epoch-based) or max_iters (iteration-based)")
+        if max_epochs is not None:
+            _positive_int(max_epochs, "train.max_epochs")
+        else:
+            _positive_int(max_iters, "train.max_iters")
+        if "optimizer" not in cfg:
+            raise ConfigError("train.optimizer: required (e.g. {type: SGD, lr: 0.01, momentum: 0.9})")
+        ckpt = dict(_mapping(cfg.get("checkpoint"), "train.checkpoint", CHECKPOINT_KEYS))
+        ckpt.setdefault("interval", 1 if max_epochs is not None else max(1, (max_iters or 1)))
+        _positive_int(ckpt["interval"], "train.checkpoint.interval")
+        if ckpt.get("max_keep") is not None:
+            _positive_int(ckpt["max_keep"], "train.checkpoint.max_keep")
+        if ckpt.get("rule", "greater") not in ("greater", "less"):
+            raise ConfigError(f"train.checkpoint.rule: expected 'greater' or 'less', got {ckpt['rule']!r}")
+        amp = cfg.get("amp", False)
+        if isinstance(amp, bool):
+            amp = {"enabled": amp}
+        amp = dict(_mapping(amp, "train.amp", {"enabled", "dtype"}))
+        if amp.get("dtype", "auto") not in ("auto", "bf16", "fp16", "bfloat16", "float16"):
+            raise ConfigError(f"train.amp.dtype: expected auto, bf16 or fp16, got {amp['dtype']!r}")
+        scale = cfg.get("auto_scale_lr") or {}
+        scale = dict(_mapping(scale, "train.auto_scale_lr", {"enable", "base_batch_size"}))
+        if scale.get("base_batch_size") is not None:
+            _positive_int(scale["base_batch_size"], "train.auto_scale_lr.base_batch_size")
+        clip = cfg.get("clip_grad")
+        if clip is not None:
+            clip = _mapping(clip, "train.clip_grad", {"max_norm", "norm_type"})
+            if "max_norm" not in clip:
+                raise ConfigError("train.clip_grad.max_norm: required")
+        ema = cfg.get("ema")
+        if ema is not None:
+            _mapping(ema, "train.ema")
+        sw = cfg.get("switch_epoch")
+        if sw is not None:
+            if isinstance(sw, bool) or not isinstance(sw, int):
+                raise ConfigError(f"train.switch_epoch: expected an integer, got {sw!r}")
+            if max_epochs is None:
+                raise ConfigError("train.switch_epoch: only for epoch-based training (max_epochs)")
+            sw = sw + max_epochs if sw < 0 else sw
+        return cls(
+            max_epochs=max_epochs, max_iters=max_iters,
+            val_interval=_positive_int(cfg.get("val_interval", 1 if max_epochs is not None else max_iters), "train.val_interval"),
+            val_begin=_positive_int(cfg.get("val_begin", 1), "train.val_begin"),
+            log_interval=_positive_int(cfg.get("log_interval", 50), "train.log_interval"),
+            optimizer=cfg["optimizer"], paramwise=_mapping(cfg.get("paramwise"), "train.paramwise"),
+            clip_grad=clip, schedulers=cfg.get("schedulers") or [], ema=ema, checkpoint=ckpt, amp=amp,
+            auto_scale_lr=scale, switch_epoch=sw,
+            find_unused_parameters=bool(cfg.get("find_unused_parameters", False)),
+            sync_bn=bool(cfg.get("sync_bn", False)), tensorboard=bool(cfg.get("tensorboard", False)),
+        )

@@ -1,0 +1,182 @@
+"""Evaluators: turn model predictions (list[Instances] in original-image coordinates, with the
+batch's DetSample records) into metrics, gathering predictions from every rank.
+
+    evaluation: {type: CocoMetric, metric: [bbox], classwise: false}
+    evaluation: {type: VOCMetric, iou_thr: 0.5, eval_mode: area}
+
+CocoMetric converts predictions into COCO results (xywh boxes, category ids from
+`dataset.cat_ids`, RLE masks) and calls `det.core.evaluation.coco.coco_evaluate` with
+`dataset.coco_gt()`. VOCMetric computes VOC mAP against the samples' ground truth (boxes mapped
+back to original-image coordinates by the dataset's `gt_instances(index)` when available).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from det.core.config.build import build
+from det.core.engine import dist
+from det.core.errors import ConfigError, DataError
+from det.core.evaluation.voc import voc_map
+from det.core.structures.masks import bitmap_to_rle
+
+
+def _masks_numpy(masks: Any) -> np.ndarray | None:
+    if masks is None:
+        return None
+    if isinstance(masks, torch.Tensor):
+        return masks.detach().cpu().numpy().astype(bool)
+    if isinstance(masks, np.ndarray):
+        return masks.astype(bool)
+    for attr in ("to_ndarray", "numpy"):
+        if hasattr(masks, attr):
+            return np.asarray(getattr(masks, attr)()).astype(bool)
+    if hasattr(masks, "masks"):
+        return np.asarray(masks.masks).astype(bool)
+    raise TypeError(f"cannot read predicted masks of type {type(masks).__name__}")
+
+
+def instances_to_coco(img_id: int, pred: Any, cat_ids: Sequence[int], with_masks: bool = False) -> list[dict]:
+    """One image's predictions -> COCO result dicts (`bbox` is xywh)."""
+    if len(pred) == 0:
+        return []
+    boxes = pred.bboxes.detach().cpu().double().numpy()
+    scores = pred.scores.detach().cpu().double().numpy() if pred.scores is not None else np.ones(len(boxes))
+    labels = pred.labels.detach().cpu().numpy()
+    masks = _masks_numpy(pred.masks) if with_masks else None
+    out = []
+    for i in range(len(boxes)):
+        x1, y1, x2, y2 = boxes[i].tolist()
+        label = int(labels[i])
+        if not 0 <= label < len(cat_ids):
+            raise DataError(f"prediction label {label} outside the dataset's {len(cat_ids)} classes")
+        rec = {"image_id": int(img_id), "category_id": int(cat_ids[label]), "bbox": [x1, y1, x2 - x1, y2 - y1],
+               "score": float(scores[i])}
+        if masks is not None:
+            rec["segmentation"] = bitmap_to_rle(masks[i])
+        out.append(rec)
+    return out
+
+
+class CocoMetric:
+    """COCO bbox / segm / proposal metrics through pycocotools (see evaluation/coco.py)."""
+
+    def __init__(self, dataset: Any = None, metric: str | list[str] = "bbox", classwise: bool = False,
+                 proposal_nums: Sequence[int] = (100, 300, 1000), format_only: bool = False, ann_file: str | None = None):
+        metrics = [metric] if isinstance(metric, str) else list(metric)
+        for m in metrics:
+            if m not in ("bbox", "segm", "proposal"):
+                raise ConfigError(f"evaluation.metric: unknown metric '{m}'; valid: bbox, segm, proposal")
+        self.metrics, self.classwise = metrics, bool(classwise)
+        self.proposal_nums, self.format_only = tuple(proposal_nums), bool(format_only)
+        self.ann_file = ann_file
+        self.dataset = dataset
+        self._results: list[dict] = []
+
+    @property
+    def cat_ids(self) -> list[int]:
+        ids = getattr(self.dataset, "cat_ids", None)
+        if ids is None:
+            classes = getattr(self.dataset, "classes", None) or []
+            return list(range(1, len(classes) + 1))
+        return [int(i) for i in ids]
+
+    def reset(self) -> None:
+        self._results = []
+
+    def process(self, samples: Sequence[Any], preds: Sequence[Any]) -> None:
+        with_masks = "segm" in self.metrics
+        ids = self.cat_ids
+        for sample, pred in zip(samples, preds):
+            self._results += instances_to_coco(sample.img_id, pred, ids, with_masks)
+
+    def results(self) -> list[dict]:
+        """COCO results of all ranks (every rank gets the full list)."""
+        gathered = dist.all_gather_object(self._results)
+        return [r for part in gathered for r in part]
+
+    def evaluate(self) -> dict[str, float]:
+        results = self.results()
+        if self.format_only:
+            return {}
+        metrics: dict[str, Any] = {}
+        if dist.is_main():
+            from det.core.evaluation.coco import coco_evaluate
+
+            gt = self.ann_file or self.dataset.coco_gt()
+            for m in self.metrics:
+                metrics.update(coco_evaluate(gt, results, iou_type=m, classwise=self.classwise,
+                                             proposal_nums=self.proposal_nums))
+        return dist.broadcast_object(metrics)
+
+
+class VOCMetric:
+    """VOC mAP at `iou_thr` ('area' or '11points'), difficult boxes ignored."""
+
+    def __init__(self, dataset: Any = None, iou_thr: float = 0.5, eval_mode: str = "area",
+                 legacy_coordinate: bool = False, classwise: bool = False):
+        if eval_mode not in ("area", "11points"):
+            raise ConfigError(f"evaluation.eval_mode: expected 'area' or '11points', got {eval_mode!r}")
+        self.dataset, self.iou_thr, self.mode = dataset, float(iou_thr), eval_mode
+        self.legacy, self.classwise = bool(legacy_coordinate), bool(classwise)
+        self._items: list[tuple] = []
+
+    def reset(self) -> None:
+        self._items = []
+
+    def process(self, samples: Sequence[Any], preds: Sequence[Any]) -> None:
+        for sample, pred in zip(samples, preds):
+            gt = sample.meta.get("ori_gt") if isinstance(getattr(sample, "meta", None), dict) else None
+            if gt is None:
+                gt = _gt_in_original(sample)
+            boxes = gt.bboxes.detach().cpu().numpy().reshape(-1, 4)
+            labels = gt.labels.detach().cpu().numpy().reshape(-1)
+            ignore = gt.ignore.detach().cpu().numpy().reshape(-1) if gt.ignore is not None else np.zeros(len(labels), bool)
+            det = np.concatenate([pred.bboxes.detach().cpu().numpy().reshape(-1, 4),
+                                  (pred.scores if pred.scores is not None else torch.ones(len(pred))).detach().cpu().numpy().reshape(-1, 1)], 1)
+            self._items.append((sample.img_id, det, pred.labels.detach().cpu().numpy().reshape(-1), boxes, labels, ignore))
+
+    def evaluate(self) -> dict[str, float]:
+        items = [it for part in dist.all_gather_object(self._items) for it in part]
+        metrics: dict[str, float] = {}
+        if dist.is_main():
+            classes = list(getattr(self.dataset, "classes", []) or [])
+            num_classes = len(classes) or int(max([it[2].max(initial=-1) for it in items] + [it[4].max(initial=-1) for it in items]) + 1)
+            dets = [[it[1][it[2] == c] for c in range(num_classes)] for it in items]
+            mean_ap, per_class = voc_map(dets, [it[3] for it in items], [it[4] for it in items], [it[5] for it in items],
+                                         num_classes, self.iou_thr, self.mode, self.legacy)
+            tag = f"AP{int(round(self.iou_thr * 100))}"
+            metrics = {"pascal_voc/mAP": mean_ap, f"pascal_voc/{tag}": mean_ap}
+            if self.classwise:
+                for c, r in enumerate(per_class):
+                    name = classes[c] if c < len(classes) else str(c)
+                    metrics[f"pascal_voc/{name}_{tag}"] = r["ap"]
+        return dist.broadcast_object(metrics)
+
+
+def _gt_in_original(sample: Any) -> Any:
+    """Ground truth of a test sample mapped back to the original image (undo resize/flip)."""
+    from det.core.structures import Instances
+
+    gt = sample.gt
+    boxes = gt.bboxes.detach().cpu().float().clone()
+    if sample.flip_direction in ("horizontal", "diagonal"):
+        w = sample.img_shape[1]
+        boxes[:, [0, 2]] = w - boxes[:, [2, 0]]
+    if sample.flip_direction in ("vertical", "diagonal"):
+        h = sample.img_shape[0]
+        boxes[:, [1, 3]] = h - boxes[:, [3, 1]]
+    sx, sy = sample.scale_factor
+    boxes /= torch.tensor([sx, sy, sx, sy], dtype=boxes.dtype)
+    return Instances(bboxes=boxes, labels=gt.labels, ignore=gt.ignore)
+
+
+EVALUATORS = {"CocoMetric": CocoMetric, "VOCMetric": VOCMetric}
+
+
+def build_evaluator(cfg: dict | None, dataset: Any) -> Any:
+    """The `evaluation` section -> an evaluator bound to `dataset` (CocoMetric by default)."""
+    return build(cfg or {"type": "CocoMetric"}, EVALUATORS, "evaluation", dataset=dataset)

@@ -1,0 +1,123 @@
+"""Trainer: exact resume, invalid-loss stop, checkpoints, pipeline switch, iteration loop, AMP."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from det.core.engine import InvalidLossError, Trainer, seed_everything
+from det.core.evaluation.evaluator import VOCMetric
+from det.core.fileio import load_checkpoint
+from engine_tiny import SquaresDataset, TinyDet, collate
+
+VOLATILE = {"time", "data_time", "memory"}
+
+
+def make(work_dir: Path, max_epochs: int = 2, lr: float = 0.01, **train) -> Trainer:
+    seed_everything(0, deterministic=True)
+    ds, vds = SquaresDataset(16), SquaresDataset(6, augment=False)
+    cfg = {"max_epochs": max_epochs, "log_interval": 2, "optimizer": {"type": "SGD", "lr": lr, "momentum": 0.9, "weight_decay": 1e-4},
+           "paramwise": {"norm_decay_mult": 0.0},
+           "schedulers": [{"type": "LinearLR", "start_factor": 0.1, "by_epoch": False, "begin": 0, "end": 3},
+                          {"type": "MultiStepLR", "milestones": [1], "gamma": 0.5}],
+           "ema": {"type": "ExpMomentumEMA", "momentum": 0.01, "gamma": 20, "update_buffers": True},
+           "checkpoint": {"save_best": "auto"}, **train}
+    return Trainer(TinyDet(norm=True), cfg, work_dir, train_dataset=ds, collate_fn=collate, batch_size=4,
+                   val_dataset=vds, evaluator=VOCMetric(vds), preset={"train": cfg}, seed=0, deterministic=True)
+
+
+def records(path: Path) -> list[dict]:
+    return [{k: v for k, v in json.loads(line).items() if k not in VOLATILE} for line in path.read_text().splitlines()]
+
+
+def test_resume_matches_straight_run(tmp_path):
+    make(tmp_path / "a").fit()
+    make(tmp_path / "b", max_epochs=1).fit()
+    make(tmp_path / "b", max_epochs=2).fit(resume=tmp_path / "b" / "last.pt")
+    a, b = load_checkpoint(tmp_path / "a" / "last.pt"), load_checkpoint(tmp_path / "b" / "last.pt")
+    for key in ("state_dict", "raw_state_dict"):
+        assert a[key].keys() == b[key].keys()
+        for name in a[key]:
+            assert torch.equal(a[key][name], b[key][name]), f"{key}.{name} differs after resume"
+    assert a["optimizer"]["state"].keys() == b["optimizer"]["state"].keys()
+    for idx in a["optimizer"]["state"]:
+        assert torch.equal(a["optimizer"]["state"][idx]["momentum_buffer"], b["optimizer"]["state"][idx]["momentum_buffer"])
+    ra, rb = records(tmp_path / "a" / "log.jsonl"), records(tmp_path / "b" / "log.jsonl")
+    assert len(ra) == 6 and ra == rb
+    assert a["meta"]["epoch"] == b["meta"]["epoch"] == 2
+
+
+def test_checkpoint_contents_and_files(tmp_path):
+    t = make(tmp_path, max_epochs=3, checkpoint={"save_best": "pascal_voc/mAP", "max_keep": 2})
+    result = t.fit()
+    names = sorted(p.name for p in tmp_path.glob("*.pt"))
+    assert names == ["best_pascal_voc_mAP.pt", "epoch_2.pt", "epoch_3.pt", "last.pt"]
+    ckpt = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert ckpt["meta"]["classes"] == ["red", "green", "blue"] and ckpt["meta"]["epoch"] == 3
+    assert ckpt["preset"]["train"]["max_epochs"] == 3
+    best = torch.load(tmp_path / "best_pascal_voc_mAP.pt", weights_only=True)
+    assert best["meta"]["epoch"] == result["best"]["epoch"]
+    vals = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines() if '"val"' in line]
+    assert max(v["pascal_voc/mAP"] for v in vals) == result["best"]["value"]
+    train_rec = json.loads((tmp_path / "log.jsonl").read_text().splitlines()[0])
+    assert {"step", "epoch", "iter", "lr", "loss", "loss_cls", "loss_bbox", "time", "data_time", "memory"} <= train_rec.keys()
+
+
+def test_invalid_loss_stops_and_keeps_last_checkpoint(tmp_path):
+    t = make(tmp_path, max_epochs=1, lr=0.01)
+    t.fit()
+    before = (tmp_path / "last.pt").read_bytes()
+    t2 = make(tmp_path, max_epochs=4, lr=1e12, schedulers=[])
+    with pytest.raises(InvalidLossError, match=r"invalid loss at epoch 2, iteration \d+ \(global iteration \d+\)") as info:
+        t2.fit(resume=tmp_path / "last.pt")
+    assert info.value.exit_code != 0
+    assert "last.pt" in str(info.value) or "epoch_1.pt" in str(info.value)
+    assert (tmp_path / "last.pt").read_bytes() == before
+    assert not (tmp_path / "epoch_2.pt").exists()
+
+
+def test_class_count_mismatch_is_an_error(tmp_path):
+    from det.core.errors import ConfigError
+
+    ds = SquaresDataset(4)
+    with pytest.raises(ConfigError, match="num_classes is 5 but the dataset has 3 classes"):
+        Trainer(TinyDet(num_classes=5), {"max_epochs": 1, "optimizer": {"type": "SGD", "lr": 0.1}}, tmp_path,
+                train_dataset=ds, collate_fn=collate, batch_size=2)
+
+
+def test_pipeline_switch_and_iteration_loop(tmp_path):
+    seed_everything(0)
+    ds = SquaresDataset(8)
+    cfg = {"max_epochs": 3, "switch_epoch": -1, "log_interval": 1, "optimizer": {"type": "SGD", "lr": 0.01}}
+    t = Trainer(TinyDet(), cfg, tmp_path / "sw", train_dataset=ds, collate_fn=collate, batch_size=4,
+                switch_pipeline=[{"type": "Plain"}])
+    seen = []
+
+    class Spy(__import__("det.core.engine", fromlist=["Hook"]).Hook):
+        def before_iter(self, trainer):
+            seen.append((trainer.epoch, ds.pipeline_name))
+
+    t.register_hook(Spy())
+    t.fit()
+    assert [s for s in seen if s[0] < 2] == [(0, "default")] * 2 + [(1, "default")] * 2
+    assert [s for s in seen if s[0] == 2] == [(2, "Plain")] * 2
+
+    cfg = {"max_iters": 5, "val_interval": 3, "log_interval": 2, "checkpoint": {"interval": 2},
+           "optimizer": {"type": "SGD", "lr": 0.01}}
+    vds = SquaresDataset(3, augment=False)
+    t = Trainer(TinyDet(), cfg, tmp_path / "it", train_dataset=ds, collate_fn=collate, batch_size=4,
+                val_dataset=vds, evaluator=VOCMetric(vds))
+    t.fit()
+    assert sorted(p.name for p in (tmp_path / "it").glob("iter_*.pt")) == ["iter_2.pt", "iter_4.pt", "iter_5.pt"]
+    recs = [json.loads(line) for line in (tmp_path / "it" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in recs if r["mode"] == "val"] == [3, 5]
+    assert [r["step"] for r in recs if r["mode"] == "train"] == [2, 4, 5]
+
+
+def test_bf16_autocast_on_cpu(tmp_path):
+    t = make(tmp_path, max_epochs=1, amp=True)
+    assert t.amp_dtype == torch.bfloat16 and t.scaler is None
+    t.fit()
+    assert (tmp_path / "last.pt").exists()
