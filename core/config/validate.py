@@ -16,9 +16,16 @@ def _check_model(cfg: dict) -> None:
     build_detector(cfg["model"])
 
 
+def _check_tracker(cfg: dict) -> None:
+    from det.core.tracking.search import check_tracker_config
+
+    check_tracker_config(cfg["tracker"])
+
+
 # section -> function(cfg) that raises ConfigError when the section cannot be built.
 SECTION_CHECKS: dict[str, Callable[[dict], None]] = {
     "model": _check_model,
+    "tracker": _check_tracker,
 }
 
 

@@ -1,0 +1,138 @@
+"""Track records and the tracker interface shared by SORT, ByteTrack and OC-SORT.
+
+A tracker is fed one frame at a time: `update(frame_id, boxes, scores)` with (N, 4) xyxy boxes
+and (N,) scores, and returns the tracks reported for that frame as (K, 6) rows
+`id, x1, y1, x2, y2, score`. `reset()` starts a new sequence.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from det.core.config import build
+from det.core.errors import ConfigError
+from det.core.tracking.kalman import MOTIONS, KalmanFilter, xyah_to_xyxy, xyxy_to_xyah
+
+TENTATIVE, CONFIRMED = "tentative", "confirmed"
+
+
+@dataclass
+class Track:
+    """One target: Kalman state plus the bookkeeping the association stages need."""
+
+    track_id: int
+    mean: np.ndarray  # (8,)
+    cov: np.ndarray  # (8, 8)
+    box: np.ndarray  # last observed xyxy box
+    score: float
+    start_frame: int
+    last_frame: int  # frame of the last matched observation
+    state: str = TENTATIVE
+    hits: int = 1  # total matched observations
+    hit_streak: int = 1  # consecutive matched frames up to last_frame
+    observations: dict[int, np.ndarray] = field(default_factory=dict)
+    saved: tuple[np.ndarray, np.ndarray] | None = None  # Kalman state right after the last update
+
+    def predicted_box(self) -> np.ndarray:
+        return xyah_to_xyxy(self.mean[None])[0]
+
+
+class BaseTracker(ABC):
+    """Holds tracks, a motion model and the output format; subclasses implement `_step`."""
+
+    def __init__(self, motion: Mapping | None = None, num_frames_retain: int = 30) -> None:
+        self.motion: KalmanFilter = build(dict(motion or {"type": "KalmanFilter"}), MOTIONS, "motion")
+        if int(num_frames_retain) < 0:
+            raise ConfigError("tracker.num_frames_retain: must be >= 0")
+        self.num_frames_retain = int(num_frames_retain)
+        self.reset()
+
+    def reset(self) -> None:
+        self.tracks: list[Track] = []
+        self.next_id = 1
+        self.first_frame: int | None = None
+
+    # -- helpers shared by the subclasses ---------------------------------------------------
+    def predict(self, tracks: list[Track], freeze_lost_height: bool = False, frame_id: int = 0) -> None:
+        """Advance every given track one frame with the motion model (one batched call)."""
+        if not tracks:
+            return
+        mean = np.stack([t.mean for t in tracks])
+        cov = np.stack([t.cov for t in tracks])
+        if freeze_lost_height:
+            # ByteTrack: a track not seen in the previous frame stops changing its height.
+            lost = np.array([t.last_frame < frame_id - 1 for t in tracks])
+            mean[lost, 7] = 0.0
+        mean, cov = self.motion.predict(mean, cov)
+        for i, t in enumerate(tracks):
+            t.mean, t.cov = mean[i], cov[i]
+
+    def correct(self, tracks: list[Track], boxes: np.ndarray, scores: np.ndarray, frame_id: int) -> None:
+        """Kalman update of `tracks` with their matched boxes; bookkeeping of hits and frames."""
+        if not tracks:
+            return
+        mean = np.stack([t.mean for t in tracks])
+        cov = np.stack([t.cov for t in tracks])
+        mean, cov = self.motion.update(mean, cov, xyxy_to_xyah(boxes))
+        for i, t in enumerate(tracks):
+            t.hit_streak = t.hit_streak + 1 if t.last_frame == frame_id - 1 else 1
+            t.mean, t.cov = mean[i], cov[i]
+            t.box = np.asarray(boxes[i], dtype=np.float64)
+            t.score = float(scores[i])
+            t.last_frame = frame_id
+            t.hits += 1
+            t.observations[frame_id] = t.box
+            t.saved = (t.mean.copy(), t.cov.copy())
+
+    def new_tracks(self, boxes: np.ndarray, scores: np.ndarray, frame_id: int, confirmed: bool) -> list[Track]:
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        if len(boxes) == 0:
+            return []
+        mean, cov = self.motion.initiate(xyxy_to_xyah(boxes))
+        made = []
+        for i in range(len(boxes)):
+            t = Track(self.next_id, mean[i], cov[i], boxes[i].copy(), float(scores[i]), frame_id, frame_id,
+                      CONFIRMED if confirmed else TENTATIVE)
+            t.observations[frame_id] = t.box
+            t.saved = (mean[i].copy(), cov[i].copy())
+            self.next_id += 1
+            made.append(t)
+        self.tracks.extend(made)
+        return made
+
+    def drop_stale(self, frame_id: int) -> None:
+        """Forget tracks unseen for more than num_frames_retain frames."""
+        self.tracks = [t for t in self.tracks if frame_id - t.last_frame <= self.num_frames_retain]
+
+    # -- the public interface -----------------------------------------------------------------
+    def update(self, frame_id: int, boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """Associate one frame's detections; (K, 6) rows id, x1, y1, x2, y2, score."""
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+        if len(boxes) != len(scores):
+            raise ValueError(f"{len(boxes)} boxes but {len(scores)} scores")
+        if self.first_frame is None:
+            self.first_frame = frame_id
+        reported = self._step(frame_id, boxes, scores)
+        if not reported:
+            return np.empty((0, 6))
+        return np.array([[t.track_id, *t.box, t.score] for t in reported], dtype=np.float64)
+
+    @abstractmethod
+    def _step(self, frame_id: int, boxes: np.ndarray, scores: np.ndarray) -> list[Track]:
+        """Associate this frame's detections; return the tracks to report for it."""
+
+
+def predicted_boxes(tracks: list[Track]) -> np.ndarray:
+    if not tracks:
+        return np.empty((0, 4))
+    return xyah_to_xyxy(np.stack([t.mean for t in tracks]))
+
+
+def last_boxes(tracks: list[Track]) -> np.ndarray:
+    if not tracks:
+        return np.empty((0, 4))
+    return np.stack([t.box for t in tracks])
