@@ -11,7 +11,7 @@ _det() {
 }
 _det_words() {
   case "$1" in
-    "det") echo "analyze-logs config convert --debug --help --version" ;;
+    "det") echo "analyze-logs config confusion-matrix convert infer --debug --help --version" ;;
     "det analyze-logs") echo "plot summary train-time --help" ;;
     "det analyze-logs plot") echo "--force --help --json --keys --legend --out --smooth --style --title --x -f" ;;
     "det analyze-logs summary") echo "--help --json" ;;
@@ -20,6 +20,7 @@ _det_words() {
     "det config list") echo "--help --json" ;;
     "det config show") echo "--help --json --set -s" ;;
     "det config validate") echo "--help --json --set -s" ;;
+    "det confusion-matrix") echo "--ann --force --help --json --nms-iou-thr --out-dir --score-thr --show --tp-iou-thr -f" ;;
     "det convert") echo "cityscapes coco2yolo crowdhuman images2coco mot mot-reid publish voc yolo2coco youtubevis --help" ;;
     "det convert cityscapes") echo "--force --gt-dir --help --img-dir --json --mask-format --nproc --out-dir -f -j -o" ;;
     "det convert coco2yolo") echo "--force --help --image-mode --img-dir --json --out-dir --segments --split -f -o" ;;
@@ -31,6 +32,7 @@ _det_words() {
     "det convert voc") echo "--classes --force --help --json --nproc --out-dir -f -j -o" ;;
     "det convert yolo2coco") echo "--force --help --json --nproc --out-dir --split -f -j -o" ;;
     "det convert youtubevis") echo "--force --help --json --out-dir --version -f -o" ;;
+    "det infer") echo "--amp --ann --batch-size --channels-last --classes --device --force --format --help --limit --merge --merge-iou --no-full --no-pred --no-vis --out-dir --out-mot --out-video --overlap --preset --score-thr --set --show --slice --strict --track --weights --workers -b -d -f -o -p -s -w" ;;
   esac
 }
 complete -o filenames -F _det det

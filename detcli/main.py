@@ -17,7 +17,9 @@ from det.core.errors import DetError
 COMMAND_MODULES = [
     "det.cli.analyze_logs",
     "det.cli.config",
+    "det.cli.confusion_matrix",
     "det.cli.convert",
+    "det.cli.infer",
 ]
 
 app = typer.Typer(
