@@ -1,4 +1,5 @@
 """Boxes, masks and the per-image sample record passed between data, models and evaluation."""
+from det.core.structures.bitmap_masks import BitmapMasks
 from det.core.structures.boxes import (
     box_area,
     box_iou,
@@ -14,6 +15,7 @@ from det.core.structures.masks import bitmap_to_rle, polygons_to_bitmap, polygon
 from det.core.structures.sample import DetSample, Instances
 
 __all__ = [
+    "BitmapMasks",
     "DetSample",
     "Instances",
     "bitmap_to_rle",

@@ -1,0 +1,23 @@
+"""Dataset types buildable from presets (`data.train.dataset: {type: CocoDataset, ...}`)."""
+from det.core.data.datasets.base import BaseDetDataset
+from det.core.data.datasets.coco import CocoDataset
+from det.core.data.datasets.middle import CustomDataset
+from det.core.data.datasets.synthetic import SyntheticShapes
+from det.core.data.datasets.voc import VOC_CLASSES, VOCDataset
+from det.core.data.datasets.wrappers import ClassBalancedDataset, ConcatDataset, RepeatDataset
+
+DATASETS = {
+    "CocoDataset": CocoDataset,
+    "VOCDataset": VOCDataset,
+    "CustomDataset": CustomDataset,
+    "MiddleFormatDataset": CustomDataset,
+    "SyntheticShapes": SyntheticShapes,
+    "RepeatDataset": RepeatDataset,
+    "ConcatDataset": ConcatDataset,
+    "ClassBalancedDataset": ClassBalancedDataset,
+}
+
+__all__ = [
+    "DATASETS", "VOC_CLASSES", "BaseDetDataset", "ClassBalancedDataset", "CocoDataset", "ConcatDataset",
+    "CustomDataset", "RepeatDataset", "SyntheticShapes", "VOCDataset",
+]

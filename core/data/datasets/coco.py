@@ -1,0 +1,124 @@
+"""COCO-format detection / instance segmentation datasets."""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from det.core.data.datasets.base import BaseDetDataset
+from det.core.errors import DataError
+from det.core.fileio import read_json
+
+
+def _prefix(data_prefix: Any) -> str:
+    if isinstance(data_prefix, dict):
+        return str(data_prefix.get("img", data_prefix.get("img_path", "")) or "")
+    return str(data_prefix or "")
+
+
+class CocoDataset(BaseDetDataset):
+    """Images and instances from a COCO JSON file.
+
+    `data_root` prefixes a relative `ann_file` and image folder (`data_prefix`: a folder or
+    MMDetection's `{img: folder}`). `classes` selects a subset by name (labels follow that
+    order); otherwise every category in id order. `iscrowd` instances are ignored (kept with
+    `ignore_flag`), boxes under 1 px or with no area are dropped. Masks (polygons or RLE) are
+    kept as in the file and decoded by LoadAnnotations(with_mask=True).
+    """
+
+    def __init__(self, ann_file: str, data_root: str = "", data_prefix: Any = "", classes: Sequence[str] | None = None,
+                 palette: Sequence[Sequence[int]] | None = None, pipeline: list | None = None,
+                 filter_empty_gt: bool = True, min_size: int = 0, test_mode: bool = False, max_refetch: int = 100) -> None:
+        self.data_root = str(data_root or "")
+        self.ann_file = os.path.join(self.data_root, ann_file) if self.data_root and not os.path.isabs(ann_file) else str(ann_file)
+        prefix = _prefix(data_prefix)
+        self.img_prefix = os.path.join(self.data_root, prefix) if self.data_root and not os.path.isabs(prefix) else prefix
+        self._raw: dict | None = None
+        super().__init__(pipeline=pipeline, classes=classes, palette=palette, filter_empty_gt=filter_empty_gt,
+                         min_size=min_size, test_mode=test_mode, max_refetch=max_refetch)
+
+    def load_data_list(self) -> list[dict]:
+        raw = read_json(self.ann_file, "COCO annotation file")
+        if not isinstance(raw, dict):
+            raise DataError(f"{self.ann_file}: expected a COCO JSON object with images/annotations/categories")
+        for key in ("images", "categories"):
+            if not isinstance(raw.get(key), list):
+                raise DataError(f"{self.ann_file}: missing or invalid '{key}' list")
+        raw.setdefault("annotations", [])
+        self._raw = raw
+        try:
+            cats = sorted(raw["categories"], key=lambda c: int(c["id"]))
+            name_to_id = {str(c["name"]): int(c["id"]) for c in cats}
+        except (KeyError, TypeError, ValueError):
+            raise DataError(f"{self.ann_file}: every category needs 'id' and 'name'") from None
+        if self._requested_classes is not None:
+            unknown = [c for c in self._requested_classes if c not in name_to_id]
+            if unknown:
+                raise DataError(f"{self.ann_file}: classes {unknown} are not categories of this file "
+                                f"(available: {', '.join(name_to_id)})")
+            self.classes = tuple(self._requested_classes)
+        else:
+            self.classes = tuple(name_to_id)
+        self._cat_ids = [name_to_id[c] for c in self.classes]
+        cat2label = {cid: i for i, cid in enumerate(self._cat_ids)}
+
+        infos: dict[int, dict] = {}
+        order = []
+        for img in raw["images"]:
+            try:
+                img_id = int(img["id"])
+                info = {"img_path": os.path.join(self.img_prefix, img["file_name"]), "file_name": img["file_name"],
+                        "img_id": img_id, "width": int(img["width"]), "height": int(img["height"]), "instances": []}
+            except (KeyError, TypeError, ValueError):
+                raise DataError(f"{self.ann_file}: image entry {img!r:.80} needs id, file_name, width, height") from None
+            infos[img_id] = info
+            order.append(img_id)
+        for ann in raw["annotations"]:
+            try:
+                cid, img_id = int(ann["category_id"]), int(ann["image_id"])
+                x, y, w, h = (float(v) for v in ann["bbox"])
+            except (KeyError, TypeError, ValueError):
+                raise DataError(f"{self.ann_file}: annotation {ann.get('id', '?')} needs image_id, category_id and bbox [x, y, w, h]") from None
+            if cid not in cat2label:
+                continue
+            if img_id not in infos:
+                raise DataError(f"{self.ann_file}: annotation {ann.get('id', '?')} refers to unknown image_id {img_id}")
+            info = infos[img_id]
+            x1, y1 = max(0.0, x), max(0.0, y)
+            x2, y2 = min(x + w, float(info["width"])), min(y + h, float(info["height"]))
+            if ann.get("area", 1) <= 0 or w < 1 or h < 1 or x2 <= x1 or y2 <= y1:
+                continue
+            inst = {"bbox": [x1, y1, x2, y2], "bbox_label": cat2label[cid], "ignore_flag": bool(ann.get("iscrowd", 0))}
+            if ann.get("segmentation") is not None:
+                inst["mask"] = ann["segmentation"]
+            if "area" in ann:
+                inst["area"] = float(ann["area"])
+            inst["ann_id"] = ann.get("id")
+            info["instances"].append(inst)
+        return [infos[i] for i in order]
+
+    def coco_gt(self) -> dict:
+        """The file's own annotations (original ids, areas, segmentations) restricted to this
+        dataset's images and selected categories."""
+        raw = self._raw or {}
+        img_ids = {int(d["img_id"]) for d in self.data_list}
+        cat_ids = set(self._cat_ids)
+        return {
+            "images": [dict(i) for i in raw.get("images", []) if int(i["id"]) in img_ids],
+            "annotations": [_ann_with_area(a) for a in raw.get("annotations", [])
+                            if int(a["image_id"]) in img_ids and int(a["category_id"]) in cat_ids],
+            "categories": [{"id": int(c), "name": n} for c, n in zip(self._cat_ids, self.classes)],
+        }
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_raw"] = None  # workers need the records, not the whole file
+        return state
+
+
+def _ann_with_area(ann: dict) -> dict:
+    out = dict(ann)
+    out.setdefault("iscrowd", 0)
+    if "area" not in out:
+        out["area"] = float(out["bbox"][2]) * float(out["bbox"][3])
+    return out

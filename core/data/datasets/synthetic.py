@@ -1,0 +1,42 @@
+"""`SyntheticShapes`: the bundled shapes data as a dataset type, generated on first use into
+`$DET_CACHE/synthetic/` (keyed by its parameters) and then read as a COCO dataset."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from det.core.data.datasets.coco import CocoDataset
+from det.core.data.synthetic.cache import cached_dataset_dir
+from det.core.data.synthetic.shapes import GENERATOR_VERSION, SHAPE_CLASSES, generate_shapes
+
+SHAPES_PALETTE = ((220, 20, 60), (0, 130, 255), (0, 200, 80), (255, 170, 0), (160, 60, 230), (0, 210, 210))
+
+
+def shapes_dir(num_train: int, num_val: int, size: int, seed: int):
+    """The cache folder holding this parameter set (generated when missing)."""
+    name = f"shapes-v{GENERATOR_VERSION}-n{num_train}-v{num_val}-s{size}-seed{seed}"
+    return cached_dataset_dir(name, lambda tmp: generate_shapes(tmp, num_train, num_val, size, seed, progress=True))
+
+
+class SyntheticShapes(CocoDataset):
+    """`split` is 'train', 'val' or 'test' (test reads the val split). Other arguments are
+    CocoDataset's (class subset, filters, pipeline)."""
+
+    def __init__(self, split: str = "train", num_train: int = 600, num_val: int = 100, size: int = 256, seed: int = 0,
+                 classes: Sequence[str] | None = None, palette: Sequence[Sequence[int]] | None = None,
+                 pipeline: list | None = None, filter_empty_gt: bool = True, min_size: int = 0, test_mode: bool = False,
+                 max_refetch: int = 100) -> None:
+        if split not in ("train", "val", "test"):
+            raise ValueError(f"split must be train, val or test, got '{split}'")
+        for name, value, low in (("num_train", num_train, 0), ("num_val", num_val, 0), ("size", size, 32)):
+            if int(value) < low:
+                raise ValueError(f"{name} must be >= {low}, got {value}")
+        self.split = split
+        self.params = {"num_train": int(num_train), "num_val": int(num_val), "size": int(size), "seed": int(seed)}
+        root = shapes_dir(**self.params)
+        file_split = "train" if split == "train" else "val"
+        if palette is None:
+            chosen = classes if classes is not None else SHAPE_CLASSES
+            palette = [SHAPES_PALETTE[SHAPE_CLASSES.index(c)] if c in SHAPE_CLASSES else (128, 128, 128) for c in chosen]
+        super().__init__(ann_file=str(root / f"instances_{file_split}.json"), data_prefix=str(root), classes=classes,
+                         palette=palette, pipeline=pipeline, filter_empty_gt=filter_empty_gt, min_size=min_size,
+                         test_mode=test_mode, max_refetch=max_refetch)
