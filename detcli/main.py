@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "det.cli.config",
     "det.cli.confusion_matrix",
     "det.cli.convert",
+    "det.cli.eval",
     "det.cli.infer",
 ]
 
