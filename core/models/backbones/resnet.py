@@ -1,0 +1,171 @@
+"""ResNet 18/34/50/101/152 with MMDetection's options (frozen_stages, norm_eval, out_indices,
+style). Parameter names match torchvision's `resnetNN` (minus `fc`), so torchvision ImageNet
+weights load with `load_state_dict(strict=False)` after dropping `fc.*`."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from det.core.config.build import config_path
+from det.core.errors import ConfigError
+from det.core.models.layers import build_act, build_norm, set_norm_eval
+
+
+def _norm(cfg: dict, channels: int) -> nn.Module:
+    built = build_norm(cfg, channels)
+    return built[1] if built else nn.Identity()
+
+
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
+                 style: str = "pytorch", norm_cfg: dict | None = None, act_cfg: dict | None = None) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+        self.bn1 = _norm(norm_cfg, planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = _norm(norm_cfg, planes)
+        self.relu = build_act(act_cfg)
+        self.downsample = downsample
+
+    def last_norm(self) -> nn.Module:
+        return self.bn2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + identity)
+
+
+class Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
+                 style: str = "pytorch", norm_cfg: dict | None = None, act_cfg: dict | None = None) -> None:
+        super().__init__()
+        # 'pytorch' puts the stride on the 3x3 conv, 'caffe' on the first 1x1 conv.
+        s1, s2 = (1, stride) if style == "pytorch" else (stride, 1)
+        self.conv1 = nn.Conv2d(inplanes, planes, 1, s1, bias=False)
+        self.bn1 = _norm(norm_cfg, planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, s2, 1, bias=False)
+        self.bn2 = _norm(norm_cfg, planes)
+        self.conv3 = nn.Conv2d(planes, planes * self.expansion, 1, bias=False)
+        self.bn3 = _norm(norm_cfg, planes * self.expansion)
+        self.relu = build_act(act_cfg)
+        self.downsample = downsample
+
+    def last_norm(self) -> nn.Module:
+        return self.bn3
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + identity)
+
+
+class ResNet(nn.Module):
+    """ResNet backbone returning the feature maps of stages `out_indices` (0 = layer1, C2).
+
+    frozen_stages: -1 trains everything; 0 freezes the stem; k freezes the stem and layer1..k.
+    norm_eval: keep BatchNorm layers in eval mode while training (frozen statistics).
+    """
+
+    arch_settings = {18: (BasicBlock, (2, 2, 2, 2)), 34: (BasicBlock, (3, 4, 6, 3)),
+                     50: (Bottleneck, (3, 4, 6, 3)), 101: (Bottleneck, (3, 4, 23, 3)),
+                     152: (Bottleneck, (3, 8, 36, 3))}
+
+    def __init__(self, depth: int, in_channels: int = 3, stem_channels: int | None = None,
+                 base_channels: int = 64, num_stages: int = 4, strides: Sequence[int] = (1, 2, 2, 2),
+                 out_indices: Sequence[int] = (0, 1, 2, 3), style: str = "pytorch", frozen_stages: int = -1,
+                 norm_cfg: dict | None = None, act_cfg: dict | None = None, norm_eval: bool = True,
+                 zero_init_residual: bool = True) -> None:
+        super().__init__()
+        if depth not in self.arch_settings:
+            raise ConfigError(f"{config_path('depth')}: invalid ResNet depth {depth}; one of 18, 34, 50, 101, 152")
+        if style not in ("pytorch", "caffe"):
+            raise ConfigError(f"{config_path('style')}: '{style}' is not 'pytorch' or 'caffe'")
+        if not 1 <= num_stages <= 4 or any(i >= num_stages or i < 0 for i in out_indices):
+            raise ConfigError(f"{config_path('out_indices')}: {list(out_indices)} must lie in 0..{num_stages - 1}")
+        if not -1 <= frozen_stages <= num_stages:
+            raise ConfigError(f"{config_path('frozen_stages')}: {frozen_stages} not in -1..{num_stages}")
+        norm_cfg = norm_cfg or {"type": "BN", "requires_grad": True}
+        act_cfg = act_cfg or {"type": "ReLU"}
+        self.depth = depth
+        self.out_indices = tuple(out_indices)
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        block, stage_blocks = self.arch_settings[depth]
+        stem_channels = stem_channels or base_channels
+        self.conv1 = nn.Conv2d(in_channels, stem_channels, 7, 2, 3, bias=False)
+        self.bn1 = _norm(norm_cfg, stem_channels)
+        self.relu = build_act(act_cfg)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        inplanes = stem_channels
+        self.res_layers: list[str] = []
+        self.out_channels: list[int] = []
+        for i in range(num_stages):
+            planes = base_channels * 2**i
+            stride = strides[i]
+            downsample = None
+            if stride != 1 or inplanes != planes * block.expansion:
+                downsample = nn.Sequential(
+                    nn.Conv2d(inplanes, planes * block.expansion, 1, stride, bias=False),
+                    _norm(norm_cfg, planes * block.expansion))
+            blocks = [block(inplanes, planes, stride, downsample, style, norm_cfg, act_cfg)]
+            inplanes = planes * block.expansion
+            blocks += [block(inplanes, planes, 1, None, style, norm_cfg, act_cfg)
+                       for _ in range(1, stage_blocks[i])]
+            name = f"layer{i + 1}"
+            self.add_module(name, nn.Sequential(*blocks))
+            self.res_layers.append(name)
+            self.out_channels.append(inplanes)
+        self._init_weights(zero_init_residual)
+        self._freeze_stages()
+
+    def _init_weights(self, zero_init_residual: bool) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        if zero_init_residual:
+            for m in self.modules():
+                if isinstance(m, (BasicBlock, Bottleneck)) and hasattr(m.last_norm(), "weight"):
+                    nn.init.zeros_(m.last_norm().weight)
+
+    def _frozen_modules(self) -> list[nn.Module]:
+        mods: list[nn.Module] = []
+        if self.frozen_stages >= 0:
+            mods += [self.conv1, self.bn1]
+        for i in range(1, self.frozen_stages + 1):
+            mods.append(getattr(self, f"layer{i}"))
+        return mods
+
+    def _freeze_stages(self) -> None:
+        for m in self._frozen_modules():
+            m.eval()
+            for p in m.parameters():
+                p.requires_grad = False
+
+    def train(self, mode: bool = True) -> "ResNet":
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            set_norm_eval(self)
+        return self
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        outs = []
+        for i, name in enumerate(self.res_layers):
+            x = getattr(self, name)(x)
+            if i in self.out_indices:
+                outs.append(x)
+        return tuple(outs)

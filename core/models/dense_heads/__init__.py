@@ -1,0 +1,9 @@
+"""Single-stage (dense) detection heads."""
+from det.core.models.dense_heads.base import DenseHead, TestSettings, to_original
+from det.core.models.dense_heads.fcos_head import FCOSHead
+from det.core.models.dense_heads.retina_head import RetinaHead
+from det.core.models.dense_heads.rtmdet_head import RTMDetSepBNHead
+
+HEADS = {"RetinaHead": RetinaHead, "FCOSHead": FCOSHead, "RTMDetSepBNHead": RTMDetSepBNHead}
+
+__all__ = ["DenseHead", "FCOSHead", "HEADS", "RTMDetSepBNHead", "RetinaHead", "TestSettings", "to_original"]

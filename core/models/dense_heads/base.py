@@ -1,0 +1,181 @@
+"""What every dense head shares: train/test settings, ground truth gathering, multi-level
+flattening and post-processing (score threshold, nms_pre, batched NMS, max_per_img, mapping
+boxes back to the original image)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from det.core.config.build import build, config_path
+from det.core.errors import ConfigError
+from det.core.models._ops import batched_nms
+from det.core.models.layers import check_keys
+from det.core.models.task import ASSIGNERS, SAMPLERS, PseudoSampler
+from det.core.structures import DetSample, Instances, flip_boxes
+
+
+@dataclass
+class TestSettings:
+    """Post-processing settings (`model.test_cfg`)."""
+
+    score_thr: float = 0.05
+    nms_pre: int = 1000
+    iou_threshold: float = 0.5
+    max_per_img: int = 100
+    min_bbox_size: float = 0.0
+
+    @classmethod
+    def parse(cls, cfg: dict | None) -> "TestSettings":
+        cfg = check_keys(cfg, {"score_thr", "nms_pre", "nms", "max_per_img", "min_bbox_size"}, "")
+        nms = check_keys(cfg.pop("nms", None) or {}, {"type", "iou_threshold"}, "nms")
+        if nms.get("type", "nms") != "nms":
+            raise ConfigError(f"{config_path('nms', 'type')}: only 'nms' is supported, got '{nms['type']}'")
+        out = cls(**cfg)
+        out.iou_threshold = float(nms.get("iou_threshold", out.iou_threshold))
+        return out
+
+
+def reduce_mean(value: torch.Tensor) -> torch.Tensor:
+    """Mean of `value` over distributed ranks (itself when not distributed), so loss
+    normalisers match a single process with the same total batch."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return value
+    value = value.clone()
+    dist.all_reduce(value.div_(dist.get_world_size()), op=dist.ReduceOp.SUM)
+    return value
+
+
+def gt_of(sample: DetSample, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(boxes, labels, ignored boxes) of one sample on `device`; ignored instances are split out."""
+    gt = sample.gt
+    boxes = gt.bboxes.to(device=device, dtype=torch.float32).reshape(-1, 4)
+    labels = gt.labels.to(device=device, dtype=torch.long).reshape(-1)
+    if gt.ignore is not None and len(gt.ignore):
+        ign = gt.ignore.to(device=device, dtype=torch.bool)
+        return boxes[~ign], labels[~ign], boxes[ign]
+    return boxes, labels, boxes.new_zeros((0, 4))
+
+
+def valid_shape(sample: DetSample) -> tuple[int, int]:
+    """The image region holding data (padding by the Pad transform counts, batch padding not)."""
+    shape = tuple(sample.pad_shape) if sample.pad_shape and sample.pad_shape[0] > 0 else tuple(sample.img_shape)
+    if not shape or shape[0] <= 0:
+        shape = tuple(sample.batch_input_shape)
+    return int(shape[0]), int(shape[1])
+
+
+def image_shape(sample: DetSample) -> tuple[int, int]:
+    """The resized image's (h, w) inside the network input (before any padding)."""
+    shape = sample.img_shape if sample.img_shape and sample.img_shape[0] > 0 else sample.batch_input_shape
+    return int(shape[0]), int(shape[1])
+
+
+def flatten_levels(maps: Sequence[torch.Tensor], channels: int) -> torch.Tensor:
+    """[(B, A*C, H, W)] per level -> (B, sum(H*W*A), C) in prior order."""
+    b = maps[0].size(0)
+    return torch.cat([m.permute(0, 2, 3, 1).reshape(b, -1, channels) for m in maps], dim=1)
+
+
+class DenseHead(nn.Module):
+    """Base of single-stage heads. Subclasses define `forward`, `loss_by_feat` and
+    `decode_level` (per-level boxes for post-processing)."""
+
+    num_classes: int
+
+    train_keys: frozenset[str] = frozenset()  # train_cfg keys besides assigner/sampler/debug
+    default_assigner: dict | None = None
+
+    def set_train_cfg(self, train_cfg: dict | None) -> None:
+        """Parse `train_cfg` (assigner, sampler, head-specific keys); errors name the keys
+        relative to the current preset path (the detector sets it to `model.train_cfg`)."""
+        train_cfg = check_keys(train_cfg, set(self.train_keys) | {"assigner", "sampler", "debug"}, "")
+        self.train_cfg = train_cfg
+        assigner_cfg = train_cfg.get("assigner", self.default_assigner)
+        self.assigner = build(assigner_cfg, ASSIGNERS, "assigner") if assigner_cfg is not None else None
+        self.sampler = build(train_cfg["sampler"], SAMPLERS, "sampler") if train_cfg.get("sampler") else PseudoSampler()
+
+    def set_test_cfg(self, test_cfg: dict | None) -> None:
+        """Parse `test_cfg` (score_thr, nms_pre, nms, max_per_img, min_bbox_size)."""
+        self.test_cfg = TestSettings.parse(test_cfg)
+
+    def loss(self, feats: Sequence[torch.Tensor], samples: Sequence[DetSample]) -> dict[str, torch.Tensor]:
+        return self.loss_by_feat(*self(feats), samples=samples)
+
+    def predict(self, feats: Sequence[torch.Tensor], samples: Sequence[DetSample],
+                rescale: bool = True) -> list[Instances]:
+        return self.predict_by_feat(*self(feats), samples=samples, rescale=rescale)
+
+    def predict_by_feat(self, *outs: Sequence[torch.Tensor], samples: Sequence[DetSample],
+                        rescale: bool = True) -> list[Instances]:
+        cls_scores = outs[0]
+        featmap_sizes = [tuple(c.shape[-2:]) for c in cls_scores]
+        priors = self.level_priors(featmap_sizes, cls_scores[0].dtype, cls_scores[0].device)
+        results = []
+        for i, sample in enumerate(samples):
+            per_level = [[o[level][i] for o in outs] for level in range(len(cls_scores))]
+            results.append(self._predict_single(per_level, priors, sample, rescale))
+        return results
+
+    def _predict_single(self, per_level: list[list[torch.Tensor]], priors: list[torch.Tensor],
+                        sample: DetSample, rescale: bool) -> Instances:
+        cfg = self.test_cfg
+        img_shape = image_shape(sample)
+        all_boxes, all_scores, all_labels = [], [], []
+        for level, outs in enumerate(per_level):
+            scores, factor = self.level_scores(outs)  # (N, C), (N,) or None
+            flat = scores.reshape(-1)
+            keep = flat > cfg.score_thr
+            flat = flat[keep]
+            idx = keep.nonzero().squeeze(1)
+            if cfg.nms_pre > 0 and flat.numel() > cfg.nms_pre:
+                flat, order = flat.topk(cfg.nms_pre)
+                idx = idx[order]
+            prior_idx = idx // scores.size(1)
+            labels = idx % scores.size(1)
+            boxes = self.decode_level(outs, priors[level], prior_idx, level, img_shape)
+            if factor is not None:
+                flat = flat * factor[prior_idx]
+            all_boxes.append(boxes)
+            all_scores.append(flat)
+            all_labels.append(labels)
+        boxes = torch.cat(all_boxes).float()
+        scores = torch.cat(all_scores).float()
+        labels = torch.cat(all_labels)
+        if cfg.min_bbox_size > 0 and boxes.numel():
+            wh = boxes[:, 2:] - boxes[:, :2]
+            ok = (wh[:, 0] > cfg.min_bbox_size) & (wh[:, 1] > cfg.min_bbox_size)
+            boxes, scores, labels = boxes[ok], scores[ok], labels[ok]
+        if boxes.numel():
+            keep = batched_nms(boxes, scores, labels, cfg.iou_threshold)[: cfg.max_per_img]
+            boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+        if rescale:
+            boxes = to_original(boxes, sample)
+        return Instances(bboxes=boxes, labels=labels, scores=scores)
+
+    def level_priors(self, featmap_sizes: list[tuple[int, int]], dtype: torch.dtype,
+                     device: torch.device) -> list[torch.Tensor]:
+        return self.prior_generator.grid_priors(featmap_sizes, dtype=torch.float32, device=device)
+
+    def level_scores(self, outs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(num_priors, num_classes) sigmoid scores of one level of one image, plus a score
+        factor multiplied in after thresholding (FCOS centerness) or None."""
+        cls = outs[0]
+        return cls.permute(1, 2, 0).reshape(-1, self.num_classes).sigmoid(), None
+
+
+def to_original(boxes: torch.Tensor, sample: DetSample) -> torch.Tensor:
+    """Network-input boxes -> original image: undo the flip (in img_shape), then the resize."""
+    h, w = image_shape(sample)
+    if sample.flip_direction:
+        boxes = flip_boxes(boxes, int(h), int(w), sample.flip_direction)
+    sw, sh = sample.scale_factor
+    boxes = boxes / boxes.new_tensor([sw, sh, sw, sh])
+    if sample.ori_shape and sample.ori_shape[0] > 0:
+        oh, ow = sample.ori_shape[:2]
+        boxes = torch.stack([boxes[:, 0].clamp(0, ow), boxes[:, 1].clamp(0, oh),
+                             boxes[:, 2].clamp(0, ow), boxes[:, 3].clamp(0, oh)], dim=1)
+    return boxes

@@ -1,0 +1,161 @@
+"""Building blocks shared by backbones, necks and heads: conv + norm + activation modules built
+from MMDetection-style `norm_cfg` / `act_cfg` dicts, a learnable scale, and init helpers."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from det.core.config.build import config_path
+from det.core.errors import ConfigError
+
+NORM_TYPES = ("BN", "SyncBN", "GN", "LN")
+ACT_TYPES = ("ReLU", "SiLU", "Swish", "LeakyReLU", "GELU", "HSigmoid", "HSwish", "Sigmoid")
+
+
+def build_norm(cfg: dict | None, channels: int) -> tuple[str, nn.Module] | None:
+    """(attribute name, module) for a norm config: BN/SyncBN -> 'bn', GN -> 'gn', LN -> 'ln'.
+
+    `SyncBN` is built as BatchNorm2d; the trainer converts BatchNorm layers to
+    nn.SyncBatchNorm when it runs distributed with SyncBN enabled.
+    """
+    if cfg is None:
+        return None
+    cfg = dict(cfg)
+    kind = cfg.pop("type", "BN")
+    requires_grad = cfg.pop("requires_grad", True)
+    if kind in ("BN", "SyncBN", "BN2d"):
+        allowed = {"momentum", "eps", "affine", "track_running_stats"}
+        name, module_fn = "bn", lambda **kw: nn.BatchNorm2d(channels, **kw)
+    elif kind == "GN":
+        groups = cfg.pop("num_groups", 32)
+        allowed = {"eps", "affine"}
+        name, module_fn = "gn", lambda **kw: nn.GroupNorm(groups, channels, **kw)
+    elif kind == "LN":
+        allowed = {"eps"}
+        name, module_fn = "ln", lambda **kw: nn.GroupNorm(1, channels, **kw)
+    else:
+        raise ConfigError(f"{config_path('norm_cfg.type')}: unknown norm '{kind}'; one of: {', '.join(NORM_TYPES)}")
+    for key in cfg:
+        if key not in allowed:
+            raise ConfigError(f"{config_path('norm_cfg', key)}: unknown key for {kind} norm")
+    module = module_fn(**cfg)
+    for p in module.parameters():
+        p.requires_grad = requires_grad
+    return name, module
+
+
+def build_act(cfg: dict | None) -> nn.Module | None:
+    """Activation module for an `act_cfg` ({type: ReLU|SiLU|Swish|LeakyReLU|...})."""
+    if cfg is None:
+        return None
+    cfg = dict(cfg)
+    kind = cfg.pop("type", "ReLU")
+    inplace = cfg.pop("inplace", True)
+    if kind == "ReLU":
+        return nn.ReLU(inplace=inplace)
+    if kind in ("SiLU", "Swish"):
+        return nn.SiLU(inplace=inplace)
+    if kind == "LeakyReLU":
+        return nn.LeakyReLU(cfg.pop("negative_slope", 0.01), inplace=inplace)
+    if kind == "GELU":
+        return nn.GELU()
+    if kind == "HSigmoid":
+        return nn.Hardsigmoid(inplace=inplace)
+    if kind == "HSwish":
+        return nn.Hardswish(inplace=inplace)
+    if kind == "Sigmoid":
+        return nn.Sigmoid()
+    raise ConfigError(f"{config_path('act_cfg.type')}: unknown activation '{kind}'; one of: {', '.join(ACT_TYPES)}")
+
+
+class ConvModule(nn.Module):
+    """Conv2d -> norm -> activation. Parameter names follow MMCV (`conv`, `bn`/`gn`)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 padding: int = 0, dilation: int = 1, groups: int = 1, bias: bool | str = "auto",
+                 norm_cfg: dict | None = None, act_cfg: dict | None = {"type": "ReLU"}) -> None:
+        super().__init__()
+        norm = build_norm(norm_cfg, out_channels)
+        if bias == "auto":
+            bias = norm is None
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
+                              bias=bool(bias))
+        self.norm_name = None
+        if norm is not None:
+            self.norm_name = norm[0]
+            self.add_module(norm[0], norm[1])
+        self.activate = build_act(act_cfg)
+        nonlinearity = "leaky_relu" if isinstance(self.activate, nn.LeakyReLU) else "relu"
+        nn.init.kaiming_normal_(self.conv.weight, mode="fan_out", nonlinearity=nonlinearity)
+        if self.conv.bias is not None:
+            nn.init.zeros_(self.conv.bias)
+
+    @property
+    def norm(self) -> nn.Module | None:
+        return getattr(self, self.norm_name) if self.norm_name else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        if self.norm_name:
+            x = getattr(self, self.norm_name)(x)
+        if self.activate is not None:
+            x = self.activate(x)
+        return x
+
+
+class DepthwiseSeparableConvModule(nn.Module):
+    """Depthwise k x k ConvModule followed by a pointwise 1 x 1 ConvModule."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 padding: int = 0, dilation: int = 1, norm_cfg: dict | None = None,
+                 act_cfg: dict | None = {"type": "ReLU"}) -> None:
+        super().__init__()
+        self.depthwise_conv = ConvModule(in_channels, in_channels, kernel_size, stride, padding, dilation,
+                                         groups=in_channels, norm_cfg=norm_cfg, act_cfg=act_cfg)
+        self.pointwise_conv = ConvModule(in_channels, out_channels, 1, norm_cfg=norm_cfg, act_cfg=act_cfg)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pointwise_conv(self.depthwise_conv(x))
+
+
+class Scale(nn.Module):
+    """A learnable scalar multiplier (one per FPN level in FCOS)."""
+
+    def __init__(self, scale: float = 1.0) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(scale, dtype=torch.float))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale
+
+
+def bias_init_with_prob(prior_prob: float) -> float:
+    """Bias so that sigmoid(bias) == prior_prob (focal-loss classifier init)."""
+    return float(-math.log((1 - prior_prob) / prior_prob))
+
+
+def normal_init(module: nn.Module, std: float = 0.01, bias: float = 0.0) -> None:
+    nn.init.normal_(module.weight, 0.0, std)
+    if getattr(module, "bias", None) is not None:
+        nn.init.constant_(module.bias, bias)
+
+
+def set_norm_eval(module: nn.Module) -> None:
+    """Put every BatchNorm layer under `module` in eval mode (frozen running statistics)."""
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+
+
+def check_keys(cfg: dict[str, Any] | None, allowed: set[str], key: str) -> dict[str, Any]:
+    """A copy of `cfg`, raising ConfigError naming `key.<bad>` for keys outside `allowed`."""
+    from det.core.errors import did_you_mean
+
+    cfg = dict(cfg or {})
+    for k in cfg:
+        if k not in allowed:
+            raise ConfigError(f"{config_path(key, k)}: unknown key{did_you_mean(k, allowed)}")
+    return cfg

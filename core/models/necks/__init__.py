@@ -1,0 +1,7 @@
+"""Necks: fuse backbone feature maps into the pyramid the heads consume."""
+from det.core.models.necks.cspnext_pafpn import CSPNeXtPAFPN
+from det.core.models.necks.fpn import FPN, PAFPN
+
+NECKS = {"FPN": FPN, "PAFPN": PAFPN, "CSPNeXtPAFPN": CSPNeXtPAFPN}
+
+__all__ = ["CSPNeXtPAFPN", "FPN", "NECKS", "PAFPN"]

@@ -1,0 +1,17 @@
+"""Task modules of dense heads: prior generators, box coders, assigners, samplers."""
+from det.core.models.task.assigners import (
+    ASSIGNERS,
+    AssignResult,
+    ATSSAssigner,
+    DynamicSoftLabelAssigner,
+    MaxIoUAssigner,
+)
+from det.core.models.task.coders import CODERS, DeltaXYWHBBoxCoder, DistancePointBBoxCoder
+from det.core.models.task.prior_generators import PRIOR_GENERATORS, AnchorGenerator, MlvlPointGenerator
+from det.core.models.task.samplers import SAMPLERS, PseudoSampler, SamplingResult
+
+__all__ = [
+    "ASSIGNERS", "ATSSAssigner", "AnchorGenerator", "AssignResult", "CODERS", "DeltaXYWHBBoxCoder",
+    "DistancePointBBoxCoder", "DynamicSoftLabelAssigner", "MaxIoUAssigner", "MlvlPointGenerator",
+    "PRIOR_GENERATORS", "PseudoSampler", "SAMPLERS", "SamplingResult",
+]
