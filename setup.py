@@ -38,7 +38,9 @@ def _extensions():
     )
     cuda_sources = sorted(glob.glob("ops/csrc/cuda/*.cu")) if with_cuda else []
     cxx = ["-O3", "-std=c++20", "-fopenmp"]
-    macros = [("DET_WITH_CUDA", None)] if cuda_sources else []
+    # The source hash lets det.ops refuse to load an extension built from other sources.
+    macros = [("DET_OPS_SOURCE_HASH", _ops_source_hash())]
+    macros += [("DET_WITH_CUDA", None)] if cuda_sources else []
     if cuda_sources:
         ext = cpp_extension.CUDAExtension(
             "det.ops._C", sources + cuda_sources, define_macros=macros,
@@ -46,9 +48,19 @@ def _extensions():
         )
     else:
         ext = cpp_extension.CppExtension(
-            "det.ops._C", sources, extra_compile_args={"cxx": cxx}, extra_link_args=["-fopenmp"],
+            "det.ops._C", sources, define_macros=macros, extra_compile_args={"cxx": cxx},
+            extra_link_args=["-fopenmp"],
         )
     return [ext], {"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True)}
+
+
+def _ops_source_hash() -> str:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_det_source_hash", os.path.join("ops", "_source_hash.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.source_hash(os.path.join("ops", "csrc"))
 
 
 def _torch_has_cuda() -> bool:

@@ -1,1 +1,20 @@
-"""Compiled detection ops (torch.ops.det.*) and their typed Python wrappers."""
+"""Compiled detection ops (torch.ops.det.*) and their typed Python wrappers.
+
+Importing det.ops loads the C++ extension det.ops._C and fails with one line naming the
+rebuild command when it is missing or was built from other sources (see docs/ops.md).
+"""
+from det.ops._ext import _C  # noqa: F401  - first: fails early on a missing/stale build
+from det.ops.bbox_overlaps import bbox_overlaps
+from det.ops.focal_loss import sigmoid_focal_loss
+from det.ops.nms import batched_nms, batched_soft_nms, nms, soft_nms
+from det.ops.roi_align import roi_align
+
+__all__ = [
+    "batched_nms",
+    "batched_soft_nms",
+    "bbox_overlaps",
+    "nms",
+    "roi_align",
+    "sigmoid_focal_loss",
+    "soft_nms",
+]

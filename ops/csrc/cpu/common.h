@@ -1,0 +1,32 @@
+// Shared helpers for det's CPU kernels.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+namespace det {
+
+// Largest value of type T that is <= t, so that `T(x) > tf` equals `double(x) > t` for every
+// T-valued x (torchvision compares a float IoU with a double threshold).
+template <typename T>
+inline T threshold_floor(double t) {
+  T f = static_cast<T>(t);
+  if (static_cast<double>(f) > t) f = std::nextafter(f, -std::numeric_limits<T>::infinity());
+  return f;
+}
+
+// Column-major (structure of arrays) copy of N x 4 boxes in a given order, with areas.
+template <typename T>
+struct BoxesSoA {
+  std::vector<T> x1, y1, x2, y2, area;
+  void resize(int64_t n) {
+    x1.resize(n); y1.resize(n); x2.resize(n); y2.resize(n); area.resize(n);
+  }
+};
+
+}  // namespace det
