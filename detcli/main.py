@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "det.cli.convert",
     "det.cli.eval",
     "det.cli.infer",
+    "det.cli.mot_search",
 ]
 
 app = typer.Typer(
