@@ -144,7 +144,7 @@ def make_sequence(out_dir: Path, name: str, rng: np.random.Generator, frames: in
                   write_images: bool = True, progress: bool = True) -> Path:
     """Write one sequence folder (seqinfo.ini, img1/, gt/gt.txt, det/det.txt)."""
     seq = out_dir / name
-    (seq / "img1").mkdir(parents=True, exist_ok=True)
+    (seq / "img1" if write_images else seq).mkdir(parents=True, exist_ok=True)
     maker = _SequenceMaker(rng, width, height)
     bg = _background(rng, width, height)
     gt_lines: list[str] = []
