@@ -100,7 +100,7 @@ class BitmapMasks:
         """Nearest-neighbour resize to (height, width)."""
         if len(self) == 0:
             return BitmapMasks(np.zeros((0, height, width), np.uint8), height, width)
-        out = np.stack([cv2.resize(m, (width, height), interpolation=cv2.INTER_NEAREST) for m in self.masks])
+        out = np.stack([cv2.resize(m, (width, height), interpolation=cv2.INTER_NEAREST_EXACT) for m in self.masks])
         return BitmapMasks(out, height, width)
 
     def flip(self, direction: str = "horizontal") -> "BitmapMasks":

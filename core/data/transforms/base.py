@@ -108,3 +108,24 @@ def pad_value(pad_val: Any, key: str = "img") -> Any:
     if isinstance(pad_val, (list, tuple)):
         return tuple(float(v) for v in pad_val)
     return float(pad_val)
+
+
+def mask_presence(results: dict) -> np.ndarray | None:
+    """Which instances have a non-empty mask (None without masks); call before a transform
+    that may cut masks, then `sync_boxes_with_masks` after it."""
+    m = results.get("gt_masks")
+    return None if m is None else m.areas > 0
+
+
+def sync_boxes_with_masks(results: dict, had_mask: np.ndarray | None) -> None:
+    """Instances that had a mask get their box from the (cut) mask, so box and mask agree;
+    those whose mask vanished are dropped; mask-less instances keep their clipped box."""
+    m = results.get("gt_masks")
+    if m is None or had_mask is None or not len(had_mask):
+        return
+    areas = m.areas
+    use = had_mask & (areas > 0)
+    boxes = results["gt_bboxes"].copy()
+    boxes[use] = m.get_bboxes()[use]
+    results["gt_bboxes"] = boxes
+    keep_gt(results, ~(had_mask & (areas == 0)))

@@ -12,7 +12,8 @@ import cv2
 import numpy as np
 
 from det.core.data.transforms.base import (
-    Transform, as_pair, clip_xyxy, keep_gt, num_gt, pad_value, update_homography, valid_boxes,
+    Transform, as_pair, clip_xyxy, keep_gt, mask_presence, num_gt, pad_value, sync_boxes_with_masks,
+    update_homography, valid_boxes,
 )
 from det.core.data.transforms.rng import rng
 from det.core.structures.boxes import box_iou
@@ -187,9 +188,11 @@ def flip(results: dict, direction: str) -> dict:
     return results
 
 
-def crop(results: dict, x1: int, y1: int, x2: int, y2: int, clip: bool = True, recompute_bbox: bool = False) -> dict:
+def crop(results: dict, x1: int, y1: int, x2: int, y2: int, clip: bool = True, recompute_bbox: bool | None = None) -> dict:
     """Crop the image to [x1, x2) x [y1, y2) and move ground truth; boxes left with no area
-    are dropped."""
+    are dropped. With masks (unless `recompute_bbox` is False) boxes of masked instances are
+    recomputed from the cut masks, so a box never extends past the visible part."""
+    had_mask = mask_presence(results) if recompute_bbox is not False else None
     results["img"] = results["img"][y1:y2, x1:x2]
     h, w = y2 - y1, x2 - x1
     results["img_shape"] = (h, w)
@@ -200,8 +203,7 @@ def crop(results: dict, x1: int, y1: int, x2: int, y2: int, clip: bool = True, r
         if clip:
             b = clip_xyxy(b, h, w)
         results["gt_bboxes"] = b
-        if recompute_bbox and results.get("gt_masks") is not None:
-            results["gt_bboxes"] = results["gt_masks"].get_bboxes()
+        sync_boxes_with_masks(results, had_mask)
         keep_gt(results, valid_boxes(clip_xyxy(results["gt_bboxes"], h, w)))
     update_homography(results, np.array([[1, 0, -x1], [0, 1, -y1], [0, 0, 1]], np.float64))
     return results
@@ -210,10 +212,11 @@ def crop(results: dict, x1: int, y1: int, x2: int, y2: int, clip: bool = True, r
 class RandomCrop(Transform):
     """Crop a random window of `crop_size` (w, h) (`crop_type` 'absolute', 'absolute_range',
     'relative' or 'relative_range'). Returns None (sample rejected) when boxes existed and none
-    survive, unless `allow_negative_crop`."""
+    survive, unless `allow_negative_crop`. `recompute_bbox` (default: when masks are loaded)
+    takes boxes from the cut masks."""
 
     def __init__(self, crop_size: Sequence[float], crop_type: str = "absolute", allow_negative_crop: bool = False,
-                 recompute_bbox: bool = False, bbox_clip_border: bool = True) -> None:
+                 recompute_bbox: bool | None = None, bbox_clip_border: bool = True) -> None:
         if crop_type not in ("absolute", "absolute_range", "relative", "relative_range"):
             raise ValueError(f"unknown crop_type '{crop_type}'")
         if len(crop_size) != 2:
@@ -340,13 +343,19 @@ class RandomAffine(Transform):
             corners = np.stack([b[:, [0, 1]], b[:, [2, 1]], b[:, [0, 3]], b[:, [2, 3]]], 1)  # N, 4, 2
             pts = corners @ m[:2, :2].T + m[:2, 2]
             new = np.concatenate([pts.min(1), pts.max(1)], 1).astype(np.float32)
+            vanished = np.zeros(len(new), bool)
             if results.get("gt_masks") is not None:
+                # masked instances take the warped mask's box (tight under rotation)
+                had_mask = mask_presence(results)
                 results["gt_masks"] = results["gt_masks"].warp_affine(m, out_h, out_w)
-                new = results["gt_masks"].get_bboxes()
+                areas = results["gt_masks"].areas
+                use = had_mask & (areas > 0)
+                new[use] = results["gt_masks"].get_bboxes()[use]
+                vanished = had_mask & (areas == 0)
             if self.bbox_clip_border:
                 new = clip_xyxy(new, out_h, out_w)
             results["gt_bboxes"] = new
-            keep_gt(results, self._candidates(b, new, scale))
+            keep_gt(results, ~vanished & self._candidates(b, new, scale))
         elif results.get("gt_masks") is not None:
             results["gt_masks"] = results["gt_masks"].warp_affine(m, out_h, out_w)
         update_homography(results, m)
@@ -387,7 +396,7 @@ class MinIoURandomCrop(Transform):
                 nh = r.uniform(self.min_crop_size * h, h)
                 if nh / nw < 0.5 or nh / nw > 2:
                     continue
-                left, top = r.uniform(w - nw), r.uniform(h - nh)
+                left, top = r.uniform(0, w - nw), r.uniform(0, h - nh)
                 patch = np.array([int(left), int(top), int(left + nw), int(top + nh)])
                 if patch[2] == patch[0] or patch[3] == patch[1]:
                     continue

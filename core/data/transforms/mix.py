@@ -100,7 +100,7 @@ class Mosaic(_MixSource):
         cx = int(rng().uniform(*self.center_ratio_range) * w)
         cy = int(rng().uniform(*self.center_ratio_range) * h)
         with_masks = results.get("gt_masks") is not None
-        boxes, labels, ignores, masks = [], [], [], []
+        boxes, labels, ignores, masks, had = [], [], [], [], []
         for pos, rec in zip(("top_left", "top_right", "bottom_left", "bottom_right"), [results, *others]):
             img = rec["img"]
             ih, iw = img.shape[:2]
@@ -117,16 +117,21 @@ class Mosaic(_MixSource):
             if with_masks:
                 m = rec.get("gt_masks")
                 m = m if m is not None else BitmapMasks(np.zeros((len(b), ih, iw), np.uint8), ih, iw)
+                had.append(m.areas > 0)
                 masks.append(m.resize(nh, nw).crop(px1, py1, px2, py2).pad(ch, cw, y1, x1))
         b = np.concatenate(boxes).astype(np.float32)
         if self.bbox_clip_border:
             b = clip_xyxy(b, ch, cw)
-        keep = valid_boxes(clip_xyxy(b, ch, cw))
+        vanished = np.zeros(len(b), bool)
+        if with_masks:
+            all_masks = BitmapMasks.cat(masks)
+            b, vanished = _sync(b, all_masks, np.concatenate(had))
+        keep = valid_boxes(clip_xyxy(b, ch, cw)) & ~vanished
         out = dict(results)
         out.update(img=canvas, img_shape=(ch, cw), gt_bboxes=b[keep], gt_labels=np.concatenate(labels)[keep],
                    gt_ignore=np.concatenate(ignores)[keep], homography_matrix=None)
         if with_masks:
-            out["gt_masks"] = BitmapMasks.cat(masks)[keep]
+            out["gt_masks"] = all_masks[keep]
         return out
 
 
@@ -208,18 +213,32 @@ class MixUp(_MixSource):
         b = b - np.array([ox, oy, ox, oy], np.float32)
         if self.bbox_clip_border:
             b = clip_xyxy(b, th, tw)
-        keep = valid_boxes(clip_xyxy(b, th, tw))
+        vanished = np.zeros(len(b), bool)
+        om = None
+        if results.get("gt_masks") is not None:
+            om = other.get("gt_masks")
+            om = om if om is not None else BitmapMasks(np.zeros((len(lab), oh, ow), np.uint8), oh, ow)
+            had = om.areas > 0
+            om = om.resize(nh, nw)
+            if is_flip:
+                om = om.flip("horizontal")
+            om = om.pad(ph, pw).crop(ox, oy, ox + tw, oy + th)
+            b, vanished = _sync(b, om, had)
+        keep = valid_boxes(clip_xyxy(b, th, tw)) & ~vanished
         base_b, base_l, base_i = _gt(results)
         out = dict(results)
         out.update(img=mixed, gt_bboxes=np.concatenate([base_b, b[keep]]).astype(np.float32),
                    gt_labels=np.concatenate([base_l, lab[keep]]).astype(np.int64),
                    gt_ignore=np.concatenate([base_i, ign[keep]]).astype(bool), homography_matrix=None)
-        if results.get("gt_masks") is not None:
-            om = other.get("gt_masks")
-            om = om if om is not None else BitmapMasks(np.zeros((len(lab), oh, ow), np.uint8), oh, ow)
-            om = om.resize(nh, nw)
-            if is_flip:
-                om = om.flip("horizontal")
-            om = om.pad(ph, pw).crop(ox, oy, ox + tw, oy + th)[keep]
-            out["gt_masks"] = BitmapMasks.cat([results["gt_masks"], om])
+        if om is not None:
+            out["gt_masks"] = BitmapMasks.cat([results["gt_masks"], om[keep]])
         return out
+
+
+def _sync(boxes: np.ndarray, masks: BitmapMasks, had_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes of masked instances from their (cut) masks; which masked instances vanished."""
+    areas = masks.areas
+    use = had_mask & (areas > 0)
+    boxes = boxes.copy()
+    boxes[use] = masks.get_bboxes()[use]
+    return boxes, had_mask & (areas == 0)
