@@ -1,0 +1,71 @@
+"""`det mot-search` end to end (and `det synth mot` once registered): files, formats, exit codes."""
+import csv
+import json
+
+import pytest
+
+from det.core.tracking.synth import generate_mot
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("motcli")
+    generate_mot(root / "seqs", seqs=2, frames=40, seed=2, width=160, height=120, write_images=False, progress=False)
+    return root
+
+
+def test_mot_search_public_grid_csv_and_best_line(det, data):
+    out = data / "results.csv"
+    r = det("mot-search", "trackers/bytetrack", "--data", data / "seqs", "--public",
+                "--set", "tracker.match_iou_thr=[0.1,0.3,0.5]", "--set", "tracker.obj_score_thr=[0.5,0.6]",
+                "--metric", "MOTA", "--jobs", "2", "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert "best (MOTA" in r.stdout and "--set tracker.obj_score_thr=" in r.stdout
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 6
+    assert {"tracker.match_iou_thr", "tracker.obj_score_thr", "HOTA", "MOTA", "IDF1", "IDSW", "FP", "FN"} <= set(rows[0])
+    motas = [float(row["MOTA"]) for row in rows]
+    assert motas == sorted(motas, reverse=True)
+    best = rows[0]
+    assert f"--set tracker.obj_score_thr={best['tracker.obj_score_thr']} --set tracker.match_iou_thr={best['tracker.match_iou_thr']}" in r.stdout
+    again = det("mot-search", "trackers/bytetrack", "--data", data / "seqs", "--public", "--out", out)
+    assert again.returncode == 2 and "already exists" in again.stderr
+
+
+def test_mot_search_json_and_detection_cache(det, data):
+    cache = data / "cache"
+    cache.mkdir()
+    for seq in ("SYNTH-01", "SYNTH-02"):
+        (cache / f"{seq}.txt").write_text((data / "seqs" / seq / "det" / "det.txt").read_text())
+    r = det("mot-search", "trackers/sort", "--data", data / "seqs", "--detections", cache,
+                "--set", "tracker.match_iou_thr=[0.2,0.4]", "--json", "--out", data / "r.json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["params"] == ["tracker.match_iou_thr"] and len(res["rows"]) == 2
+    assert res["best_set"].startswith("--set tracker.match_iou_thr=")
+    assert json.loads((data / "r.json").read_text())["rows"] == res["rows"]
+
+
+def test_malformed_gt_and_det_lines_exit_2_naming_file_and_line(det, tmp_path):
+    generate_mot(tmp_path / "bad", seqs=1, frames=10, seed=3, width=96, height=96, write_images=False, progress=False)
+    gt = tmp_path / "bad" / "SYNTH-01" / "gt" / "gt.txt"
+    lines = gt.read_text().splitlines()
+    lines[2] = "3,1,10,20,thirty,40,1,1,1"
+    gt.write_text("\n".join(lines) + "\n")
+    r = det("mot-search", "trackers/bytetrack", "--data", tmp_path / "bad", "--public")
+    assert r.returncode == 2
+    assert f"{gt}:3: 'thirty' is not a number" in r.stderr
+    gt.write_text("1,1,10,20,30,40,1,1,1\n")
+    det_txt = tmp_path / "bad" / "SYNTH-01" / "det" / "det.txt"
+    det_txt.write_text("1,-1,10,20,30,40,0.9\n2,-1,10,20\n")
+    r = det("mot-search", "trackers/bytetrack", "--data", tmp_path / "bad", "--public")
+    assert r.returncode == 2 and f"{det_txt}:2: expected at least 6" in r.stderr
+
+
+def test_mot_search_option_errors(det, data):
+    r = det("mot-search", "trackers/bytetrack", "--data", data / "seqs", "--public", "--set", "tracker.match_iou=[0.1,0.2]")
+    assert r.returncode == 2 and "tracker.match_iou: unknown key" in r.stderr and "match_iou_thr" in r.stderr
+    r = det("mot-search", "trackers/bytetrack", "--data", data / "seqs")
+    assert r.returncode == 2 and "no detections" in r.stderr
+    r = det("mot-search", "trackers/bytetrack", "--data", data / "seqs", "--public", "--metric", "MOTTA")
+    assert r.returncode == 2 and "did you mean 'MOTA'" in r.stderr
