@@ -11,30 +11,39 @@ _det() {
 }
 _det_words() {
   case "$1" in
-    "det") echo "analyze-logs config confusion-matrix convert eval infer mot-search --debug --help --version" ;;
+    "det") echo "analyze-logs analyze-results browse config confusion-matrix convert eval infer mot-search optimize-anchors synth test train --debug --help --version" ;;
     "det analyze-logs") echo "plot summary train-time --help" ;;
     "det analyze-logs plot") echo "--force --help --json --keys --legend --out --smooth --style --title --x -f" ;;
     "det analyze-logs summary") echo "--help --json" ;;
     "det analyze-logs train-time") echo "--help --include-outliers --json" ;;
+    "det analyze-results") echo "--ann --force --help --img-dir --json --out-dir --show-score-thr --topk -f" ;;
+    "det browse") echo "--force --grid --help --json --limit --out-dir --raw --seed --set --show --split --stats -f -n -o -s" ;;
     "det config") echo "list show validate --help" ;;
     "det config list") echo "--help --json" ;;
     "det config show") echo "--help --json --set -s" ;;
     "det config validate") echo "--help --json --set -s" ;;
     "det confusion-matrix") echo "--ann --force --help --json --nms-iou-thr --out-dir --score-thr --show --tp-iou-thr -f" ;;
-    "det convert") echo "cityscapes coco2yolo crowdhuman images2coco mot mot-reid publish voc yolo2coco youtubevis --help" ;;
+    "det convert") echo "cityscapes coco2yolo crowdhuman images2coco mmdet-weights mot mot-reid publish torchvision-weights voc yolo2coco youtubevis --help" ;;
     "det convert cityscapes") echo "--force --gt-dir --help --img-dir --json --mask-format --nproc --out-dir -f -j -o" ;;
     "det convert coco2yolo") echo "--force --help --image-mode --img-dir --json --out-dir --segments --split -f -o" ;;
     "det convert crowdhuman") echo "--force --help --json --nproc --out-dir -f -j -o" ;;
     "det convert images2coco") echo "--exclude-extensions --force --help --json --nproc -e -f -j" ;;
+    "det convert mmdet-weights") echo "--force --help --json --preset --set --strict -f -p -s" ;;
     "det convert mot") echo "--convert-det --force --help --json --out-dir --split-train -f -o" ;;
     "det convert mot-reid") echo "--force --help --json --max-per-person --min-per-person --nproc --out-dir --val-split --vis-threshold -f -j -o" ;;
     "det convert publish") echo "--force --help --json -f" ;;
+    "det convert torchvision-weights") echo "--force --help --json --prefix --preset --set --strict -f -p -s" ;;
     "det convert voc") echo "--classes --force --help --json --nproc --out-dir -f -j -o" ;;
     "det convert yolo2coco") echo "--force --help --json --nproc --out-dir --split -f -j -o" ;;
     "det convert youtubevis") echo "--force --help --json --out-dir --version -f -o" ;;
     "det eval") echo "--ann --classwise --help --json --metric" ;;
     "det infer") echo "--amp --ann --batch-size --channels-last --classes --device --force --format --help --limit --merge --merge-iou --no-full --no-pred --no-vis --out-dir --out-mot --out-video --overlap --preset --score-thr --set --show --slice --strict --track --weights --workers -b -d -f -o -p -s -w" ;;
     "det mot-search") echo "--benchmark --classes --data --det-score-thr --detections --device --force --help --jobs --json --metric --out --public --set --top --weights -f -j -s" ;;
+    "det optimize-anchors") echo "--algorithm --ann --force --help --input-shape --iters --json --num-anchors --out-dir --seed --set -f -s" ;;
+    "det synth") echo "shapes --help" ;;
+    "det synth shapes") echo "--force --help --json --num-train --num-val --seed --size -f" ;;
+    "det test") echo "--device --force --format-only --help --json --out --score-thr --set --show-dir --tta --tta-scales --work-dir -f -o -s -w" ;;
+    "det train") echo "--amp --auto-scale-lr --deterministic --device --force --help --json --load-from --resume --resume-from --seed --set --work-dir -f -s -w" ;;
   esac
 }
 complete -o filenames -F _det det

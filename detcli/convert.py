@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from det.cli.common import ForceOption, JsonOption, out, print_json
+from det.cli.common import ForceOption, JsonOption, SetOption, out, overrides, print_json
 
 convert_app = typer.Typer(
     help="Convert datasets (Cityscapes, VOC, MOT, CrowdHuman, YouTube-VIS, YOLO, plain images) to COCO JSON, "
@@ -23,7 +23,8 @@ def _report(rows: list[dict], json_: bool) -> None:
         print_json(rows)
         return
     for row in rows:
-        rest = ", ".join(f"{k}={v}" for k, v in row.items() if k != "file")
+        # lists (unmapped/missing keys, ...) are counted here; --json and the log show them in full
+        rest = ", ".join(f"{k}={len(v) if isinstance(v, list) else v}" for k, v in row.items() if k != "file")
         out.print(f"{row['file']}" + (f"  ({rest})" if rest else ""), markup=False, highlight=False)
 
 
@@ -212,6 +213,51 @@ def publish(
     from det.core.convert.checkpoints import publish as publish_checkpoint
 
     _report([publish_checkpoint(src, out, force)], json_)
+
+
+@convert_app.command("mmdet-weights")
+def mmdet_weights(
+    src: Path = typer.Argument(..., help="MMDetection checkpoint (.pth)."),
+    out: Path = typer.Argument(..., help="Output det checkpoint."),
+    preset: str = typer.Option(..., "--preset", "-p", help="det preset of the same model (e.g. a bundled name)."),
+    strict: bool = typer.Option(False, "--strict", help="Fail when any key is unmapped or missing."),
+    set_: Optional[list[str]] = SetOption,
+    force: bool = ForceOption,
+    json_: bool = JsonOption,
+) -> None:
+    """Map an MMDetection checkpoint (RTMDet, RetinaNet, FCOS, ResNet backbones) onto det's model.
+
+    Prints the keys nothing used (unmapped) and the det keys nothing filled (missing).
+
+    Example: det convert mmdet-weights rtmdet_tiny_8xb32-300e_coco.pth rtmdet_tiny.pt --preset presets/_base_/models/rtmdet_tiny_coco.yaml
+    """
+    from det.core.convert.weights import convert_mmdet_weights
+
+    _report([convert_mmdet_weights(src, out, preset, strict, force, overrides(set_))], json_)
+
+
+@convert_app.command("torchvision-weights")
+def torchvision_weights(
+    src: Path = typer.Argument(..., help="torchvision state dict (resnet18..152, retinanet_resnet50_fpn, fcos_resnet50_fpn)."),
+    out: Path = typer.Argument(..., help="Output det checkpoint."),
+    preset: Optional[str] = typer.Option(None, "--preset", "-p", help="det preset to check against (required for detectors)."),
+    prefix: str = typer.Option("backbone.", "--prefix", help="Key prefix for a ResNet classifier's weights."),
+    strict: bool = typer.Option(False, "--strict", help="Fail when any key is unmapped or missing."),
+    set_: Optional[list[str]] = SetOption,
+    force: bool = ForceOption,
+    json_: bool = JsonOption,
+) -> None:
+    """Map torchvision weights onto det's modules (ResNet backbones, RetinaNet, FCOS).
+
+    Detectors need a preset of torchvision's variant, e.g. for retinanet_resnet50_fpn:
+    --preset presets/_base_/models/retinanet_r50_fpn.yaml --set model.neck.add_extra_convs=on_output
+    --set model.neck.relu_before_extra_convs=true (the error message lists what is missing).
+
+    Example: det convert torchvision-weights resnet50-0676ba61.pth r50_backbone.pt
+    """
+    from det.core.convert.weights import convert_torchvision_weights
+
+    _report([convert_torchvision_weights(src, out, preset, prefix, strict, force, overrides(set_))], json_)
 
 
 def register(app: typer.Typer) -> None:

@@ -77,7 +77,9 @@ def rasterize_polygons(json_path: str) -> np.ndarray:
             raise DataError(f"{json_path}: objects[{index}].label: unknown Cityscapes label {obj.get('label')!r}")
         pixel = LABEL_IDS[name]
         if pixel in HAS_INSTANCES and not group:
-            pixel, counts[pixel] = pixel * 1000 + counts.get(pixel, 0), counts.get(pixel, 0) + 1
+            index_in_class = counts.get(pixel, 0)
+            counts[pixel] = index_in_class + 1
+            pixel = pixel * 1000 + index_in_class
         if pixel < 0:
             continue
         try:

@@ -9,11 +9,15 @@ segment `class x1 y1 x2 y2 ...` (normalised polygon; its box is the polygon's ex
 yolo2coco writes `{split}.json` per split: category id = class index + 1 (COCO ids start at 1),
 `file_name` relative to the dataset root, `bbox` in pixels (xywh), `area` = box area (boxes) or
 the polygon's mask area from pycocotools (segments), `iscrowd: 0`; images without a label file
-are kept with no annotations. coco2yolo writes `labels/{split}/...txt` (one per image, empty for
-images without objects), optional links or copies of the images under `images/{split}/`, and a
-`data.yaml`; categories are renumbered 0..K-1 in id order; crowd annotations are skipped (YOLO
-has no ignore regions); boxes are clipped to the image. Numbers are written with 10 significant
-digits, so a round trip in either direction reproduces coordinates to better than 1e-6.
+are kept with no annotations.
+
+coco2yolo writes one label file per image (empty for images without objects) where Ultralytics
+looks for it, `{split}.txt` (the image list the `data.yaml` split entry points to), `data.yaml`,
+and links or copies of the images. An image keeps its path when it has an `images/` folder in it
+(a dataset that came from YOLO), else it goes under `images/{split}/`. Categories are renumbered
+0..K-1 in id order; crowd annotations are skipped (YOLO has no ignore regions); boxes are clipped
+to the image. Numbers are written with 10 significant digits, so a round trip in either
+direction reproduces coordinates to better than 1e-6.
 """
 from __future__ import annotations
 
@@ -265,7 +269,8 @@ def coco_objects_to_yolo(anns: list[dict], width: int, height: int, class_index:
 
 def coco_to_yolo(ann_file: str | Path, out_dir: str | Path, split: str = "train", img_dir: str | Path | None = None,
                  image_mode: str = "symlink", segments: bool = False, force: bool = False) -> list[dict]:
-    """Write OUT/labels/{split}/*.txt (+ images under OUT/images/{split} from IMG_DIR) and OUT/data.yaml."""
+    """Write label files, OUT/{split}.txt (image list), OUT/data.yaml, and links or copies of the
+    images from IMG_DIR."""
     if image_mode not in ("symlink", "copy", "none"):
         raise DataError(f"--image-mode: expected symlink, copy or none, got {image_mode!r}")
     ann_file = Path(ann_file)
@@ -285,42 +290,59 @@ def coco_to_yolo(ann_file: str | Path, out_dir: str | Path, split: str = "train"
         by_image[ann["image_id"]].append(ann)
 
     out_dir = Path(out_dir)
-    labels_dir, images_dir, yaml_path = out_dir / "labels" / split, out_dir / "images" / split, out_dir / "data.yaml"
+    yaml_path, list_path = out_dir / "data.yaml", out_dir / f"{split}.txt"
     data = _merge_data_yaml(yaml_path, names, split, force)
-    planned = [labels_dir] + ([images_dir] if img_dir is not None and image_mode != "none" else [])
+    copy_images = img_dir is not None and image_mode != "none"
+    layout = [(img, image_rel_path(str(img["file_name"]), split)) for img in coco["images"]]
+    planned = [list_path] + [out_dir / label_rel(rel) for _, rel in layout]
+    if copy_images:
+        planned += [out_dir / rel for _, rel in layout]
     plan_outputs(planned, force)
-    for folder in planned:
-        if folder.exists():
-            shutil.rmtree(folder)
     stats = {"crowd_skipped": 0, "parts_dropped": 0, "clipped": 0, "empty_skipped": 0}
     n_objects = 0
     from det.core.log import track
 
-    for img in track(coco["images"], f"coco2yolo {split}"):
-        rel = Path(str(img["file_name"]))
-        if rel.is_absolute():
-            rel = Path(rel.name)
+    for img, rel in track(layout, f"coco2yolo {split}"):
         lines = coco_objects_to_yolo(by_image[img["id"]], int(img["width"]), int(img["height"]), class_index, segments, stats)
         n_objects += len(lines)
-        write_text(labels_dir / rel.with_suffix(".txt"), "".join(line + "\n" for line in lines))
-        if img_dir is not None and image_mode != "none":
+        write_text(out_dir / label_rel(rel), "".join(line + "\n" for line in lines))
+        if copy_images:
             source = Path(img_dir) / str(img["file_name"])
             if not source.is_file():
                 raise DataError(f"{source}: image of '{img['file_name']}' not found under --img-dir")
-            target = images_dir / rel
+            target = out_dir / rel
             target.parent.mkdir(parents=True, exist_ok=True)
+            target.unlink(missing_ok=True)
             if image_mode == "copy":
                 shutil.copy2(source, target)
             else:
                 target.symlink_to(source.resolve())
-    if img_dir is None:
-        warn(f"no --img-dir: put the images under {images_dir} (same relative paths as the labels)")
+    if not copy_images:
+        warn(f"images not copied: place them under {out_dir} at the paths listed in {list_path}")
+    write_text(list_path, "".join(f"./{rel.as_posix()}\n" for _, rel in layout))
     write_text(yaml_path, yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
     for key, count in stats.items():
         if count:
             warn(f"{ann_file}: {count} annotation(s) {key.replace('_', ' ')}")
-    return [summary(labels_dir, split=split, images=len(coco["images"]), objects=n_objects, **stats),
+    return [summary(list_path, split=split, images=len(coco["images"]), objects=n_objects, **stats),
             summary(yaml_path, classes=len(names))]
+
+
+def image_rel_path(file_name: str, split: str) -> Path:
+    """Where an image goes inside the YOLO folder: its own path when it already has an 'images'
+    folder in it (a dataset that came from YOLO), else images/{split}/{file_name}."""
+    rel = Path(file_name.replace("\\", "/"))
+    if rel.is_absolute() or ".." in rel.parts:
+        rel = Path(rel.name)
+    return rel if "images" in rel.parts[:-1] else Path("images") / split / rel
+
+
+def label_rel(image_rel: Path) -> Path:
+    """Ultralytics' rule on a relative path: the last 'images' folder becomes 'labels'."""
+    parts = list(image_rel.parts)
+    index = len(parts) - 2 - parts[:-1][::-1].index("images")
+    parts[index] = "labels"
+    return Path(*parts).with_suffix(".txt")
 
 
 def _merge_data_yaml(path: Path, names: dict[int, str], split: str, force: bool) -> dict:
@@ -338,5 +360,5 @@ def _merge_data_yaml(path: Path, names: dict[int, str], split: str, force: bool)
             data.update({k: v for k, v in old.items() if k in SPLITS and v})
         elif not force:
             raise DataError(f"{path}: already exists with other class names (use --force to replace it)")
-    data[split] = f"images/{split}"
+    data[split] = f"{split}.txt"
     return {k: v for k, v in data.items() if v is not None}

@@ -1,0 +1,131 @@
+"""Weights from torchvision (random init, no download) and MMDetection-layout checkpoints onto
+det's modules: outputs compared with torchvision's own forward."""
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+
+from det.core.config import load_preset
+from det.core.convert.weights import COCO_IDS, convert_mmdet_weights, convert_torchvision_weights
+from det.core.errors import DetError
+from det.core.fileio import load_checkpoint
+from det.core.models import build_detector
+from det.core.models.backbones import ResNet
+
+PRESETS = Path(__file__).resolve().parents[3] / "presets" / "_base_" / "models"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small convolutions on a shared 2-core machine: extra threads only add contention."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def randomize_norms(model: torch.nn.Module, seed: int = 0) -> None:
+    """Random BN/GN affine parameters and running statistics, so that eval-mode outputs depend on them."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            for name in ("weight", "bias", "running_mean", "running_var"):
+                t = getattr(m, name, None)
+                if isinstance(t, torch.Tensor) and t.dim() == 1 and not isinstance(m, torch.nn.Conv2d):
+                    t.copy_(torch.rand(t.shape, generator=g) + 0.5 if name in ("weight", "running_var")
+                            else torch.randn(t.shape, generator=g) * 0.1)
+
+
+def tv_resnet_features(m, x):
+    x = m.maxpool(m.relu(m.bn1(m.conv1(x))))
+    outs = []
+    for layer in (m.layer1, m.layer2, m.layer3, m.layer4):
+        x = layer(x)
+        outs.append(x)
+    return outs
+
+
+@pytest.mark.parametrize("depth", [18, 50])
+def test_torchvision_resnet_matches_outputs(tmp_path, depth):
+    torch.manual_seed(depth)
+    tv = getattr(torchvision.models, f"resnet{depth}")(weights=None).eval()
+    randomize_norms(tv, depth)
+    torch.save(tv.state_dict(), tmp_path / "tv.pth")
+    info = convert_torchvision_weights(tmp_path / "tv.pth", tmp_path / "det.pt")
+    assert info["dropped"] == ["fc.weight", "fc.bias"]
+    state = load_checkpoint(tmp_path / "det.pt")["state_dict"]
+    assert all(k.startswith("backbone.") for k in state)
+    det = ResNet(depth=depth).eval()
+    result = det.load_state_dict({k[len("backbone."):]: v for k, v in state.items()}, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    x = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        ours, ref = det(x), tv_resnet_features(tv, x)
+    for a, b in zip(ours, ref):
+        assert a.shape == b.shape
+        assert (a - b).abs().max().item() <= 1e-4
+
+
+def write_preset(path, base, body):
+    path.write_text(f"_base_: {base}\n{body}")
+    return path
+
+
+def test_torchvision_retinanet_raw_outputs(tmp_path):
+    torch.manual_seed(0)
+    tv = torchvision.models.detection.retinanet_resnet50_fpn(weights=None, weights_backbone=None).eval()
+    randomize_norms(tv, 1)
+    torch.save(tv.state_dict(), tmp_path / "tv.pth")
+    base = PRESETS / "retinanet_r50_fpn.yaml"
+    with pytest.raises(DetError, match="does not express torchvision's retinanet: set model.neck.add_extra_convs=on_output"):
+        convert_torchvision_weights(tmp_path / "tv.pth", tmp_path / "x.pt", preset=base)
+    sets = ["model.neck.add_extra_convs=on_output", "model.neck.relu_before_extra_convs=true"]
+    info = convert_torchvision_weights(tmp_path / "tv.pth", tmp_path / "det.pt", preset=base, overrides=sets)
+    assert info["unmapped"] == [] and info["missing"] == []
+    ckpt = load_checkpoint(tmp_path / "det.pt")
+    det = build_detector(ckpt["preset"]["model"]).eval()
+    det.load_state_dict(ckpt["state_dict"], strict=False)
+    x = torch.randn(1, 3, 96, 128)
+    with torch.no_grad():
+        cls_scores, bbox_preds = det(x)
+        feats = list(tv.backbone(x).values())
+        ref_cls = tv.head.classification_head(feats)  # (N, sum HWA, 91)
+        ref_reg = tv.head.regression_head(feats)  # (N, sum HWA, 4)
+    ours_cls = torch.cat([c.permute(0, 2, 3, 1).reshape(1, -1, 80) for c in cls_scores], 1)
+    ours_reg = torch.cat([r.permute(0, 2, 3, 1).reshape(1, -1, 4) for r in bbox_preds], 1)
+    assert (ours_cls - ref_cls[..., COCO_IDS]).abs().max().item() <= 1e-4
+    assert (ours_reg - ref_reg).abs().max().item() <= 1e-4
+
+
+def test_mmdet_layout_checkpoint(tmp_path):
+    """An MMDetection-style file (det's module names, MMEngine objects in meta, preprocessor and
+    EMA keys) maps onto the preset's model with an honest report."""
+    import pickle
+
+    class HubLike:
+        def __reduce__(self):
+            return (pickle.loads, (b"never run",))
+
+    base = PRESETS / "rtmdet_tiny_coco.yaml"
+    model = build_detector(load_preset(base)["model"])
+    randomize_norms(model, 3)
+    state = dict(model.state_dict())
+    state["data_preprocessor.mean"] = torch.zeros(3)
+    state["bbox_head.extra_thing.weight"] = torch.zeros(1)
+    classes = tuple(f"c{i}" for i in range(80))
+    torch.save({"meta": {"dataset_meta": {"classes": classes}, "message_hub": HubLike()}, "state_dict": state,
+                "ema_state_dict": {"x": torch.zeros(1)}}, tmp_path / "mm.pth")
+    info = convert_mmdet_weights(tmp_path / "mm.pth", tmp_path / "det.pt", base)
+    assert info["unmapped"] == ["bbox_head.extra_thing.weight"] and info["missing"] == []
+    assert info["dropped"] == ["data_preprocessor.mean"]
+    ckpt = load_checkpoint(tmp_path / "det.pt")
+    assert ckpt["meta"]["classes"] == list(classes) and ckpt["preset"]["model"]["type"] == "RTMDet"
+    for key, value in model.state_dict().items():
+        assert torch.equal(ckpt["state_dict"][key], value)
+    with pytest.raises(DetError, match="1 unmapped and 0 missing keys"):
+        convert_mmdet_weights(tmp_path / "mm.pth", tmp_path / "det2.pt", base, strict=True)
+    with pytest.raises(DetError, match=r"tensor shapes do not match.*bbox_head.rtm_cls.0.bias: checkpoint \(80,\) vs det \(3,\)"):
+        convert_mmdet_weights(tmp_path / "mm.pth", tmp_path / "det3.pt", base, overrides=["model.bbox_head.num_classes=3"])
+    with pytest.raises(DetError, match="det.pt: already exists"):
+        convert_mmdet_weights(tmp_path / "mm.pth", tmp_path / "det.pt", base)
