@@ -22,6 +22,8 @@ COMMAND_MODULES = [
     "det.cli.eval",
     "det.cli.infer",
     "det.cli.mot_search",
+    "det.cli.synth",
+    "det.cli.browse",
 ]
 
 app = typer.Typer(

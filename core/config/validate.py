@@ -22,8 +22,15 @@ def _check_tracker(cfg: dict) -> None:
     check_tracker_config(cfg["tracker"])
 
 
+def _check_data(cfg: dict) -> None:
+    from det.core.data.validate import check_data_section
+
+    check_data_section(cfg)
+
+
 # section -> function(cfg) that raises ConfigError when the section cannot be built.
 SECTION_CHECKS: dict[str, Callable[[dict], None]] = {
+    "data": _check_data,
     "model": _check_model,
     "tracker": _check_tracker,
 }

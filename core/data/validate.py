@@ -1,0 +1,69 @@
+"""`det config validate` checks of the `data` section, without reading or generating data:
+loader keys, dataset types and their keys (wrappers recursively), and every pipeline builds."""
+from __future__ import annotations
+
+from typing import Any
+
+from det.core.errors import ConfigError, did_you_mean
+
+DATA_KEYS = ("classes", "train", "val", "test")
+
+
+def check_data_section(cfg: dict) -> None:
+    from det.core.config.build import at_path, config_path
+    from det.core.data.loader import LOADER_KEYS
+    from det.core.data.transforms import build_pipeline
+
+    data = cfg.get("data")
+    if not isinstance(data, dict):
+        raise ConfigError(f"data: expected a mapping, got {type(data).__name__}")
+    for key in data:
+        if key not in DATA_KEYS:
+            raise ConfigError(f"data.{key}: unknown key{did_you_mean(key, DATA_KEYS)}")
+    classes = data.get("classes")
+    if classes is not None and not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
+        raise ConfigError("data.classes: expected a list of class names")
+    with at_path("data"):
+        for split in ("train", "val", "test"):
+            section = data.get(split)
+            if section is None:
+                continue
+            with at_path(split):
+                if not isinstance(section, dict):
+                    raise ConfigError(f"{config_path()}: expected a mapping")
+                for key in section:
+                    if key not in LOADER_KEYS:
+                        raise ConfigError(f"{config_path(key)}: unknown loader key{did_you_mean(key, LOADER_KEYS)}")
+                if "dataset" not in section:
+                    raise ConfigError(f"{config_path('dataset')}: missing")
+                _check_dataset(section["dataset"], "dataset")
+                for key in ("pipeline", "switch_pipeline"):
+                    if section.get(key) is not None:
+                        build_pipeline(section[key], key)
+                for key in ("batch_size", "num_workers", "size_divisor"):
+                    if key in section and (not isinstance(section[key], int) or section[key] < 0):
+                        raise ConfigError(f"{config_path(key)}: expected a non-negative integer, got {section[key]!r}")
+
+
+def _check_dataset(cfg: Any, key: str) -> None:
+    from det.core.config.build import at_path, config_path, signature_keys
+    from det.core.data.datasets import DATASETS
+    from det.core.data.transforms import build_pipeline
+
+    with at_path(key):
+        if not isinstance(cfg, dict):
+            raise ConfigError(f"{config_path()}: expected a mapping with 'type'")
+        name = cfg.get("type")
+        if name not in DATASETS:
+            raise ConfigError(f"{config_path('type')}: unknown dataset type '{name}'{did_you_mean(str(name), DATASETS)}")
+        names, _ = signature_keys(DATASETS[name])
+        for k in cfg:
+            if k != "type" and k not in names:
+                raise ConfigError(f"{config_path(k)}: unknown key for {name}{did_you_mean(k, names)}")
+        if isinstance(cfg.get("dataset"), dict):
+            _check_dataset(cfg["dataset"], "dataset")
+        for i, sub in enumerate(cfg.get("datasets") or []):
+            with at_path("datasets"):
+                _check_dataset(sub, str(i))
+        if cfg.get("pipeline") is not None:
+            build_pipeline(cfg["pipeline"], "pipeline")

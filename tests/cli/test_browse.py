@@ -1,0 +1,75 @@
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from det.core.config import preset_root
+from det.core.vis import get_palette
+
+SHAPES_PALETTE = ((220, 20, 60), (0, 130, 255), (0, 200, 80), (255, 170, 0), (160, 60, 230), (0, 210, 210))
+
+
+def _preset(tmp_path: Path) -> Path:
+    base = preset_root() / "_base_" / "data" / "shapes.yaml"
+    p = tmp_path / "demo_like.yaml"
+    p.write_text(f"""_base_: {base}
+data:
+  train:
+    dataset: {{num_train: 4, num_val: 2, size: 96, seed: 3}}
+    pipeline:
+      - {{type: LoadImage}}
+      - {{type: LoadAnnotations}}
+      - {{type: Pack}}
+  val:
+    dataset: {{num_train: 4, num_val: 2, size: 96, seed: 3}}
+""")
+    return p
+
+
+def test_browse_draws_boxes_in_class_colours(tmp_path, det_inproc, monkeypatch):
+    run_det = det_inproc
+    monkeypatch.setenv("DET_CACHE", str(tmp_path / "cache"))
+    preset = _preset(tmp_path)
+    res = run_det("browse", preset, "--out-dir", tmp_path / "out", "--limit", "3", "--grid", "--json")
+    assert res.returncode == 0, res.stderr
+    info = json.loads(res.stdout)
+    assert len(info["images"]) == 3 and Path(info["grid"]).is_file()
+    ann = json.loads(next((tmp_path / "cache" / "synthetic").glob("shapes-*/instances_train.json")).read_text())
+    checked = 0
+    for k, path in enumerate(info["images"]):
+        img = cv2.imread(path)
+        assert img.shape == (96, 96, 3)
+        image_id = ann["images"][k]["id"]
+        for a in (a for a in ann["annotations"] if a["image_id"] == image_id):
+            x, y, w, h = a["bbox"]
+            r, g, b = SHAPES_PALETTE[a["category_id"] - 1]
+            # left edge of the outline, below the label tag: the exact class colour (BGR)
+            px = img[int(round(y + h * 0.75)), int(round(x))]
+            checked += int(tuple(px) == (b, g, r))
+    assert checked >= 3
+    again = run_det("browse", preset, "--out-dir", tmp_path / "out", "--limit", "1")
+    assert again.returncode == 2 and "already exists" in again.stderr
+
+
+def test_browse_stats_and_show_error(tmp_path, det_inproc, monkeypatch):
+    run_det = det_inproc
+    monkeypatch.setenv("DET_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("DISPLAY", "")
+    preset = _preset(tmp_path)
+    res = run_det("browse", preset, "--split", "val", "--stats", "--json")
+    assert res.returncode == 0, res.stderr
+    stats = json.loads(res.stdout)
+    ann = json.loads(next((tmp_path / "cache" / "synthetic").glob("shapes-*/instances_val.json")).read_text())
+    assert stats["num_images"] == 2 and stats["num_instances"] == len(ann["annotations"])
+    counts = {c["name"]: 0 for c in ann["categories"]}
+    for a in ann["annotations"]:
+        counts[ann["categories"][a["category_id"] - 1]["name"]] += 1
+    assert {k: v["instances"] for k, v in stats["per_class"].items()} == counts
+    widths = [a["bbox"][2] for a in ann["annotations"]]
+    assert stats["box_width"]["max"] == max(widths) and stats["box_width"]["min"] == min(widths)
+    shown = run_det("browse", preset, "--show")
+    assert shown.returncode == 2 and "--show needs a display" in shown.stderr
+    bad = run_det("browse", preset, "--split", "tset", "--stats")
+    assert bad.returncode == 2 and "split must be one of" in bad.stderr
+    assert get_palette(6)  # default palette exists for datasets without their own
