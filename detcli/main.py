@@ -16,14 +16,17 @@ from det.core.errors import DetError
 # One module per command; each exposes `register(app)`. Add a command by adding its module here.
 COMMAND_MODULES = [
     "det.cli.analyze_logs",
+    "det.cli.analyze_results",
     "det.cli.config",
     "det.cli.confusion_matrix",
     "det.cli.convert",
     "det.cli.eval",
+    "det.cli.flops",
     "det.cli.infer",
-    "det.cli.mot_search",
+    "det.cli.optimize_anchors",
     "det.cli.synth",
     "det.cli.browse",
+    "det.cli.mot_search",
 ]
 
 app = typer.Typer(
