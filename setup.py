@@ -38,29 +38,38 @@ def _extensions():
     )
     cuda_sources = sorted(glob.glob("ops/csrc/cuda/*.cu")) if with_cuda else []
     cxx = ["-O3", "-std=c++20", "-fopenmp"]
-    # The source hash lets det.ops refuse to load an extension built from other sources.
-    macros = [("DET_OPS_SOURCE_HASH", _ops_source_hash())]
-    macros += [("DET_WITH_CUDA", None)] if cuda_sources else []
+    # The source hash lets det.ops refuse to load an extension built from other sources. It goes
+    # into a generated header that only register.cpp includes, so a change recompiles one file.
+    include_dirs = [_write_hash_header()]
+    macros = [("DET_WITH_CUDA", None)] if cuda_sources else []
     if cuda_sources:
         ext = cpp_extension.CUDAExtension(
-            "det.ops._C", sources + cuda_sources, define_macros=macros,
+            "det.ops._C", sources + cuda_sources, define_macros=macros, include_dirs=include_dirs,
             extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "-std=c++20"]}, extra_link_args=["-fopenmp"],
         )
     else:
         ext = cpp_extension.CppExtension(
-            "det.ops._C", sources, define_macros=macros, extra_compile_args={"cxx": cxx},
+            "det.ops._C", sources, define_macros=macros, include_dirs=include_dirs, extra_compile_args={"cxx": cxx},
             extra_link_args=["-fopenmp"],
         )
     return [ext], {"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True)}
 
 
-def _ops_source_hash() -> str:
+def _write_hash_header() -> str:
+    """build/det_ops_generated/det_ops_source_hash.h with the hash of ops/csrc (rewritten only on change)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("_det_source_hash", os.path.join("ops", "_source_hash.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.source_hash(os.path.join("ops", "csrc"))
+    folder = os.path.abspath(os.path.join("build", "det_ops_generated"))
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, "det_ops_source_hash.h")
+    text = f'#define DET_OPS_SOURCE_HASH "{module.source_hash(os.path.join("ops", "csrc"))}"\n'
+    if not os.path.exists(path) or open(path).read() != text:
+        with open(path, "w") as f:
+            f.write(text)
+    return folder
 
 
 def _torch_has_cuda() -> bool:

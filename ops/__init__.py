@@ -8,6 +8,7 @@ from det.ops.bbox_overlaps import bbox_overlaps
 from det.ops.focal_loss import sigmoid_focal_loss
 from det.ops.nms import batched_nms, batched_soft_nms, nms, soft_nms
 from det.ops.roi_align import roi_align
+from det.ops.wbf import weighted_boxes_fusion, weighted_boxes_fusion_batch
 
 __all__ = [
     "batched_nms",
@@ -17,4 +18,6 @@ __all__ = [
     "roi_align",
     "sigmoid_focal_loss",
     "soft_nms",
+    "weighted_boxes_fusion",
+    "weighted_boxes_fusion_batch",
 ]
