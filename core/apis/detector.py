@@ -27,15 +27,20 @@ from det.core.inference.reader import imread
 LOADING_STEPS = frozenset({"LoadImage", "LoadImageFromFile", "LoadAnnotations", "FilterAnnotations"})
 
 
-def inference_pipeline_cfg(cfg: Mapping[str, Any]) -> list[dict]:
-    """The preset's `data.test.pipeline` (falling back to `data.val.pipeline`) minus loading."""
+def test_loader_cfg(cfg: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The preset's `data.test` loader section, or `data.val` when there is no test section."""
     data = cfg.get("data") or {}
     for split in ("test", "val"):
-        section = data.get(split) or {}
-        pipeline = section.get("pipeline") if isinstance(section, Mapping) else None
-        if pipeline:
-            return [dict(t) for t in pipeline if not (isinstance(t, Mapping) and t.get("type") in LOADING_STEPS)]
+        section = data.get(split)
+        if isinstance(section, Mapping) and section.get("pipeline"):
+            return section
     raise ConfigError("data.test.pipeline: missing; the preset needs a test pipeline for inference")
+
+
+def inference_pipeline_cfg(cfg: Mapping[str, Any]) -> list[dict]:
+    """The test pipeline without its file-loading steps."""
+    pipeline = test_loader_cfg(cfg)["pipeline"]
+    return [dict(t) for t in pipeline if not (isinstance(t, Mapping) and t.get("type") in LOADING_STEPS)]
 
 
 def class_names_of(ckpt: Mapping[str, Any], cfg: Mapping[str, Any]) -> list[str]:
@@ -60,26 +65,14 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return dev
 
 
-def pad_batch(inputs: Sequence[torch.Tensor], divisor: int = 1, pad_value: int = 0) -> torch.Tensor:
-    """Stack (3, H, W) uint8 tensors into (B, 3, H', W'), padded bottom/right to the largest
-    size rounded up to `divisor`."""
-    h = max(int(t.shape[1]) for t in inputs)
-    w = max(int(t.shape[2]) for t in inputs)
-    if divisor > 1:
-        h, w = -(-h // divisor) * divisor, -(-w // divisor) * divisor
-    out = torch.full((len(inputs), int(inputs[0].shape[0]), h, w), pad_value, dtype=inputs[0].dtype)
-    for i, t in enumerate(inputs):
-        out[i, :, : t.shape[1], : t.shape[2]] = t
-    return out
-
-
 class Detector:
     """A model + its test pipeline + class names; call it on paths, BGR arrays or lists."""
 
     def __init__(self, model: torch.nn.Module, pipeline_cfg: list[dict], class_names: Sequence[str],
                  device: str | torch.device | None = "cpu", score_thr: float = 0.3,
                  classes: Sequence[str] | None = None, amp: bool = False, channels_last: bool = False,
-                 batch_size: int = 1, preset: Mapping[str, Any] | None = None) -> None:
+                 batch_size: int = 1, preset: Mapping[str, Any] | None = None, size_divisor: int = 32,
+                 pad_val: int = 0) -> None:
         from det.core.data.transforms import build_pipeline
 
         self.device = resolve_device(device)
@@ -94,6 +87,7 @@ class Detector:
         self.amp = amp
         self.batch_size = max(1, int(batch_size))
         self.preset = dict(preset or {})
+        self.size_divisor, self.pad_val = int(size_divisor or 1), int(pad_val)
 
     def _labels_for(self, classes: Sequence[str] | None) -> np.ndarray | None:
         if not classes:
@@ -128,6 +122,9 @@ class Detector:
         if missing or unexpected:
             what = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
             raise DetError(f"{path}: weights do not fit the preset's model ({what})")
+        loader = test_loader_cfg(cfg)
+        kwargs.setdefault("size_divisor", int(loader.get("size_divisor", 32) or 1))
+        kwargs.setdefault("pad_val", int(loader.get("pad_val", 0) or 0))
         return cls(model, inference_pipeline_cfg(cfg), class_names_of(ckpt, cfg), device=device, preset=cfg, **kwargs)
 
     # -- steps the CLI runs separately (pipeline in the reader thread, forward in the main one) --
@@ -156,12 +153,11 @@ class Detector:
             return self.model.predict(inputs.to(self.device, non_blocking=True), samples)
 
     def collate(self, prepared: Sequence[dict]) -> tuple[torch.Tensor, list]:
-        divisor = int(getattr(getattr(self.model, "data_preprocessor", None), "pad_size_divisor", 1) or 1)
-        inputs = pad_batch([p["inputs"] for p in prepared], divisor)
-        samples = [p["sample"] for p in prepared]
-        for s in samples:
-            s.batch_input_shape = (int(inputs.shape[2]), int(inputs.shape[3]))
-        return inputs, samples
+        """Pad to one batch exactly as `det test` does (the test loader's size_divisor, pad_val)."""
+        from det.core.data.loader import collate
+
+        batch = collate(list(prepared), size_divisor=self.size_divisor, pad_val=self.pad_val)
+        return batch["inputs"], batch["samples"]
 
     def predict_prepared(self, prepared: Sequence[dict]) -> list[Prediction]:
         """Predictions for pipeline outputs, in batches of `batch_size`."""

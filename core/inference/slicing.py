@@ -161,10 +161,11 @@ def merge_boxes(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, metho
                                torch.from_numpy(labels), float(iou)).numpy()
         return boxes[keep], scores[keep], labels[keep]
     if method == "wbf":
-        fused = ops.weighted_boxes_fusion(torch.from_numpy(boxes).float(), torch.from_numpy(scores).float(),
-                                          torch.from_numpy(labels), iou_thr=float(iou))
-        fb, fs, fl = (t.numpy() if hasattr(t, "numpy") else np.asarray(t) for t in fused[:3])
-        return fb.astype(np.float32), fs.astype(np.float32), fl.astype(np.int64)
+        # ensemble-boxes semantics: normalised coordinates, one "model" holding every tile's boxes
+        scale = np.array([width, height, width, height], np.float64)
+        fb, fs, fl = ops.weighted_boxes_fusion([boxes.astype(np.float64) / scale], [scores.astype(np.float64)],
+                                               [labels.astype(np.int64)], iou_thr=float(iou), conf_type="avg")
+        return (np.asarray(fb) * scale).astype(np.float32).reshape(-1, 4), np.asarray(fs, np.float32), np.asarray(fl, np.int64)
     raise DetError(f"--merge: unknown method '{method}' (one of: {', '.join(MERGE_METHODS)})")
 
 
