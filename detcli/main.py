@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "det.cli.infer",
     "det.cli.optimize_anchors",
     "det.cli.synth",
+    "det.cli.synth_mot",
     "det.cli.browse",
     "det.cli.mot_search",
 ]

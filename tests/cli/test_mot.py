@@ -69,3 +69,18 @@ def test_mot_search_option_errors(det, data):
     assert r.returncode == 2 and "no detections" in r.stderr
     r = det("mot-search", "trackers/bytetrack", "--data", data / "seqs", "--public", "--metric", "MOTTA")
     assert r.returncode == 2 and "did you mean 'MOTA'" in r.stderr
+
+
+def test_synth_mot_writes_motchallenge_sequences_deterministically(det, tmp_path):
+    args = ["--seqs", "2", "--frames", "8", "--seed", "4", "--width", "96", "--height", "80"]
+    r = det("synth", "mot", tmp_path / "a", *args)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [str(tmp_path / "a" / "SYNTH-01"), str(tmp_path / "a" / "SYNTH-02")]
+    seq = tmp_path / "a" / "SYNTH-01"
+    assert sorted(p.name for p in (seq / "img1").iterdir()) == [f"{i:06d}.jpg" for i in range(1, 9)]
+    assert "seqLength=8" in (seq / "seqinfo.ini").read_text()
+    assert det("synth", "mot", tmp_path / "b", *args, "--json").returncode == 0
+    for rel in ("gt/gt.txt", "det/det.txt", "img1/000005.jpg"):
+        assert (seq / rel).read_bytes() == (tmp_path / "b" / "SYNTH-01" / rel).read_bytes()
+    again = det("synth", "mot", tmp_path / "a", *args)
+    assert again.returncode == 2 and "not empty" in again.stderr
