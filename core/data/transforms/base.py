@@ -129,3 +129,13 @@ def sync_boxes_with_masks(results: dict, had_mask: np.ndarray | None) -> None:
     boxes[use] = m.get_bboxes()[use]
     results["gt_bboxes"] = boxes
     keep_gt(results, ~(had_mask & (areas == 0)))
+
+
+def filled(h: int, w: int, value: Any) -> np.ndarray:
+    """An (h, w, 3) uint8 canvas of one colour (a number or a BGR triple). Broadcasting a
+    3-vector over a large array is slow in numpy; a scalar fill or a tile is a memset/memcpy."""
+    vals = value if isinstance(value, tuple) else (value,) * 3
+    vals = [int(round(float(v))) for v in vals]
+    if vals[0] == vals[1] == vals[2]:
+        return np.full((h, w, 3), vals[0], np.uint8)
+    return np.tile(np.array(vals, np.uint8), h * w).reshape(h, w, 3)

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from det.core.data.transforms.base import (
-    Transform, as_pair, clip_xyxy, keep_gt, mask_presence, num_gt, pad_value, sync_boxes_with_masks,
+    Transform, as_pair, clip_xyxy, filled, keep_gt, mask_presence, num_gt, pad_value, sync_boxes_with_masks,
     update_homography, valid_boxes,
 )
 from det.core.data.transforms.rng import rng
@@ -435,8 +435,7 @@ class Expand(Transform):
         ratio = r.uniform(*self.ratio_range)
         nh, nw = int(h * ratio), int(w * ratio)
         left, top = int(r.uniform(0, nw - w)), int(r.uniform(0, nh - h))
-        canvas = np.empty((nh, nw, 3), np.uint8)
-        canvas[:] = self._fill
+        canvas = filled(nh, nw, tuple(int(v) for v in self._fill))
         canvas[top:top + h, left:left + w] = img
         results["img"] = canvas
         results["img_shape"] = (nh, nw)

@@ -13,7 +13,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from det.core.data.transforms.base import Transform, as_pair, clip_xyxy, num_gt, pad_value, valid_boxes
+from det.core.data.transforms.base import Transform, as_pair, clip_xyxy, filled, num_gt, pad_value, valid_boxes
 from det.core.data.transforms.rng import rng
 from det.core.errors import DataError
 from det.core.structures.bitmap_masks import BitmapMasks
@@ -95,8 +95,7 @@ class Mosaic(_MixSource):
         others = [self._draw() for _ in range(3)]
         w, h = self.img_scale
         cw, ch = 2 * w, 2 * h
-        canvas = np.empty((ch, cw, 3), np.uint8)
-        canvas[:] = np.array(self._val if isinstance(self._val, tuple) else (self._val,) * 3).round().astype(np.uint8)
+        canvas = filled(ch, cw, self._val)
         cx = int(rng().uniform(*self.center_ratio_range) * w)
         cy = int(rng().uniform(*self.center_ratio_range) * h)
         with_masks = results.get("gt_masks") is not None
@@ -194,9 +193,7 @@ class MixUp(_MixSource):
             img = img[:, ::-1]
         th, tw = results["img"].shape[:2]
         ph, pw = max(nh, th), max(nw, tw)
-        fill = np.array(self._val if isinstance(self._val, tuple) else (self._val,) * 3).round().astype(np.uint8)
-        padded = np.empty((ph, pw, 3), np.uint8)
-        padded[:] = fill
+        padded = filled(ph, pw, self._val)
         padded[:nh, :nw] = img
         oy = int(r.integers(0, ph - th + 1))
         ox = int(r.integers(0, pw - tw + 1))
