@@ -231,9 +231,9 @@ def search(tracker_cfg: Mapping[str, Any], sequences: list[SequenceInput], metri
                 results[i] = _run_combo(i, cfg)[1]
                 bar.advance(task)
         else:
-            # fork is cheap, but unsafe once torch (and its thread pools) is loaded: then spawn.
-            method = "spawn" if "torch" in sys.modules or sys.platform != "linux" else "fork"
-            ctx = mp.get_context(method)
+            # fork: cheap, and workers use only numpy/scipy (never torch), so a detector that ran
+            # in this process is harmless. spawn would re-import the CLI's __main__ module.
+            ctx = mp.get_context("fork" if sys.platform == "linux" else "spawn")
             with ProcessPoolExecutor(max_workers=min(jobs, len(combos)), mp_context=ctx,
                                      initializer=_init_worker, initargs=(sequences, benchmark)) as pool:
                 futures = [pool.submit(_run_combo, i, cfg) for i, (_, cfg) in enumerate(combos)]

@@ -71,3 +71,11 @@ def test_detector_runs_once_per_frame_and_is_cached(root, tmp_path):
         prepare_sequences(root, cache=tmp_path / "empty")
     with pytest.raises(DataError, match="no detections"):
         prepare_sequences(root)
+
+
+def test_config_validate_builds_every_combination():
+    from det.core.config.validate import validate_preset
+
+    assert validate_preset(load_preset("trackers/ocsort", ["tracker.vel_delta_t=[2,3]"])) == ["tracker"]
+    with pytest.raises(ConfigError, match=r"tracker\.num_frames_retain: must be >= 0"):
+        validate_preset(load_preset("trackers/sort", ["tracker.num_frames_retain=[3,-1]"]))
