@@ -147,3 +147,16 @@ def test_tracking_writes_mot_with_stable_ids(tmp_path):
     rec = json.loads((tmp_path / "o" / "preds" / "clip_000006.json").read_text())
     assert sorted(rec["track_ids"]) == sorted(set(rows[:, 1].astype(int)))
     assert s.outputs["mot"] == str(mot)
+
+
+def test_sliced_run_finds_each_cut_object_once(tmp_path):
+    img = np.zeros((400, 520, 3), np.uint8)
+    gt = [(150, 20, 190, 60, 0), (250, 170, 300, 230, 1), (60, 300, 140, 380, 0)]  # crossing x=160/256, y=192...
+    for x0, y0, x1, y1, label in gt:
+        img[y0:y1, x0:x1] = [(0, 0, 255), (0, 255, 0)][label]
+    cv2.imwrite(str(tmp_path / "big.png"), img)
+    out = tmp_path / "o"
+    run_inference(FakeDetector(), discover([str(tmp_path / "big.png")]),
+                  InferOptions(out_dir=out, vis=False, slice=200, overlap=0.3, full=False, batch_size=3))
+    rec = json.loads((out / "preds" / "big.json").read_text())
+    assert sorted(map(tuple, rec["bboxes"])) == sorted((x0, y0, x1, y1) for x0, y0, x1, y1, _ in gt)
