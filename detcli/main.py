@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "det.cli.convert",
     "det.cli.eval",
     "det.cli.flops",
+    "det.cli.fuse_results",
     "det.cli.infer",
     "det.cli.optimize_anchors",
     "det.cli.synth",
