@@ -78,7 +78,7 @@ class BitmapMasks:
 
     @property
     def areas(self) -> np.ndarray:
-        return self.masks.reshape(len(self), -1).sum(1).astype(np.float32)
+        return self.masks.sum(axis=(1, 2), dtype=np.int64).astype(np.float32)
 
     # -- geometry --------------------------------------------------------------------------
     def get_bboxes(self) -> np.ndarray:

@@ -81,7 +81,10 @@ def resize_to(results: dict, new_w: int, new_h: int, flag: int = cv2.INTER_LINEA
     elif results.get("gt_bboxes") is not None:
         results["gt_bboxes"] = results["gt_bboxes"].copy()
     if results.get("gt_masks") is not None:
+        had_mask = mask_presence(results)
         results["gt_masks"] = results["gt_masks"].resize(new_h, new_w)
+        # nearest-neighbour sampling can skip a thin tip when shrinking: boxes follow the masks
+        sync_boxes_with_masks(results, had_mask)
     update_homography(results, np.diag([sx, sy, 1.0]))
     return results
 
