@@ -11,7 +11,7 @@ _det() {
 }
 _det_words() {
   case "$1" in
-    "det") echo "analyze-logs analyze-results browse config confusion-matrix convert eval flops fuse-results infer mot-search optimize-anchors synth --debug --help --version" ;;
+    "det") echo "analyze-logs analyze-results browse config confusion-matrix convert eval flops fuse-results infer mot-search optimize-anchors synth test train --debug --help --version" ;;
     "det analyze-logs") echo "plot summary train-time --help" ;;
     "det analyze-logs plot") echo "--force --help --json --keys --legend --out --smooth --style --title --x -f" ;;
     "det analyze-logs summary") echo "--help --json" ;;
@@ -45,6 +45,8 @@ _det_words() {
     "det synth") echo "mot shapes --help" ;;
     "det synth mot") echo "--force --frames --height --help --json --no-images --seed --seqs --width -f" ;;
     "det synth shapes") echo "--force --help --json --num-train --num-val --seed --size -f" ;;
+    "det test") echo "--device --force --format-only --help --json --out --score-thr --set --show-dir --tta --tta-scales --work-dir -f -o -s -w" ;;
+    "det train") echo "--amp --auto-scale-lr --deterministic --device --force --help --json --load-from --resume --resume-from --seed --set --work-dir -f -s -w" ;;
   esac
 }
 complete -o filenames -F _det det

@@ -29,6 +29,8 @@ COMMAND_MODULES = [
     "det.cli.synth_mot",
     "det.cli.browse",
     "det.cli.mot_search",
+    "det.cli.train",
+    "det.cli.test",
 ]
 
 app = typer.Typer(

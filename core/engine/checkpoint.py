@@ -10,6 +10,7 @@ Content of a det checkpoint:
 """
 from __future__ import annotations
 
+import json
 import random
 import re
 from pathlib import Path
@@ -38,7 +39,19 @@ def rng_state() -> dict[str, Any]:
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
+    data_rng = _data_rng()
+    if data_rng is not None:  # det's transform stream (128-bit ints: stored as JSON text)
+        state["data"] = json.dumps(data_rng.get_state())
     return state
+
+
+def _data_rng():
+    import importlib
+
+    try:
+        return importlib.import_module("det.core.data.transforms.rng")
+    except ImportError:
+        return None
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
@@ -49,6 +62,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+    data_rng = _data_rng()
+    if "data" in state and data_rng is not None:
+        data_rng.set_state(json.loads(state["data"]))
 
 
 def unwrap(model: nn.Module) -> nn.Module:

@@ -584,6 +584,7 @@ class Trainer:
         return metrics
 
 
+@torch.no_grad()
 def run_evaluation(model: nn.Module, dataset: Any, collate_fn: Callable | None, evaluator: Any, device: torch.device,
                    batch_size: int = 1, num_workers: int = 0, amp_dtype: torch.dtype | None = None,
                    desc: str = "test", predict: Callable | None = None) -> dict[str, float]:

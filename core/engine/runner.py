@@ -1,0 +1,284 @@
+"""What `det train` and `det test` do, callable from Python: build model, data and evaluator
+from a resolved preset, then train (Trainer) or evaluate a checkpoint."""
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from det.core.engine import checkpoint as ckpt_io
+from det.core.engine import dist
+from det.core.engine.trainer import Trainer, resolve_device, run_evaluation, seed_everything, write_metrics
+from det.core.errors import ConfigError, DataError, DetError
+from det.core.fileio import atomic_write, atomic_write_json, atomic_write_text, ensure_new, load_checkpoint
+from det.core.log import get_logger
+
+DEMO_HINT = ("to try det without downloading a dataset, use a demo preset on the bundled synthetic data, "
+             "e.g. det train presets/demo/rtmdet_tiny.yaml")
+RUN_FILES = ("last.pt", "log.jsonl")
+
+
+def _section(cfg: dict, key: str) -> dict:
+    value = cfg.get(key)
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key}: missing section")
+    return value
+
+
+def loader_cfg(cfg: dict, split: str) -> dict:
+    data = _section(cfg, "data")
+    if split == "test" and not isinstance(data.get("test"), dict):
+        split = "val"
+    section = data.get(split)
+    if not isinstance(section, dict):
+        raise ConfigError(f"data.{split}: missing loader section (dataset, pipeline, batch_size)")
+    return section
+
+
+def build_split(cfg: dict, split: str) -> tuple[Any, Any, dict]:
+    """(dataset, collate_fn, loader section) of `data.<split>` ('test' falls back to 'val')."""
+    from det.core.data import build_dataset, collate
+
+    section = loader_cfg(cfg, split)
+    key = f"data.{split if split != 'test' or 'test' in cfg['data'] else 'val'}"
+    try:
+        dataset = build_dataset({k: v for k, v in section.items() if k in ("dataset", "pipeline")}, key=key)
+    except DataError as exc:
+        msg = str(exc)
+        if "not found" in msg or "No such file" in msg:
+            raise DataError(f"{msg}; {DEMO_HINT}") from None
+        raise
+    collate_fn = partial(collate, size_divisor=int(section.get("size_divisor", 32)), pad_val=int(section.get("pad_val", 0)))
+    if len(dataset) == 0:
+        raise DataError(f"{key}.dataset: no images")
+    return dataset, collate_fn, section
+
+
+def _check_data_classes(cfg: dict, dataset: Any) -> None:
+    names = (cfg.get("data") or {}).get("classes")
+    got = list(getattr(dataset, "classes", []) or [])
+    if names and got and list(names) != got:
+        raise ConfigError(f"data.classes lists {len(names)} classes but the dataset provides {len(got)} ({', '.join(got[:6])})")
+
+
+def prepare_work_dir(work_dir: Path, resume: bool, force: bool) -> None:
+    existing = [name for name in RUN_FILES if (work_dir / name).exists()]
+    if existing and not resume and not force:
+        raise DetError(f"{work_dir}: already holds a training run ({existing[0]}); use --resume to continue it "
+                       f"or --force to start over")
+
+
+def train(cfg: dict, work_dir: str | Path, *, resume: bool | str | Path | None = None, load_from: str | Path | None = None,
+          amp: bool | None = None, auto_scale_lr: bool | None = None, seed: int | None = None,
+          deterministic: bool = False, device: str = "auto", force: bool = False) -> dict:
+    """Train from a resolved preset. Writes preset.yaml, log.jsonl, checkpoints and
+    metrics.json into `work_dir` (rank 0). Returns {'metrics', 'best', 'epoch', 'iter', ...}."""
+    log = get_logger()
+    dev = resolve_device(device)
+    dist.init_distributed(dev)
+    rank = dist.get_rank()
+    work_dir = Path(work_dir)
+    resume_path: Path | None = None
+    if resume:
+        if resume is True:
+            resume_path = ckpt_io.find_latest(work_dir)
+            if resume_path is None:
+                raise DetError(f"--resume: no checkpoint (last.pt, epoch_N.pt) in {work_dir}")
+        else:
+            resume_path = Path(resume)
+            if not resume_path.is_file():
+                raise DetError(f"--resume {resume}: checkpoint not found")
+    if rank == 0:
+        prepare_work_dir(work_dir, resume_path is not None, force)
+    seed = int(seed if seed is not None else (cfg.get("train") or {}).get("seed", 0))
+    seed_everything(seed + rank, deterministic)
+    try:
+        from det.core.data.transforms.rng import seed_all
+
+        seed_all(seed + rank)
+    except ImportError:
+        pass
+
+    from det.core.models import build_detector
+
+    if "model" not in cfg:
+        raise ConfigError("model: missing section")
+    train_set, collate_fn, train_section = build_split(cfg, "train")
+    _check_data_classes(cfg, train_set)
+    val_set = val_collate = evaluator = None
+    val_section: dict = {}
+    if isinstance(cfg["data"].get("val"), dict):
+        from det.core.evaluation.evaluator import build_evaluator
+
+        val_set, val_collate, val_section = build_split(cfg, "val")
+        evaluator = build_evaluator(cfg.get("evaluation"), val_set)
+    model = build_detector(cfg["model"])
+    if load_from:
+        ckpt_io.load_weights(model, load_from)
+    if rank == 0:
+        work_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(work_dir / "preset.yaml", yaml.safe_dump(cfg, sort_keys=False))
+    trainer = Trainer(
+        model, cfg.get("train") or {}, work_dir, train_dataset=train_set, collate_fn=collate_fn,
+        batch_size=int(train_section.get("batch_size", 2)), num_workers=int(train_section.get("num_workers", 2)),
+        val_dataset=val_set, val_collate_fn=val_collate, val_batch_size=int(val_section.get("batch_size", 1)),
+        val_num_workers=int(val_section.get("num_workers", 2)), evaluator=evaluator, preset=cfg,
+        classes=list(getattr(train_set, "classes", []) or []), device=dev, seed=seed, deterministic=deterministic,
+        amp=amp, auto_scale_lr=auto_scale_lr, switch_pipeline=train_section.get("switch_pipeline"),
+    )
+    t0 = time.perf_counter()
+    result = trainer.fit(resume=resume_path)
+    result = {**result, "train_time_s": round(time.perf_counter() - t0, 1), "work_dir": str(work_dir),
+              "last_checkpoint": str(trainer.last_checkpoint) if trainer.last_checkpoint else None}
+    if rank == 0:
+        write_metrics(work_dir / "metrics.json", _plain(result))
+        log.info(f"outputs in {work_dir}: preset.yaml, log.jsonl, {Path(result['last_checkpoint'] or 'last.pt').name}, metrics.json")
+    dist.barrier()
+    return result
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, (np.generic,)):
+        return obj.item()
+    if isinstance(obj, torch.Tensor):
+        return obj.tolist()
+    return obj
+
+
+def resolve_test_inputs(first: str, second: str | None, overrides: Sequence[str]) -> tuple[dict, Path]:
+    """`det test PRESET CKPT` or `det test CKPT` -> (resolved preset, checkpoint path)."""
+    from det.core.config import apply_overrides, load_preset
+
+    if second is None:
+        ckpt_path = Path(first)
+        ckpt = load_checkpoint(ckpt_path)
+        if not isinstance(ckpt.get("preset"), dict) or not ckpt["preset"]:
+            raise DetError(f"{ckpt_path}: the checkpoint carries no preset; run det test PRESET {ckpt_path}")
+        return apply_overrides(ckpt["preset"], list(overrides)), ckpt_path
+    return load_preset(first, list(overrides)), Path(second)
+
+
+def test(cfg: dict, checkpoint: str | Path, *, work_dir: str | Path | None = None, out: str | Path | None = None,
+         show_dir: str | Path | None = None, score_thr: float = 0.3, tta: bool = False, format_only: bool = False,
+         device: str = "auto", force: bool = False, tta_scales: Sequence[float] = (1.0,)) -> dict:
+    """Evaluate `checkpoint` on `data.test` (or `data.val`): returns {'metrics', ...}; writes
+    metrics.json into `work_dir`, COCO results to `out`, drawings into `show_dir`."""
+    from det.core.evaluation.evaluator import CocoMetric, build_evaluator
+    from det.core.models import build_detector
+
+    log = get_logger()
+    dev = resolve_device(device)
+    dist.init_distributed(dev)
+    checkpoint = Path(checkpoint)
+    work_dir = Path(work_dir) if work_dir else checkpoint.parent / f"test_{checkpoint.stem}"
+    if out is not None and dist.is_main():
+        ensure_new(out, force)
+    ckpt = load_checkpoint(checkpoint)
+    model = build_detector(_section(cfg, "model"))
+    state = ckpt_io.weights_of(ckpt, checkpoint)
+    result = model.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        what = (f"{len(result.missing_keys)} missing (e.g. {result.missing_keys[0]})" if result.missing_keys
+                else f"{len(result.unexpected_keys)} unexpected (e.g. {result.unexpected_keys[0]})")
+        raise DetError(f"{checkpoint}: weights do not fit the preset's model: {what}")
+    model.to(dev).eval()
+    dataset, collate_fn, section = build_split(cfg, "test")
+    meta_classes = (ckpt.get("meta") or {}).get("classes")
+    if meta_classes and list(getattr(dataset, "classes", meta_classes)) != list(meta_classes):
+        raise ConfigError(f"{checkpoint}: trained on classes {list(meta_classes)[:6]}, the test data has "
+                          f"{list(dataset.classes)[:6]}")
+    if format_only or out is not None:
+        base = cfg.get("evaluation") or {}
+        evaluator = CocoMetric(dataset, metric=base.get("metric", "bbox") if base.get("type", "CocoMetric") == "CocoMetric" else "bbox",
+                               classwise=bool(base.get("classwise", False)), format_only=format_only)
+        keep_results = True
+    else:
+        evaluator = build_evaluator(cfg.get("evaluation"), dataset)
+        keep_results = False
+    predictor = None
+    if tta:
+        from det.core.engine.tta import TTAPredictor
+
+        tcfg = (cfg.get("model") or {}).get("test_cfg") or {}
+        predictor = TTAPredictor(scales=tta_scales, flip=True, iou_thr=float((tcfg.get("nms") or {}).get("iou_threshold", 0.6)),
+                                 max_per_img=int(tcfg.get("max_per_img", 100)))
+    drawer = _Drawer(show_dir, dataset, score_thr) if show_dir else None
+    if drawer is not None:
+        evaluator = _Tee(evaluator, drawer)
+    t0 = time.perf_counter()
+    metrics = run_evaluation(model, dataset, collate_fn, evaluator, dev, int(section.get("batch_size", 1)),
+                             int(section.get("num_workers", 2)), predict=predictor, desc="test")
+    elapsed = time.perf_counter() - t0
+    results = evaluator.results() if keep_results else None
+    summary = {"checkpoint": str(checkpoint), "metrics": _plain(metrics), "num_images": len(dataset),
+               "time_s": round(elapsed, 2), "tta": tta}
+    if dist.is_main():
+        if out is not None and results is not None:
+            atomic_write_json(out, results)
+            summary["out"] = str(out)
+            log.info(f"wrote {len(results)} COCO results to {out}")
+        if not format_only:
+            write_metrics(work_dir / "metrics.json", summary)
+            summary["metrics_file"] = str(work_dir / "metrics.json")
+        if drawer is not None:
+            summary["show_dir"] = str(show_dir)
+    dist.barrier()
+    return summary
+
+
+class _Drawer:
+    """Draws each image's predictions above `score_thr` into `show_dir` (PNG, same stem)."""
+
+    def __init__(self, show_dir: str | Path, dataset: Any, score_thr: float):
+        self.dir = Path(show_dir)
+        self.classes = list(getattr(dataset, "classes", []) or [])
+        self.palette = getattr(dataset, "palette", None)
+        self.score_thr = score_thr
+
+    def __call__(self, samples: Sequence[Any], preds: Sequence[Any]) -> None:
+        import cv2
+
+        from det.core.vis import draw_instances
+
+        for sample, pred in zip(samples, preds):
+            img = cv2.imread(sample.img_path, cv2.IMREAD_COLOR) if sample.img_path else None
+            if img is None:
+                raise DataError(f"{sample.img_path or 'image ' + str(sample.img_id)}: cannot read image for --show-dir")
+            keep = pred.scores >= self.score_thr if pred.scores is not None else torch.ones(len(pred), dtype=torch.bool)
+            p = pred[keep]
+            drawn = draw_instances(img, p.bboxes.numpy(), p.labels.numpy(), self.classes,
+                                   scores=p.scores.numpy() if p.scores is not None else None,
+                                   masks=p.masks, palette=self.palette)
+            name = Path(sample.img_path).stem + ".png"
+            ok, buf = cv2.imencode(".png", drawn)
+            atomic_write(self.dir / name, lambda fh, b=buf: fh.write(b.tobytes()))
+
+
+class _Tee:
+    """Forwards to an evaluator and also hands each batch to a drawer."""
+
+    def __init__(self, evaluator: Any, drawer: _Drawer):
+        self.evaluator, self.drawer = evaluator, drawer
+
+    def reset(self) -> None:
+        self.evaluator.reset()
+
+    def process(self, samples: Sequence[Any], preds: Sequence[Any]) -> None:
+        self.evaluator.process(samples, preds)
+        self.drawer(samples, preds)
+
+    def evaluate(self) -> dict:
+        return self.evaluator.evaluate()
+
+    def results(self) -> list:
+        return self.evaluator.results()

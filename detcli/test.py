@@ -1,0 +1,63 @@
+"""`det test (PRESET CKPT | CKPT)`: evaluate a checkpoint on the preset's test (or val) split."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from det.cli.common import ForceOption, JsonOption, SetOption, out, overrides, print_json
+
+
+def test(
+    first: str = typer.Argument(..., metavar="PRESET_OR_CKPT", help="A checkpoint (its stored preset is used), or a preset followed by CKPT."),
+    ckpt: Optional[str] = typer.Argument(None, show_default=False, help="The checkpoint when a preset is given first."),
+    out_file: Optional[Path] = typer.Option(None, "--out", "-o", help="Write predictions as a COCO results JSON."),
+    show_dir: Optional[Path] = typer.Option(None, "--show-dir", help="Draw predictions on every test image into this folder."),
+    score_thr: float = typer.Option(0.3, "--score-thr", help="Minimum score of the boxes drawn with --show-dir."),
+    tta: bool = typer.Option(False, "--tta", help="Test-time augmentation: merge horizontal flip and --tta-scales per image."),
+    tta_scales: Optional[list[float]] = typer.Option(None, "--tta-scales", help="Extra scale factors for --tta (repeatable) (default: 1.0)."),
+    format_only: bool = typer.Option(False, "--format-only", help="Only write results (--out) for a split without annotations."),
+    work_dir: Optional[Path] = typer.Option(None, "--work-dir", "-w", help="Where metrics.json goes (default: CKPT_DIR/test_CKPT_NAME)."),
+    set_: Optional[list[str]] = SetOption,
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    force: bool = ForceOption,
+    json_: bool = JsonOption,
+) -> None:
+    """Evaluate a checkpoint: prints a metrics table and writes metrics.json.
+
+    Example: det test work_dirs/demo/last.pt --out results.json --show-dir work_dirs/demo/vis
+    """
+    from det.core.engine import dist
+    from det.core.engine.runner import resolve_test_inputs
+    from det.core.engine.runner import test as run_test
+    from det.core.errors import DetError
+
+    if format_only and out_file is None:
+        raise DetError("--format-only needs --out FILE (where the results go)")
+    cfg, ckpt_path = resolve_test_inputs(first, ckpt, overrides(set_))
+    scales = tuple(tta_scales) if tta_scales else (1.0,)
+    result = run_test(cfg, ckpt_path, work_dir=work_dir, out=out_file, show_dir=show_dir, score_thr=score_thr, tta=tta,
+                      format_only=format_only, device=device, force=force, tta_scales=scales)
+    if not dist.is_main():
+        return
+    if json_:
+        print_json(result)
+        return
+    metrics = result["metrics"]
+    if metrics:
+        table = Table(title=f"{ckpt_path.name} on {result['num_images']} images", title_justify="left")
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        for key, value in metrics.items():
+            if isinstance(value, (int, float)):
+                table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+        out.print(table)
+    for key in ("out", "metrics_file", "show_dir"):
+        if key in result:
+            out.print(f"{key.replace('_', ' ')}: {result[key]}", markup=False, highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("test")(test)

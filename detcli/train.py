@@ -1,0 +1,81 @@
+"""`det train PRESET`: train a detector from a preset (single process, torchrun or Slurm)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from det.cli.common import ForceOption, JsonOption, SetOption, out, overrides, print_json
+from det.core.errors import DetError
+
+CKPT_SUFFIXES = (".pt", ".pth", ".ckpt")
+
+
+def _split_resume(preset: str, extra: Optional[str], resume: bool, resume_from: Optional[str]) -> tuple[str, bool | str | None]:
+    """`--resume` is a flag whose optional value arrives as a second positional argument:
+    `det train PRESET --resume CKPT` and `det train --resume CKPT PRESET` both work."""
+    if extra is not None and not resume:
+        raise DetError(f"unexpected extra argument '{extra}' (only `--resume CKPT` takes a second path)")
+    if extra is not None:
+        if preset.endswith(CKPT_SUFFIXES) and not extra.endswith(CKPT_SUFFIXES):
+            preset, extra = extra, preset
+        return preset, extra
+    if resume_from:
+        return preset, resume_from
+    return preset, True if resume else None
+
+
+def train(
+    preset: str = typer.Argument(..., help="A preset file or a bundled preset name (e.g. demo/rtmdet_tiny)."),
+    resume_ckpt: Optional[str] = typer.Argument(None, show_default=False,
+                                                help="With --resume: the checkpoint to resume from."),
+    work_dir: Optional[Path] = typer.Option(None, "--work-dir", "-w", help="Output folder (default: work_dirs/PRESET_NAME)."),
+    set_: Optional[list[str]] = SetOption,
+    resume: bool = typer.Option(False, "--resume", help="Resume the latest checkpoint in the work dir, or CKPT when given (--resume CKPT)."),
+    resume_from: Optional[str] = typer.Option(None, "--resume-from", help="Resume from this checkpoint (same as --resume CKPT)."),
+    load_from: Optional[Path] = typer.Option(None, "--load-from", help="Initialise weights from a checkpoint (weights only; reports missing/unexpected keys)."),
+    amp: bool = typer.Option(False, "--amp", help="Mixed precision: bf16 autocast on CPU, fp16 with a grad scaler on CUDA."),
+    auto_scale_lr: bool = typer.Option(False, "--auto-scale-lr", help="Scale the lr by total batch / train.auto_scale_lr.base_batch_size."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default: train.seed or 0)."),
+    deterministic: bool = typer.Option(False, "--deterministic", help="Use deterministic algorithms (reproducible, slower)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    force: bool = ForceOption,
+    json_: bool = JsonOption,
+) -> None:
+    """Train a detector; writes WORK_DIR/preset.yaml, log.jsonl, epoch_N.pt, last.pt, best_<metric>.pt, metrics.json.
+
+    Several processes: torchrun --nproc-per-node N -m det.cli train PRESET (or srun under Slurm).
+
+    Example: det train presets/demo/rtmdet_tiny.yaml --work-dir work_dirs/demo --set train.max_epochs=3
+    """
+    from det.core.config import load_preset
+    from det.core.engine import dist
+    from det.core.engine.runner import train as run_train
+
+    preset, resume_arg = _split_resume(preset, resume_ckpt, resume, resume_from)
+    cfg = load_preset(preset, overrides(set_))
+    if work_dir is None:
+        name = Path(preset).with_suffix("").name if Path(preset).suffix else Path(preset).name
+        work_dir = Path("work_dirs") / name
+    if resume_arg is not None and load_from is not None:
+        raise DetError("--resume and --load-from exclude each other (resume restores everything)")
+    result = run_train(cfg, work_dir, resume=resume_arg, load_from=load_from, amp=amp or None,
+                       auto_scale_lr=auto_scale_lr or None, seed=seed, deterministic=deterministic, device=device, force=force)
+    if not dist.is_main():
+        return
+    if json_:
+        print_json(result)
+        return
+    metrics = result.get("metrics") or {}
+    for key, value in metrics.items():
+        if isinstance(value, float) and "/" in key:
+            out.print(f"{key}\t{value:.4f}", markup=False, highlight=False)
+    best = result.get("best") or {}
+    if best:
+        out.print(f"best {best['metric']} {best['value']:.4f} at epoch {best['epoch']} -> {best.get('checkpoint')}", markup=False, highlight=False)
+    out.print(f"work dir: {result['work_dir']}", markup=False, highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train", context_settings={"allow_interspersed_args": True})(train)
