@@ -42,14 +42,14 @@ def collate(batch: Sequence[dict], size_divisor: int = 32, pad_val: int = 0) -> 
 
 def worker_init(worker_id: int) -> None:
     """Seed det's transform stream from torch's per-worker seed (derived from the loader's
-    seeded generator) and keep OpenCV single-threaded inside workers."""
+    seeded generator), keep OpenCV and torch single-threaded inside workers."""
     import cv2
 
-    from det.core.data.transforms.rng import seed_all
+    from det.core.data.transforms.rng import rng
 
     cv2.setNumThreads(0)
-    seed_all(torch.initial_seed() % (2**32))
     torch.set_num_threads(1)
+    rng()  # seeds the stream from the worker's seed
 
 
 class DetDataLoader(DataLoader):

@@ -68,6 +68,10 @@ def test_browse_stats_and_show_error(tmp_path, det_inproc, monkeypatch):
     assert {k: v["instances"] for k, v in stats["per_class"].items()} == counts
     widths = [a["bbox"][2] for a in ann["annotations"]]
     assert stats["box_width"]["max"] == max(widths) and stats["box_width"]["min"] == min(widths)
+    raw = run_det("browse", preset, "--split", "val", "--raw", "--out-dir", tmp_path / "raw", "--limit", "5")
+    assert raw.returncode == 0, raw.stderr
+    files = sorted((tmp_path / "raw").glob("*.png"))
+    assert len(files) == 2 and cv2.imread(str(files[0])).shape == (96, 96, 3)  # val has 2 images
     shown = run_det("browse", preset, "--show")
     assert shown.returncode == 2 and "--show needs a display" in shown.stderr
     bad = run_det("browse", preset, "--split", "tset", "--stats")

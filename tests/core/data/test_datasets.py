@@ -149,3 +149,15 @@ def test_set_pipeline_switches(coco_dir):
     assert ds[0]["inputs"].shape[1:] == (20, 30)
     with pytest.raises(ConfigError, match=r"pipeline.1.type: unknown type 'Resise'; did you mean 'Resize'"):
         ds.set_pipeline([{"type": "LoadImage"}, {"type": "Resise"}])
+
+
+def test_bad_image_skipped_with_count(coco_dir, caplog):
+    (coco_dir / "imgs" / "two.png").write_bytes(b"not a png")
+    pipe = [{"type": "LoadImage", "skip_bad_images": True}, {"type": "LoadAnnotations"}, {"type": "Pack"}]
+    ds = CocoDataset(ann_file=str(coco_dir / "ann.json"), data_prefix=str(coco_dir / "imgs"), pipeline=pipe)
+    for _ in range(3):
+        assert ds[1]["sample"].img_id == 11  # the unreadable image is replaced by a readable one
+    assert ds.pipeline.transforms[0].num_skipped >= 3  # refetches may draw the bad image again
+    strict = CocoDataset(ann_file=str(coco_dir / "ann.json"), data_prefix=str(coco_dir / "imgs"), pipeline=LOAD)
+    with pytest.raises(DataError, match="two.png: cannot read image"):
+        strict[1]

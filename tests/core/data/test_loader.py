@@ -86,3 +86,24 @@ def test_infinite_grouped_loader(coco_dir):
     shapes = [next(it)["inputs"].shape[0] for _ in range(5)]  # more batches than one epoch holds
     assert len(shapes) == 5
     assert np.all(np.array(shapes) >= 1)
+
+
+class _Draws(torch.utils.data.Dataset):
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        from det.core.data.transforms.rng import rng
+
+        return float(rng().random())
+
+
+def test_any_torch_loader_gives_workers_distinct_reproducible_streams():
+    def run(seed):
+        g = torch.Generator().manual_seed(seed)
+        loader = torch.utils.data.DataLoader(_Draws(), batch_size=2, num_workers=2, generator=g)
+        return [x.item() for b in loader for x in b]
+
+    a, b, c = run(1), run(1), run(2)
+    assert a == b and a != c
+    assert len(set(a)) == 8  # workers do not repeat each other's draws
