@@ -4,7 +4,19 @@ import json
 
 import pytest
 
+from det.cli.main import main
 from det.core.tracking.synth import generate_mot
+
+
+def run_inline(capsys, *args):
+    """`det ARGS` in this process (same entry point and exit-code handling, no start-up cost)."""
+    try:
+        main([str(a) for a in args])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")
@@ -14,7 +26,7 @@ def data(tmp_path_factory):
     return root
 
 
-def test_mot_search_public_grid_csv_and_best_line(det, data):
+def test_mot_search_public_grid_csv_and_best_line(det, capsys, data):
     out = data / "results.csv"
     r = det("mot-search", "trackers/bytetrack", "--data", data / "seqs", "--public",
                 "--set", "tracker.match_iou_thr=[0.1,0.3,0.5]", "--set", "tracker.obj_score_thr=[0.5,0.6]",
@@ -28,8 +40,8 @@ def test_mot_search_public_grid_csv_and_best_line(det, data):
     assert motas == sorted(motas, reverse=True)
     best = rows[0]
     assert f"--set tracker.obj_score_thr={best['tracker.obj_score_thr']} --set tracker.match_iou_thr={best['tracker.match_iou_thr']}" in r.stdout
-    again = det("mot-search", "trackers/bytetrack", "--data", data / "seqs", "--public", "--out", out)
-    assert again.returncode == 2 and "already exists" in again.stderr
+    code, _, err = run_inline(capsys, "mot-search", "trackers/bytetrack", "--data", data / "seqs", "--public", "--out", out)
+    assert code == 2 and "already exists" in err
 
 
 def test_mot_search_json_and_detection_cache(det, data):
@@ -46,32 +58,34 @@ def test_mot_search_json_and_detection_cache(det, data):
     assert json.loads((data / "r.json").read_text())["rows"] == res["rows"]
 
 
-def test_malformed_gt_and_det_lines_exit_2_naming_file_and_line(det, tmp_path):
+def test_malformed_gt_and_det_lines_exit_2_naming_file_and_line(capsys, tmp_path):
     generate_mot(tmp_path / "bad", seqs=1, frames=10, seed=3, width=96, height=96, write_images=False, progress=False)
     gt = tmp_path / "bad" / "SYNTH-01" / "gt" / "gt.txt"
     lines = gt.read_text().splitlines()
     lines[2] = "3,1,10,20,thirty,40,1,1,1"
     gt.write_text("\n".join(lines) + "\n")
-    r = det("mot-search", "trackers/bytetrack", "--data", tmp_path / "bad", "--public")
-    assert r.returncode == 2
-    assert f"{gt}:3: 'thirty' is not a number" in r.stderr
+    code, _, err = run_inline(capsys, "mot-search", "trackers/bytetrack", "--data", tmp_path / "bad", "--public")
+    assert code == 2
+    assert f"{gt}:3: 'thirty' is not a number" in err
     gt.write_text("1,1,10,20,30,40,1,1,1\n")
     det_txt = tmp_path / "bad" / "SYNTH-01" / "det" / "det.txt"
     det_txt.write_text("1,-1,10,20,30,40,0.9\n2,-1,10,20\n")
-    r = det("mot-search", "trackers/bytetrack", "--data", tmp_path / "bad", "--public")
-    assert r.returncode == 2 and f"{det_txt}:2: expected at least 6" in r.stderr
+    code, _, err = run_inline(capsys, "mot-search", "trackers/bytetrack", "--data", tmp_path / "bad", "--public")
+    assert code == 2 and f"{det_txt}:2: expected at least 6" in err
 
 
-def test_mot_search_option_errors(det, data):
-    r = det("mot-search", "trackers/bytetrack", "--data", data / "seqs", "--public", "--set", "tracker.match_iou=[0.1,0.2]")
-    assert r.returncode == 2 and "tracker.match_iou: unknown key" in r.stderr and "match_iou_thr" in r.stderr
-    r = det("mot-search", "trackers/bytetrack", "--data", data / "seqs")
-    assert r.returncode == 2 and "no detections" in r.stderr
-    r = det("mot-search", "trackers/bytetrack", "--data", data / "seqs", "--public", "--metric", "MOTTA")
-    assert r.returncode == 2 and "did you mean 'MOTA'" in r.stderr
+def test_mot_search_option_errors(capsys, data):
+    code, _, err = run_inline(capsys, "mot-search", "trackers/bytetrack", "--data", data / "seqs", "--public",
+                              "--set", "tracker.match_iou=[0.1,0.2]")
+    assert code == 2 and "tracker.match_iou: unknown key" in err and "match_iou_thr" in err
+    code, _, err = run_inline(capsys, "mot-search", "trackers/bytetrack", "--data", data / "seqs")
+    assert code == 2 and "no detections" in err
+    code, _, err = run_inline(capsys, "mot-search", "trackers/bytetrack", "--data", data / "seqs", "--public",
+                              "--metric", "MOTTA")
+    assert code == 2 and "did you mean 'MOTA'" in err
 
 
-def test_synth_mot_writes_motchallenge_sequences_deterministically(det, tmp_path):
+def test_synth_mot_writes_motchallenge_sequences_deterministically(det, capsys, tmp_path):
     args = ["--seqs", "2", "--frames", "8", "--seed", "4", "--width", "96", "--height", "80"]
     r = det("synth", "mot", tmp_path / "a", *args)
     assert r.returncode == 0, r.stderr
@@ -79,8 +93,9 @@ def test_synth_mot_writes_motchallenge_sequences_deterministically(det, tmp_path
     seq = tmp_path / "a" / "SYNTH-01"
     assert sorted(p.name for p in (seq / "img1").iterdir()) == [f"{i:06d}.jpg" for i in range(1, 9)]
     assert "seqLength=8" in (seq / "seqinfo.ini").read_text()
-    assert det("synth", "mot", tmp_path / "b", *args, "--json").returncode == 0
+    code, stdout, _ = run_inline(capsys, "synth", "mot", tmp_path / "b", *args, "--json")
+    assert code == 0 and json.loads(stdout)["sequences"] == ["SYNTH-01", "SYNTH-02"]
     for rel in ("gt/gt.txt", "det/det.txt", "img1/000005.jpg"):
         assert (seq / rel).read_bytes() == (tmp_path / "b" / "SYNTH-01" / rel).read_bytes()
-    again = det("synth", "mot", tmp_path / "a", *args)
-    assert again.returncode == 2 and "not empty" in again.stderr
+    code, _, err = run_inline(capsys, "synth", "mot", tmp_path / "a", *args)
+    assert code == 2 and "not empty" in err
