@@ -44,3 +44,32 @@ def det_inproc(capsys, monkeypatch):
         return subprocess.CompletedProcess(argv, code, captured.out, captured.err)
 
     return run
+
+
+# Overrides that shrink the RTMDet demo preset to seconds: 64 px synthetic shapes, 4 training
+# and 2 validation images, one epoch of 2 iterations, no worker processes.
+TINY_DEMO_OVERRIDES = (
+    "data.train.dataset.num_train=4", "data.train.dataset.num_val=2", "data.train.dataset.size=64",
+    "data.val.dataset.num_train=4", "data.val.dataset.num_val=2", "data.val.dataset.size=64",
+    "data.train.batch_size=2", "data.train.num_workers=0", "data.val.num_workers=0", "data.val.batch_size=2",
+    "train.max_epochs=1", "train.val_interval=1", "train.log_interval=1", "train.checkpoint.interval=1",
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """Path to a real det checkpoint (`last.pt`) trained once per test session in a few seconds:
+    `presets/demo/rtmdet_tiny.yaml` with TINY_DEMO_OVERRIDES (RTMDet-tiny, 6 shape classes,
+    64 px synthetic images, 1 epoch of 2 iterations). It holds `state_dict`, `preset` (the
+    resolved preset, whose `data.val` points at the cached synthetic data), `meta.classes` and
+    the optimizer/RNG states, so `det test CKPT`, `det infer CKPT ...` and `--resume` work on it.
+    Its predictions are those of an almost untrained model: check formats, not accuracy.
+    The work dir (log.jsonl, metrics.json, preset.yaml) is the checkpoint's folder. Do not
+    modify the file; copy it first."""
+    from det.core.config import load_preset
+    from det.core.engine.runner import train
+
+    work_dir = tmp_path_factory.mktemp("tiny_checkpoint")
+    cfg = load_preset("demo/rtmdet_tiny", list(TINY_DEMO_OVERRIDES))
+    train(cfg, work_dir, device="cpu", seed=0)
+    return work_dir / "last.pt"

@@ -49,10 +49,10 @@ def build_split(cfg: dict, split: str) -> tuple[Any, Any, dict]:
     key = f"data.{split if split != 'test' or 'test' in cfg['data'] else 'val'}"
     try:
         dataset = build_dataset({k: v for k, v in section.items() if k in ("dataset", "pipeline")}, key=key)
-    except DataError as exc:
+    except DetError as exc:
         msg = str(exc)
         if "not found" in msg or "No such file" in msg:
-            raise DataError(f"{msg}; {DEMO_HINT}") from None
+            raise type(exc)(f"{msg}; {DEMO_HINT}") from None
         raise
     collate_fn = partial(collate, size_divisor=int(section.get("size_divisor", 32)), pad_val=int(section.get("pad_val", 0)))
     if len(dataset) == 0:
