@@ -1,0 +1,82 @@
+"""Import MMDetection's model code from the peer environment although its mmcv is the 'lite'
+build without compiled ops: every `mmcv.ops` name resolves to a placeholder that fails only
+when called, except `batched_nms`, which is given a torchvision implementation with mmcv's
+interface so that MMDetection's own post-processing (decode, score threshold, NMS, rescale)
+can run. Used by benchmarks only; det never imports it."""
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import os
+import sys
+import types
+
+import torch
+import torchvision
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from common import peer_site_packages  # noqa: E402
+
+
+class _Unavailable:
+    def __init__(self, *args, **kwargs):
+        raise RuntimeError(f"{type(self).__name__}: mmcv.ops is not built in the peer environment")
+
+
+def batched_nms(boxes, scores, idxs, nms_cfg, class_agnostic=False):
+    """mmcv.ops.batched_nms's contract: (dets = [boxes, score] sorted by score, kept indices)."""
+    cfg = dict(nms_cfg or {})
+    if cfg.pop("class_agnostic", class_agnostic):
+        idxs = torch.zeros_like(idxs)
+    keep = torchvision.ops.batched_nms(boxes.float(), scores.float(), idxs, float(cfg.get("iou_threshold", 0.5)))
+    max_num = int(cfg.get("max_num", -1))
+    if max_num > 0:
+        keep = keep[:max_num]
+    return torch.cat([boxes[keep], scores[keep, None]], -1), keep
+
+
+class _OpsModule(types.ModuleType):
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if name == "batched_nms":
+            return batched_nms
+        return type(name, (_Unavailable,), {})
+
+
+class _OpsFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname in ("mmcv.ops", "mmcv._ext") or fullname.startswith("mmcv.ops."):
+            return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
+        return None
+
+    def create_module(self, spec):
+        module = _OpsModule(spec.name)
+        module.__path__ = []
+        return module
+
+    def exec_module(self, module):
+        return None
+
+
+def load_mmdet():
+    """(MODELS registry, Config class, configs folder) or None when MMDetection is absent."""
+    site = peer_site_packages()
+    if site is None:
+        print("[bench] peer environment not found (set DET_PEERS_ENV)", file=sys.stderr)
+        return None
+    if site not in sys.path:
+        sys.path.append(site)  # after det's own packages: det's torch stays first
+    if not any(isinstance(f, _OpsFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _OpsFinder())
+    try:
+        import mmdet
+        import mmdet.models  # noqa: F401
+        from mmdet.registry import MODELS
+        from mmdet.utils import register_all_modules
+        from mmengine.config import Config
+    except Exception as exc:  # noqa: BLE001
+        print(f"[bench] MMDetection not importable ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return None
+    register_all_modules()
+    return MODELS, Config, os.path.join(os.path.dirname(mmdet.__file__), ".mim", "configs")

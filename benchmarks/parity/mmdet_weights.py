@@ -1,0 +1,190 @@
+"""Parity: `det convert mmdet-weights` on MMDetection's own RTMDet-tiny, RetinaNet and FCOS.
+
+Run with det's python (MMDetection is imported from the peer environment, on det's torch):
+    .venv/bin/python benchmarks/parity/mmdet_weights.py [--quick] [--json OUT]
+For each model: build it from MMDetection's config with random weights (norm statistics
+randomised too), save an MMDetection-style checkpoint, convert it with det, build det's model
+from the preset stored in the converted checkpoint, and feed both the same normalised batch.
+Compared: the raw head outputs (class logits, box regressions, centerness), then the final
+detections of both toolkits' own post-processing (MMDetection's predict with a torchvision NMS
+standing in for mmcv.ops; det's predict). Max abs differences are reported; the acceptance bound
+is 1e-4. Timing rows: the raw forward of each model, det beside MMDetection.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "benchmarks"))
+sys.path.insert(0, str(REPO / "benchmarks" / "parity"))
+from common import arg_parser, emit, median_ms  # noqa: E402
+from mmdet_peer import load_mmdet  # noqa: E402
+
+# MMDetection's RTMDet configs build SyncBN with its default eps 1e-5 (the CSPNeXt class default
+# 1e-3 is overridden by the config); det's rtmdet presets say eps 0.001, so they are overridden here.
+RTMDET_EPS = [f"model.{part}.norm_cfg.eps=0.00001" for part in ("backbone", "neck", "bbox_head")]
+# With MMDetection's head initialisation (class prior 0.01) no score passes RetinaNet/FCOS's 0.05
+# threshold on random weights: both toolkits use 0.005 instead.
+LOW_THR = 0.005
+CASES = [
+    # name, MMDetection config, det preset, det overrides, score_thr for both (None: the config's)
+    ("rtmdet-tiny", "rtmdet/rtmdet_tiny_8xb32-300e_coco.py", "presets/_base_/models/rtmdet_tiny_coco.yaml",
+     RTMDET_EPS, None),
+    ("retinanet-r50", "retinanet/retinanet_r50_fpn_1x_coco.py", "presets/_base_/models/retinanet_r50_fpn.yaml",
+     [], LOW_THR),
+    ("fcos-r50-caffe", "fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py", "presets/_base_/models/fcos_r50_fpn.yaml",
+     ["model.backbone.style=caffe"], LOW_THR),
+]
+BOUND = 1e-4
+
+
+def randomize(model: torch.nn.Module, seed: int) -> None:
+    """Random conv/linear weights at a moderate scale and random norm parameters/statistics."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            # mild: deep nets amplify; saturated sigmoids would make many scores tie exactly,
+            # and tie order is implementation-defined (topk vs sort), not a conversion property
+            if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.GroupNorm)):
+                m.weight.copy_(1 + 0.1 * torch.randn(m.weight.shape, generator=g))
+                m.bias.copy_(0.05 * torch.randn(m.bias.shape, generator=g))
+                if isinstance(m, torch.nn.BatchNorm2d):
+                    m.running_mean.copy_(0.05 * torch.randn(m.running_mean.shape, generator=g))
+                    m.running_var.copy_(1 + 0.2 * torch.rand(m.running_var.shape, generator=g))
+            elif type(m).__name__ == "Scale":
+                m.scale.copy_(0.8 + 0.4 * torch.rand((), generator=g))
+        # RTMDet regresses distances linearly (no exp/ReLU): positive biases give proper boxes
+        # instead of the degenerate ones a zero-mean init decodes to (which the two toolkits
+        # treat differently: see det_degenerate)
+        for reg in getattr(getattr(model, "bbox_head", None), "rtm_reg", []):
+            reg.bias.copy_(0.5 + torch.rand(reg.bias.shape, generator=g))
+        # its tiny-initialised class convs on small random-init features give logits that tie in
+        # float32; spread them so that the kept set does not depend on tie order
+        for cls in getattr(getattr(model, "bbox_head", None), "rtm_cls", []):
+            cls.weight.copy_(torch.randn(cls.weight.shape, generator=g) * 3.0)
+            cls.bias.copy_(torch.randn(cls.bias.shape, generator=g) - 3.0)
+
+
+def build_mmdet_model(MODELS, cfg):
+    """MMDetection's model with its own initialisation (head priors included), minus the
+    pretrained-backbone download."""
+    cfg.model.backbone.init_cfg = None
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    return model.eval()
+
+
+def flat(outputs) -> dict[str, torch.Tensor]:
+    """Head outputs as {'cls': ..., 'bbox': ..., ...} concatenated over levels."""
+    names = ["cls", "bbox", "centerness"]
+    return {names[i]: torch.cat([t.flatten() for t in group]) for i, group in enumerate(outputs)}
+
+
+def _order(inst) -> torch.Tensor:
+    """Score descending; equal scores by label, then box corners (tie order is arbitrary)."""
+    import numpy as np
+
+    boxes = inst.bboxes.detach().cpu().numpy()
+    keys = [boxes[:, 3], boxes[:, 2], boxes[:, 1], boxes[:, 0], inst.labels.cpu().numpy(), -inst.scores.cpu().numpy()]
+    return torch.as_tensor(np.lexsort(keys))
+
+
+def detections_diff(mm_inst, det_inst) -> dict:
+    """Sort both the same way and compare rank by rank."""
+    mo, do = _order(mm_inst), _order(det_inst)
+    n = min(len(mo), len(do))
+    labels_equal = bool(torch.equal(mm_inst.labels[mo][:n].cpu(), det_inst.labels[do][:n].cpu()))
+    return {
+        "mm_dets": int(len(mo)), "det_dets": int(len(do)), "labels_equal": labels_equal,
+        "boxes_max_abs": float((mm_inst.bboxes[mo][:n] - det_inst.bboxes[do][:n]).abs().max()) if n else 0.0,
+        "scores_max_abs": float((mm_inst.scores[mo][:n] - det_inst.scores[do][:n]).abs().max()) if n else 0.0,
+    }
+
+
+def run_case(name, cfg_rel, preset, overrides, score_thr, MODELS, Config, cfg_dir, size, tmp,
+             quick) -> tuple[dict, list[str]]:
+    from mmdet.structures import DetDataSample
+
+    from det.core.convert.weights import convert_mmdet_weights
+    from det.core.fileio import load_checkpoint
+    from det.core.models import build_detector
+    from det.core.structures import DetSample
+
+    notes = []
+    cfg = Config.fromfile(os.path.join(cfg_dir, cfg_rel))
+    if score_thr is not None:
+        cfg.model.test_cfg.score_thr = score_thr
+        overrides = [*overrides, f"model.test_cfg.score_thr={score_thr}"]
+    mm = build_mmdet_model(MODELS, cfg)
+    randomize(mm, 0)
+    src = Path(tmp) / f"{name}.pth"
+    torch.save({"meta": {"dataset_meta": {"classes": tuple(f"class{i}" for i in range(80))}},
+                "state_dict": mm.state_dict()}, src)
+    info = convert_mmdet_weights(src, Path(tmp) / f"{name}_det.pt", REPO / preset, overrides=overrides, force=True)
+    ckpt = load_checkpoint(Path(tmp) / f"{name}_det.pt")
+    det = build_detector(ckpt["preset"]["model"]).eval()
+    det.load_state_dict(ckpt["state_dict"], strict=False)
+
+    torch.manual_seed(1)
+    h, w = size
+    img = torch.randint(0, 256, (1, 3, h, w), dtype=torch.uint8)
+    sample = DetSample(ori_shape=(h, w), img_shape=(h, w), pad_shape=(h, w), batch_input_shape=(h, w))
+    with torch.no_grad():
+        x, _ = det.data_preprocessor(img, [sample])
+        mm_raw, det_raw = flat(mm._forward(x)), flat(det(x))
+        row = {"case": name, "unmapped": len(info["unmapped"]), "missing": len(info["missing"])}
+        for key in mm_raw:
+            row[f"{key}_max_abs"] = float((mm_raw[key] - det_raw[key]).abs().max())
+        meta = {"img_shape": (h, w), "ori_shape": (h, w), "pad_shape": tuple(x.shape[2:]),
+                "batch_input_shape": tuple(x.shape[2:]), "scale_factor": (1.0, 1.0)}
+        mm_pred = mm.predict(x, [DetDataSample(metainfo=meta)], rescale=True)[0].pred_instances
+        det_pred = det.predict(img, [sample], rescale=True)[0]
+        row.update(detections_diff(mm_pred, det_pred))
+        wh = det_pred.bboxes[:, 2:] - det_pred.bboxes[:, :2]
+        # MMDetection drops boxes with w or h <= min_bbox_size even when it is 0; count det's
+        row["det_degenerate"] = int(((wh[:, 0] <= 0) | (wh[:, 1] <= 0)).sum())
+        repeat = 2 if quick else 5
+        row["det_ms"] = median_ms(lambda: det(x), repeat=repeat)
+        row["peer"] = "mmdet 3.3"
+        row["peer_ms"] = median_ms(lambda: mm._forward(x), repeat=repeat)
+        row["ratio"] = row["peer_ms"] / row["det_ms"]
+    worst = max(v for k, v in row.items() if k.endswith("_max_abs"))
+    row["within_1e-4"] = worst <= BOUND and row["mm_dets"] == row["det_dets"] and row["labels_equal"]
+    if info["missing"]:
+        notes.append(f"{name}: det keys not in MMDetection's checkpoint: {', '.join(info['missing'][:5])}")
+    if info["unmapped"]:
+        notes.append(f"{name}: MMDetection keys det does not use: {', '.join(info['unmapped'][:5])}")
+    return row, notes
+
+
+def main() -> int:
+    parser = arg_parser("MMDetection checkpoints converted to det: output parity")
+    parser.add_argument("--cases", nargs="*", default=[c[0] for c in CASES])
+    args = parser.parse_args()
+    torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+    peer = load_mmdet()
+    if peer is None:
+        emit("mmdet-weights parity", [], ["MMDetection not available: nothing compared"], args.json)
+        return 0
+    MODELS, Config, cfg_dir = peer
+    size = (192, 256) if args.quick else (320, 416)
+    rows, notes = [], [f"input {size[0]}x{size[1]}, random weights; bound {BOUND}"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, cfg_rel, preset, overrides, score_thr in CASES:
+            if name not in args.cases:
+                continue
+            row, case_notes = run_case(name, cfg_rel, preset, overrides, score_thr, MODELS, Config, cfg_dir, size,
+                                       tmp, args.quick)
+            rows.append(row)
+            notes += case_notes
+    emit("mmdet-weights parity (det vs MMDetection, same converted weights)", rows, notes, args.json)
+    return 0 if all(r["within_1e-4"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
