@@ -78,22 +78,19 @@ class BitmapMasks:
 
     @property
     def areas(self) -> np.ndarray:
-        return self.masks.sum(axis=(1, 2), dtype=np.int64).astype(np.float32)
+        """Pixel count of each mask (float32)."""
+        return np.array([cv2.countNonZero(m) if m.size else 0 for m in self.masks], np.float32).reshape(len(self))
 
     # -- geometry --------------------------------------------------------------------------
     def get_bboxes(self) -> np.ndarray:
         """(N, 4) float32 xyxy boxes enclosing each mask's pixels (pixel (x, y) spans
         [x, x + 1)); empty masks give zeros."""
         boxes = np.zeros((len(self), 4), np.float32)
-        if len(self) == 0:
-            return boxes
-        xs_any = self.masks.any(axis=1)
-        ys_any = self.masks.any(axis=2)
-        for i in range(len(self)):
-            xs = np.flatnonzero(xs_any[i])
-            ys = np.flatnonzero(ys_any[i])
-            if len(xs) and len(ys):
-                boxes[i] = (xs[0], ys[0], xs[-1] + 1, ys[-1] + 1)
+        for i, m in enumerate(self.masks):
+            if m.size:
+                x, y, w, h = cv2.boundingRect(m)
+                if w and h:
+                    boxes[i] = (x, y, x + w, y + h)
         return boxes
 
     def resize(self, height: int, width: int) -> "BitmapMasks":
