@@ -1,14 +1,17 @@
 """Fuse COCO results of several models per image with weighted boxes fusion (det.ops).
 
 Boxes go from COCO xywh pixels to corners, are clipped to their image and divided by its width
-and height (sizes from the annotation file), fused per image and label by
-`det.ops.weighted_boxes_fusion_batch` (ensemble-boxes' algorithm, every image in one compiled
-call), and come back as xywh pixels. MMDetection's fuse_results.py hands xywh pixel boxes to a
+and height (sizes from the annotation file), fused per image and label by det's compiled WBF op
+(`torch.ops.det.weighted_boxes_fusion`, the kernel behind `det.ops.weighted_boxes_fusion_batch`:
+ensemble-boxes' algorithm, every image in one call; rows are grouped by image here with numpy),
+and come back as xywh pixels. MMDetection's fuse_results.py hands xywh pixel boxes to a
 corner-based fusion that clips to [0, 1]; that is not repeated here.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import gc
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -32,14 +35,24 @@ def to_arrays(results: Sequence[dict], index: dict[Any, int], sizes_wh: np.ndarr
     n = len(results)
     if n == 0:
         return np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64)
-    xywh = np.array([d["bbox"] for d in results], dtype=np.float64).reshape(n, 4)
-    scores = np.fromiter((d["score"] for d in results), dtype=np.float64, count=n)
-    labels = np.fromiter((d["category_id"] for d in results), dtype=np.int64, count=n)
-    img = np.fromiter((index[d["image_id"]] for d in results), dtype=np.int64, count=n)
+    # One pass over the dicts (the slow part for large files); image ids mapped afterwards.
+    flat = np.fromiter((v for d in results for v in (d["category_id"], d["score"], *d["bbox"])),
+                       dtype=np.float64, count=6 * n).reshape(n, 6)
+    keys = np.array(list(index), dtype=object)
+    if all(isinstance(k, (int, np.integer)) and not isinstance(k, bool) for k in keys):
+        ids = np.fromiter((d["image_id"] for d in results), dtype=np.int64, count=n)
+        sorted_keys = np.array(sorted(index), dtype=np.int64)
+        dense = np.array([index[k] for k in sorted_keys.tolist()], dtype=np.int64)
+        img = dense[np.searchsorted(sorted_keys, ids)]
+    else:
+        img = np.fromiter((index[d["image_id"]] for d in results), dtype=np.int64, count=n)
+    labels = flat[:, 0].astype(np.int64)
+    scores = flat[:, 1].copy()
+    xywh = flat[:, 2:]
     wh = sizes_wh[img]
+    wh2 = np.concatenate([wh, wh], axis=1)
     corners = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
-    corners = np.clip(corners, 0.0, np.concatenate([wh, wh], axis=1))
-    return corners / np.concatenate([wh, wh], axis=1), scores, labels, img
+    return np.clip(corners, 0.0, wh2) / wh2, scores, labels, img
 
 
 def fuse(predictions: Sequence[Sequence[dict]], gt: dict, weights: Sequence[float] | None = None,
@@ -47,7 +60,8 @@ def fuse(predictions: Sequence[Sequence[dict]], gt: dict, weights: Sequence[floa
     """Fuse several models' COCO results (already validated against `gt`) into one list."""
     import torch
 
-    from det.ops import weighted_boxes_fusion_batch
+    import det.ops  # noqa: F401 - registers torch.ops.det.*
+    from det.ops.wbf import CONF_TYPES as CONF_CODES
 
     if conf_type not in CONF_TYPES:
         from det.core.errors import did_you_mean
@@ -64,24 +78,46 @@ def fuse(predictions: Sequence[Sequence[dict]], gt: dict, weights: Sequence[floa
     ids = list(sizes)
     index = {img_id: i for i, img_id in enumerate(ids)}
     sizes_wh = np.array([sizes[i] for i in ids], dtype=np.float64).reshape(-1, 2)
-    parts = [to_arrays(p, index, sizes_wh) for p in predictions]
-    boxes = np.concatenate([p[0] for p in parts])
-    scores = np.concatenate([p[1] for p in parts])
-    labels = np.concatenate([p[2] for p in parts])
+    try:
+        parts = [to_arrays(p, index, sizes_wh) for p in predictions]
+    except (TypeError, ValueError):
+        raise DetError("results: category_id, score and bbox must be numbers") from None
     imgs = np.concatenate([p[3] for p in parts])
     models = np.concatenate([np.full(len(p[1]), m, np.int64) for m, p in enumerate(parts)])
-    fb, fs, fl, fi = weighted_boxes_fusion_batch(
-        torch.from_numpy(boxes), torch.from_numpy(scores), torch.from_numpy(labels), torch.from_numpy(imgs),
-        torch.from_numpy(models), num_models=num_models, weights=weights, iou_thr=iou_thr,
-        skip_box_thr=skip_box_thr, conf_type=conf_type)
+    # The op takes rows grouped by image (models in order inside each image) and image offsets;
+    # numpy's sort here is cheaper than the batch wrapper's threaded torch.unique/argsort.
+    order = np.lexsort((models, imgs))
+    offsets = np.zeros(len(ids) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum(np.bincount(imgs, minlength=len(ids)))
+
+    def cat(i: int) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(np.concatenate([p[i] for p in parts])[order]))
+
+    w = torch.ones(num_models, dtype=torch.float64) if weights is None else torch.tensor(list(weights), dtype=torch.float64)
+    fb, fs, fl, out_off = torch.ops.det.weighted_boxes_fusion(
+        cat(0), cat(1), cat(2), torch.from_numpy(models[order]), torch.from_numpy(offsets), w, float(iou_thr),
+        float(skip_box_thr), CONF_CODES[conf_type], False)
+    fi = torch.repeat_interleave(torch.arange(len(ids)), out_off.diff())
     fb, fs, fl, fi = fb.numpy(), fs.numpy(), fl.numpy(), fi.numpy()
     wh = sizes_wh[fi]
     x1y1 = fb[:, :2] * wh
     out_wh = fb[:, 2:] * wh - x1y1
     xywh = np.concatenate([x1y1, out_wh], axis=1).tolist()
     img_ids = [ids[i] for i in fi.tolist()]
-    return [{"image_id": i, "category_id": c, "bbox": b, "score": s}
-            for i, c, b, s in zip(img_ids, fl.tolist(), xywh, fs.tolist())]
+    with _no_gc():  # tens of thousands of new dicts: the cyclic GC would rescan the inputs each time
+        return [{"image_id": i, "category_id": c, "bbox": b, "score": s}
+                for i, c, b, s in zip(img_ids, fl.tolist(), xywh, fs.tolist())]
+
+
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def run_fusion(pred_paths: Sequence[str], ann_path: str, weights: Sequence[float] | None = None,
