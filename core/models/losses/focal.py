@@ -35,10 +35,11 @@ class FocalLoss(nn.Module):
         num_classes = pred.size(1)
         if target.dim() == 1:
             target = F.one_hot(target.long(), num_classes + 1)[:, :num_classes]
-        loss = sigmoid_focal_loss(pred.float(), target.to(torch.float32), self.alpha, self.gamma, "none")
-        if weight is not None and weight.dim() == 1:
-            weight = weight[:, None]
-        return self.loss_weight * weight_reduce_loss(loss, weight, reduction, avg_factor)
+        pred = pred.float()
+        if weight is not None:
+            weight = weight.to(pred.dtype)
+        loss = sigmoid_focal_loss(pred, target.to(pred.dtype), self.alpha, self.gamma, "none", weight)
+        return self.loss_weight * weight_reduce_loss(loss, None, reduction, avg_factor)
 
 
 def quality_focal_loss(pred: torch.Tensor, labels: torch.Tensor, scores: torch.Tensor,
