@@ -1,10 +1,15 @@
 """Confusion matrix equals a slow, literal implementation of MMDetection's rules."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
-from cocofixtures import random_coco, write
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cocofixtures import random_coco, write  # noqa: E402
 from torchvision.ops import nms
 
 from det.core.analysis import confusion as C

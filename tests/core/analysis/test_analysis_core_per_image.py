@@ -1,11 +1,16 @@
 """Per-image AP equals pycocotools' COCOeval run on that image alone."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import contextlib
 import io
 
 import pytest
-from cocofixtures import random_coco
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cocofixtures import random_coco  # noqa: E402
 from pycocotools.cocoeval import COCOeval
 
 from det.core.analysis.per_image import per_image_ap, rank

@@ -1,9 +1,14 @@
 """Training-log reading (three formats), train time by hand, summary, curves and plots."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
-from logfixtures import EPOCHS, ITERS, iter_time, loss, write_all, write_jsonl
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from logfixtures import EPOCHS, ITERS, iter_time, loss, write_all, write_jsonl  # noqa: E402
 
 from det.core.analysis import logs as L
 from det.core.errors import DetError
