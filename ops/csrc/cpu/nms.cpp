@@ -1,10 +1,12 @@
 // Greedy NMS (torchvision-identical keep set and order), class-aware NMS and Soft-NMS on CPU.
 //
 // Speed: boxes are sorted once and copied into contiguous per-coordinate arrays in score
-// order; after each kept box the surviving candidates are compacted, so every IoU pass only
-// touches boxes that are still alive, and the pass that detects suppression is a branch-free
-// reduction the compiler vectorises. Large passes are split across threads; class-aware NMS
-// runs the classes in parallel.
+// order. Large inputs use a uniform grid: a kept box only visits the boxes registered in the
+// cells it covers (a pair is examined once, in the cell holding the top-left corner of its
+// intersection), so the work follows the number of overlapping pairs instead of kept x N.
+// Small inputs compact the surviving candidates after each kept box. Both paths compute each
+// IoU with torchvision's operations in torchvision's order, so decisions are bit-identical.
+// Class-aware NMS runs the classes in parallel.
 #include "common.h"
 
 #include <algorithm>
@@ -15,7 +17,8 @@
 namespace det {
 namespace {
 
-constexpr int64_t kParallelPass = 32768;  // candidates above which one IoU pass is split
+constexpr int64_t kGridMin = 2048;  // boxes from which the grid path is used
+constexpr int64_t kBigSpan = 64;    // boxes covering more cells are checked against every kept box
 
 // IoU exactly as torchvision's CPU kernel computes it (same operations, same order).
 template <typename T>
@@ -75,29 +78,119 @@ struct Candidates {
   }
 };
 
-// Greedy NMS over boxes already listed in score order (`order`); appends kept indices.
+// Brute-force greedy NMS over boxes listed in score order (`order`); appends kept indices.
 template <typename T>
-void nms_sorted(const T* boxes, const int64_t* order, int64_t n, double iou_threshold,
-                bool allow_parallel, std::vector<int64_t>& keep) {
+void nms_compact(const T* boxes, const int64_t* order, int64_t n, T tf, std::vector<int64_t>& keep) {
   Candidates<T> c;
   c.fill(boxes, order, n);
-  const T tf = threshold_floor<T>(iou_threshold);
   int64_t end = n;
   for (int64_t p = 0; p < end; ++p) {
     keep.push_back(c.index[p]);
     const int64_t begin = p + 1;
     if (begin >= end) break;
-    int64_t over;
-    if (allow_parallel && end - begin >= kParallelPass && at::get_num_threads() > 1) {
-      over = at::parallel_reduce(
-          begin, end, kParallelPass / 4, int64_t(0),
-          [&](int64_t b, int64_t e, int64_t acc) { return acc + c.count_over(p, b, e, tf); },
-          [](int64_t a, int64_t b) { return a + b; });
-    } else {
-      over = c.count_over(p, begin, end, tf);
-    }
-    if (over > 0) end = c.compact(p, begin, end, tf);
+    if (c.count_over(p, begin, end, tf) > 0) end = c.compact(p, begin, end, tf);
   }
+}
+
+// Grid-accelerated greedy NMS (same result as nms_compact when tf >= 0 and all coordinates
+// are finite: a suppressing pair has an intersection of positive area).
+template <typename T>
+void nms_grid(const T* boxes, const int64_t* order, int64_t n, T tf, std::vector<int64_t>& keep) {
+  Candidates<T> c;
+  c.fill(boxes, order, n);
+  double minx = INFINITY, miny = INFINITY, maxx = -INFINITY, maxy = -INFINITY, sum = 0.0;
+  for (int64_t k = 0; k < n; ++k) {
+    minx = std::min<double>(minx, c.x1[k]); miny = std::min<double>(miny, c.y1[k]);
+    maxx = std::max<double>(maxx, c.x2[k]); maxy = std::max<double>(maxy, c.y2[k]);
+    sum += std::max<double>(0.0, std::max<double>(c.x2[k] - c.x1[k], c.y2[k] - c.y1[k]));
+  }
+  double cell = sum / static_cast<double>(n);
+  const double extent = std::max(maxx - minx, maxy - miny);
+  if (!(cell > 0) || !std::isfinite(cell)) cell = extent > 0 ? extent : 1.0;
+  int64_t nx, ny;
+  for (;;) {
+    nx = static_cast<int64_t>((maxx - minx) / cell) + 1;
+    ny = static_cast<int64_t>((maxy - miny) / cell) + 1;
+    if (nx * ny <= 4 * n + 16) break;
+    cell *= 2;
+  }
+  const double inv = 1.0 / cell;
+  auto col = [&](double v) { return std::clamp<int64_t>(static_cast<int64_t>((v - minx) * inv), 0, nx - 1); };
+  auto row = [&](double v) { return std::clamp<int64_t>(static_cast<int64_t>((v - miny) * inv), 0, ny - 1); };
+  // Cells -> boxes (CSR, ranks ascending inside a cell); boxes spanning many cells go to `big`.
+  // col()/row() are monotone, so the cell holding the top-left corner of the intersection of
+  // boxes a and b is (max(c0[a], c0[b]), max(r0[a], r0[b])): an integer test picks the one cell
+  // that examines a pair.
+  std::vector<int32_t> c0(n), c1(n), r0(n), r1(n);
+  std::vector<int64_t> start(nx * ny + 1, 0);
+  std::vector<int32_t> big;
+  for (int64_t k = 0; k < n; ++k) {
+    c0[k] = static_cast<int32_t>(col(c.x1[k])); c1[k] = static_cast<int32_t>(col(c.x2[k]));
+    r0[k] = static_cast<int32_t>(row(c.y1[k])); r1[k] = static_cast<int32_t>(row(c.y2[k]));
+    if (static_cast<int64_t>(c1[k] - c0[k] + 1) * (r1[k] - r0[k] + 1) > kBigSpan) {
+      big.push_back(static_cast<int32_t>(k));
+      continue;
+    }
+    for (int64_t r = r0[k]; r <= r1[k]; ++r) for (int64_t q = c0[k]; q <= c1[k]; ++q) ++start[r * nx + q + 1];
+  }
+  for (int64_t i = 0; i < nx * ny; ++i) start[i + 1] += start[i];
+  std::vector<int64_t> stop(start.begin(), start.end() - 1);
+  std::vector<int32_t> cells(start.back());
+  std::vector<uint8_t> is_big(n, 0);
+  for (int32_t k : big) is_big[k] = 1;
+  for (int64_t k = 0; k < n; ++k) {
+    if (is_big[k]) continue;
+    for (int64_t r = r0[k]; r <= r1[k]; ++r) {
+      for (int64_t q = c0[k]; q <= c1[k]; ++q) cells[stop[r * nx + q]++] = static_cast<int32_t>(k);
+    }
+  }
+  std::vector<uint8_t> removed(n, 0);
+  const T* X1 = c.x1.data(); const T* Y1 = c.y1.data(); const T* X2 = c.x2.data();
+  const T* Y2 = c.y2.data(); const T* A = c.area.data();
+  for (int64_t p = 0; p < n; ++p) {
+    if (removed[p]) continue;
+    keep.push_back(c.index[p]);
+    const T px1 = X1[p], py1 = Y1[p], px2 = X2[p], py2 = Y2[p], pa = A[p];
+    const int32_t pc0 = c0[p], pr0 = r0[p];
+    for (int64_t r = r0[p]; r <= r1[p]; ++r) {
+      for (int64_t q = c0[p]; q <= c1[p]; ++q) {
+        // Visit the cell and drop, in place, entries that can no longer matter: boxes ranked
+        // up to p (kept or removed already) and removed boxes.
+        int32_t* base = cells.data() + start[r * nx + q];
+        int32_t* end = cells.data() + stop[r * nx + q];
+        int32_t* w = base;
+        for (int32_t* it = base; it != end; ++it) {
+          const int32_t j = *it;
+          if (j <= p || removed[j]) continue;
+          *w++ = j;
+          if (std::max(pc0, c0[j]) != q || std::max(pr0, r0[j]) != r) continue;  // pair examined elsewhere
+          if (iou_tv(px1, py1, px2, py2, pa, X1[j], Y1[j], X2[j], Y2[j], A[j]) > tf) {
+            removed[j] = 1;
+            --w;
+          }
+        }
+        stop[r * nx + q] = w - cells.data();
+      }
+    }
+    for (int32_t j : big) {
+      if (j > p && !removed[j] && iou_tv(px1, py1, px2, py2, pa, X1[j], Y1[j], X2[j], Y2[j], A[j]) > tf) {
+        removed[j] = 1;
+      }
+    }
+  }
+}
+
+// Greedy NMS over boxes already listed in score order (`order`); appends kept indices.
+template <typename T>
+void nms_sorted(const T* boxes, const int64_t* order, int64_t n, double iou_threshold, std::vector<int64_t>& keep) {
+  const T tf = threshold_floor<T>(iou_threshold);
+  bool grid = n >= kGridMin && tf >= T(0);
+  for (int64_t k = 0; grid && k < n; ++k) {
+    const T* b = boxes + 4 * order[k];
+    grid = std::isfinite(b[0]) && std::isfinite(b[1]) && std::isfinite(b[2]) && std::isfinite(b[3]);
+  }
+  if (grid) nms_grid(boxes, order, n, tf, keep);
+  else nms_compact(boxes, order, n, tf, keep);
 }
 
 // Indices sorted by descending score; ties keep ascending index (a stable sort, like
@@ -145,7 +238,7 @@ at::Tensor nms_cpu(const at::Tensor& boxes_in, const at::Tensor& scores_in, doub
   std::vector<int64_t> keep;
   AT_DISPATCH_FLOATING_TYPES(boxes.scalar_type(), "det_nms", [&] {
     auto order = order_by_score(scores.data_ptr<scalar_t>(), nullptr, n);
-    nms_sorted<scalar_t>(boxes.data_ptr<scalar_t>(), order.data(), n, iou_threshold, true, keep);
+    nms_sorted<scalar_t>(boxes.data_ptr<scalar_t>(), order.data(), n, iou_threshold, keep);
   });
   return vector_to_tensor(keep);
 }
@@ -184,20 +277,16 @@ at::Tensor batched_nms_cpu(const at::Tensor& boxes_in, const at::Tensor& scores_
   AT_DISPATCH_FLOATING_TYPES(boxes.scalar_type(), "det_batched_nms", [&] {
     const scalar_t* b = boxes.data_ptr<scalar_t>();
     const scalar_t* s = scores.data_ptr<scalar_t>();
-    auto run_group = [&](int64_t g, bool inner_parallel) {
+    auto run_group = [&](int64_t g) {
       const int64_t len = starts[g + 1] - starts[g];
       auto order = order_by_score(s, pos.data() + starts[g], len);
       std::vector<int64_t> keep;
-      nms_sorted<scalar_t>(b, order.data(), len, iou_threshold, inner_parallel, keep);
+      nms_sorted<scalar_t>(b, order.data(), len, iou_threshold, keep);
       for (int64_t i : keep) m[i] = true;  // distinct indices: no write conflicts
     };
-    if (groups == 1) {
-      run_group(0, true);
-    } else {
-      at::parallel_for(0, groups, 1, [&](int64_t g0, int64_t g1) {
-        for (int64_t g = g0; g < g1; ++g) run_group(g, false);
-      });
-    }
+    at::parallel_for(0, groups, 1, [&](int64_t g0, int64_t g1) {
+      for (int64_t g = g0; g < g1; ++g) run_group(g);
+    });
   });
   at::Tensor keep = mask.nonzero().select(1, 0);
   at::Tensor order = std::get<1>(scores.index_select(0, keep).sort(0, /*descending=*/true));
