@@ -44,9 +44,15 @@ def loader_cfg(cfg: dict, split: str) -> dict:
 def build_split(cfg: dict, split: str) -> tuple[Any, Any, dict]:
     """(dataset, collate_fn, loader section) of `data.<split>` ('test' falls back to 'val')."""
     from det.core.data import build_dataset, collate
+    from det.core.data.loader import LOADER_KEYS
 
     section = loader_cfg(cfg, split)
     key = f"data.{split if split != 'test' or 'test' in cfg['data'] else 'val'}"
+    for name in section:
+        if name not in LOADER_KEYS:
+            from det.core.errors import did_you_mean
+
+            raise ConfigError(f"{key}.{name}: unknown loader key{did_you_mean(name, LOADER_KEYS)}")
     try:
         dataset = build_dataset({k: v for k, v in section.items() if k in ("dataset", "pipeline")}, key=key)
     except DetError as exc:
