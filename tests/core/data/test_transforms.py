@@ -222,3 +222,23 @@ def test_pipeline_config_errors():
     with pytest.raises(ConfigError, match=r"pipeline.0.scael: unknown key for Resize; did you mean 'scale'"):
         build_pipeline([{"type": "Resize", "scael": [1, 2]}])
     assert isinstance(build_pipeline([{"type": "Pack"}]).transforms[0], Pack)
+
+
+def test_records_map_predictions_back():
+    """Boxes after Resize + flip + Pad return to the original image through the recorded
+    scale_factor/flip_direction and, equally, through the inverse homography."""
+    rec = make_record(3, 60, 90)
+    rec.pop("gt_masks")
+    orig = rec["gt_bboxes"].copy()
+    out = build_pipeline([{"type": "Resize", "scale": [64, 64], "keep_ratio": True},
+                          {"type": "RandomFlip", "prob": 1.0}, {"type": "Pad", "size_divisor": 32}])(rec)
+    b = out["gt_bboxes"].astype(np.float64)
+    h, w = out["img_shape"]
+    unflipped = np.stack([w - b[:, 2], b[:, 1], w - b[:, 0], b[:, 3]], 1)
+    sx, sy = out["scale_factor"]
+    np.testing.assert_allclose(unflipped / [sx, sy, sx, sy], orig, atol=1e-3)
+    inv = np.linalg.inv(out["homography_matrix"])
+    corners = np.stack([b[:, [0, 1]], b[:, [2, 3]]], 1) @ inv[:2, :2].T + inv[:2, 2]
+    back = np.concatenate([corners.min(1), corners.max(1)], 1)
+    np.testing.assert_allclose(back, orig, atol=1e-3)
+    assert out["flip_direction"] == "horizontal" and out["pad_shape"] == (64, 64)
