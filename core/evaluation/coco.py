@@ -188,6 +188,11 @@ def coco_evaluate(gt: Any, results: list[dict] | str | Path, iou_type: str = "bb
     if len(proposal_nums) != 3:
         raise DetError(f"proposal_nums must hold 3 values (pycocotools summarises 3 maxDets), got {proposal_nums}")
     coco = load_coco_gt(gt)
+    if iou_type == "segm":
+        missing = [a.get("id") for a in coco.dataset["annotations"] if a.get("segmentation") is None]
+        if missing:
+            raise DetError(f"{_name(gt)}: {len(missing)} annotations have no 'segmentation' (e.g. id {missing[0]}); "
+                           "segm evaluation needs masks")
     if isinstance(results, (str, Path)):
         results = load_coco_results(results, coco, iou_type)
     else:

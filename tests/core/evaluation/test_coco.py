@@ -159,6 +159,8 @@ def test_input_errors_name_the_file(tmp_path):
     badcat = write_json(tmp_path / "badcat.json", [{**dets[0], "category_id": 77}])
     with pytest.raises(DetError, match="badcat.json.*category ids"):
         load_coco_results(badcat, coco)
+    with pytest.raises(DetError, match="gt.json: .* no 'segmentation'"):
+        coco_evaluate(gt_path, [], "segm")
     broken = tmp_path / "broken.json"
     broken.write_text("[{")
     with pytest.raises(DetError, match="broken.json:1"):
