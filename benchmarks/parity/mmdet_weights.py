@@ -172,6 +172,9 @@ def main() -> int:
         emit("mmdet-weights parity", [], ["MMDetection not available: nothing compared"], args.json)
         return 0
     MODELS, Config, cfg_dir = peer
+    import logging
+
+    logging.getLogger("mmengine").setLevel(logging.ERROR)  # init_weights logs every tensor
     size = (192, 256) if args.quick else (320, 416)
     rows, notes = [], [f"input {size[0]}x{size[1]}, random weights; bound {BOUND}"]
     with tempfile.TemporaryDirectory() as tmp:

@@ -59,7 +59,8 @@ def parallel_map(fn: Callable[[T], R], items: Sequence[T], nproc: int, descripti
     nproc = max(1, int(nproc))
     with make_progress() as progress:
         task = progress.add_task(description, total=len(items), info="")
-        if nproc == 1 or len(items) < 2:
+        # a pool costs a fork per worker and pickling: only worth it past a few dozen files
+        if nproc == 1 or len(items) < 32:
             for item in items:
                 results.append(fn(item))
                 progress.advance(task)

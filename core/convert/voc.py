@@ -126,14 +126,15 @@ def convert_voc(devkit: str | Path, out_dir: str | Path | None = None, classes_f
         jobs += [(f"{prefix}_{s}", [year], s) for s in (*SPLITS, "test")]
     if len(years) == 2:
         jobs += [(f"voc0712_{s}", list(years), s) for s in SPLITS]
-    planned = []
+    planned, skipped = [], []
     for name, job_years, split in jobs:
         parts = [_split_items(devkit, y, split) for y in job_years]
         if any(p is None for p in parts):
-            missing = [y for y, p in zip(job_years, parts) if p is None]
-            warn(f"{devkit}/VOC{missing[0]}/ImageSets/Main/{split}.txt not found; {name} skipped")
+            skipped.append(name)
             continue
         planned.append((name, [item for p in parts for item in p]))
+    if skipped:
+        warn(f"{devkit}: no ImageSets/Main list for {', '.join(skipped)}; skipped")
     if not planned:
         raise DataError(f"{devkit}: no ImageSets/Main/{{train,val,trainval,test}}.txt split lists found")
     out = Path(out_dir) if out_dir is not None else devkit / "annotations"
