@@ -99,3 +99,31 @@ def test_synth_mot_writes_motchallenge_sequences_deterministically(det, capsys, 
         assert (seq / rel).read_bytes() == (tmp_path / "b" / "SYNTH-01" / rel).read_bytes()
     code, _, err = run_inline(capsys, "synth", "mot", tmp_path / "a", *args)
     assert code == 2 and "not empty" in err
+
+
+@pytest.mark.slow
+def test_mot_search_runs_a_detector_checkpoint_once_and_caches(capsys, tmp_path):
+    import torch
+
+    from det.core.config import load_preset
+    from det.core.models import build_detector
+    from det.core.tracking.mot_io import read_mot_txt
+
+    generate_mot(tmp_path / "seqs", seqs=1, frames=3, seed=0, width=96, height=96, progress=False)
+    cfg = load_preset("demo/rtmdet_tiny")
+    torch.manual_seed(0)
+    model = build_detector(cfg["model"])
+    torch.save({"state_dict": model.state_dict(), "preset": cfg, "meta": {"classes": cfg["data"]["classes"]}},
+               tmp_path / "model.pt")
+    args = ["mot-search", "trackers/sort", "--data", tmp_path / "seqs", "--detections", tmp_path / "cache",
+            "--weights", tmp_path / "model.pt", "--det-score-thr", "0", "--json"]
+    code, stdout, err = run_inline(capsys, *args)
+    assert code == 0, err
+    cached = tmp_path / "cache" / "SYNTH-01.txt"
+    rows = read_mot_txt(cached, "det")
+    assert set(rows[:, 0].astype(int)) == {1, 2, 3}  # every frame went through the detector
+    assert len(json.loads(stdout)["rows"]) == 1
+    stamp = cached.stat().st_mtime_ns
+    code, _, err = run_inline(capsys, *args)  # second search: served from the cache
+    assert code == 0, err
+    assert cached.stat().st_mtime_ns == stamp
