@@ -130,9 +130,10 @@ def summary(logs: list[Path] = LogsArg, json_: bool = JsonOption) -> None:
         print_json(results)
         return
     for r in results:
-        table = Table(title=f"{r['log']} ({r['format']})")
-        for col in ("key", "last", "epoch", "step", "best", "best epoch", "best step", "records"):
-            table.add_column(col, justify="left" if col == "key" else "right", overflow="fold")
+        table = Table(title=f"{r['log']} ({r['format']}): last and best values (ep = epoch, n = records)")
+        table.add_column("key", overflow="fold", min_width=12)
+        for col in ("last", "ep", "step", "best", "ep", "step", "n"):
+            table.add_column(col, justify="right", overflow="fold")
         for key, row in r["keys"].items():
             table.add_row(key, _fmt(row["last"]), _fmt(row["last_epoch"]), _fmt(row["last_step"]), _fmt(row["best"]),
                           _fmt(row["best_epoch"]), _fmt(row["best_step"]), str(row["count"]))
