@@ -78,7 +78,7 @@ def build_dataset(cfg: Mapping[str, Any], pipeline: list | None = None, key: str
         dataset = build(cfg, DATASETS, key)
     except DetError:
         raise
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError) as exc:  # constructor argument checks -> the preset path
         from det.core.config.build import config_path
 
         with at_path(key):

@@ -7,7 +7,6 @@ None}` (plus `area` when the source file has one).
 """
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from typing import Any
 
@@ -107,8 +106,3 @@ class BaseDetDataset(Dataset):
 
     def metainfo(self) -> dict:
         return {"classes": tuple(self.classes), "palette": [tuple(p) for p in self.palette]}
-
-    def copy_without_pipeline(self) -> "BaseDetDataset":
-        new = copy.copy(self)
-        new.pipeline = None
-        return new

@@ -132,8 +132,10 @@ def render_image(seed: int, split: str, index: int, size: int) -> tuple[np.ndarr
             shade = 1 + r.uniform(-0.15, 0.15) * (np.linspace(-1, 1, size, dtype=np.float32)[None, :, None])
             layer = np.zeros((size, size), np.uint8)
             cv2.fillPoly(layer, [np.round(poly * (1 << _SHIFT)).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=_SHIFT)
-            alpha = (layer.astype(np.float32) / 255.0)[..., None]
-            img = img * (1 - alpha) + (colour * shade) * alpha
+            # blend only inside the anti-aliased shape's bounding box (alpha is 0 elsewhere)
+            x, y, w, h = cv2.boundingRect(layer)
+            alpha = (layer[y:y + h, x:x + w].astype(np.float32) / 255.0)[..., None]
+            img[y:y + h, x:x + w] = img[y:y + h, x:x + w] * (1 - alpha) + (colour * shade[:, x:x + w]) * alpha
             objects.append({"label": label, "mask": full, "area": float(full.sum())})
             break
     img += r.normal(0, 3, img.shape).astype(np.float32)
