@@ -40,7 +40,7 @@ _det_words() {
     "det flops") echo "--depth --help --json --set --shape -s" ;;
     "det fuse-results") echo "--ann --conf-type --eval-single --force --fusion-iou-thr --help --json --out --skip-box-thr --weights -f" ;;
     "det infer") echo "--amp --ann --batch-size --channels-last --classes --device --force --format --help --limit --merge --merge-iou --no-full --no-pred --no-vis --out-dir --out-mot --out-video --overlap --preset --score-thr --set --show --slice --strict --track --weights --workers -b -d -f -o -p -s -w" ;;
-    "det mot-search") echo "--benchmark --classes --data --det-score-thr --detections --device --force --help --jobs --json --metric --out --public --set --top --weights -f -j -s" ;;
+    "det mot-search") echo "--benchmark --classes --data --det-score-thr --detections --device --force --help --jobs --json --metric --out --plot --public --set --top --weights -f -j -s" ;;
     "det optimize-anchors") echo "--algorithm --ann --force --help --input-shape --iters --json --num-anchors --out-dir --seed --set -f -s" ;;
     "det synth") echo "mot shapes --help" ;;
     "det synth mot") echo "--force --frames --height --help --json --no-images --seed --seqs --width -f" ;;

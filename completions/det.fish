@@ -195,6 +195,7 @@ complete -c det -n '__fish_seen_subcommand_from mot-search' -l jobs
 complete -c det -n '__fish_seen_subcommand_from mot-search' -l json
 complete -c det -n '__fish_seen_subcommand_from mot-search' -l metric
 complete -c det -n '__fish_seen_subcommand_from mot-search' -l out
+complete -c det -n '__fish_seen_subcommand_from mot-search' -l plot
 complete -c det -n '__fish_seen_subcommand_from mot-search' -l public
 complete -c det -n '__fish_seen_subcommand_from mot-search' -l set
 complete -c det -n '__fish_seen_subcommand_from mot-search' -l top

@@ -35,6 +35,8 @@ def mot_search(
     benchmark: str = typer.Option("MOT17", "--benchmark", help="Evaluation rules: MOT17, MOT20 or MOT15."),
     out_file: Optional[Path] = typer.Option(None, "--out", help="Write all rows to this .csv or .json file."),
     top: int = typer.Option(20, "--top", help="Rows shown in the table (all go to --out)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw the metric over the grid (.png or .pdf): "
+                                        "a heatmap for two parameters, a line for one."),
     force: bool = ForceOption,
     json_: bool = JsonOption,
 ) -> None:
@@ -42,7 +44,7 @@ def mot_search(
     --set values) form a grid; detections come once per sequence, each combination runs only
     the tracker and the MOT metrics, in parallel.
 
-    Example: det mot-search trackers/bytetrack --data data/mot --public --set tracker.match_iou_thr=[0.1,0.3,0.5] --set tracker.obj_score_thr=[0.5,0.6] --jobs 2 --out results.csv
+    Example: det mot-search trackers/bytetrack --data data/mot --public --set tracker.match_iou_thr=[0.1,0.3,0.5] --set tracker.obj_score_thr=[0.5,0.6] --jobs 2 --out results.csv --plot search.png
     """
     from det.core.tracking.search import best_set_line, detector_fn, prepare_sequences, search
 
@@ -61,6 +63,10 @@ def mot_search(
         if out_file.suffix.lower() not in (".csv", ".json"):
             raise DetError(f"--out: {out_file} must end with .csv or .json")
         ensure_new(out_file, force)
+    if plot is not None:
+        if plot.suffix.lower() not in (".png", ".pdf"):
+            raise DetError(f"--plot: {plot} must end with .png or .pdf")
+        ensure_new(plot, force)
     detect = None
     if weights is not None:
         from det.core.apis import Detector
@@ -71,9 +77,13 @@ def mot_search(
     best = best_set_line(names, rows[0]) if names else ""
     if out_file is not None:
         _write_rows(out_file, names, rows, metric, best)
+    if plot is not None:
+        from det.core.tracking.plot import plot_search
+
+        plot_search(names, rows, metric, plot)
     if json_:
         print_json({"metric": metric, "params": names, "rows": rows, "best": rows[0], "best_set": best,
-                    "out": str(out_file) if out_file else None})
+                    "out": str(out_file) if out_file else None, "plot": str(plot) if plot else None})
         return
     _print_table(names, rows[:top], metric, len(rows))
     if names:
@@ -82,6 +92,8 @@ def mot_search(
         err.print("note: no list-valued tracker parameter; evaluated the preset as is", markup=False)
     if out_file is not None:
         err.print(f"wrote {out_file} ({len(rows)} rows)", markup=False)
+    if plot is not None:
+        err.print(f"wrote {plot}", markup=False)
 
 
 def _fmt(value: object) -> str:
@@ -94,7 +106,8 @@ def _print_table(names: list[str], rows: list[dict], metric: str, total: int) ->
     table = Table(title=f"{total} combinations, sorted by {metric}")
     cols = [*names, *dict.fromkeys((metric, *TABLE_METRICS))]
     for c in cols:
-        table.add_column(c.removeprefix("tracker."), justify="right", style="bold" if c == metric else None)
+        name = c.removeprefix("tracker.")
+        table.add_column(name, justify="right", style="bold" if c == metric else None, min_width=len(name))
     for r in rows:
         table.add_row(*[str(r[c]) if c in names else _fmt(r[c]) for c in cols])
     # never truncate numbers: tables piped to a file get the width they need

@@ -30,8 +30,9 @@ def test_mot_search_public_grid_csv_and_best_line(det, capsys, data):
     out = data / "results.csv"
     r = det("mot-search", "trackers/bytetrack", "--data", data / "seqs", "--public",
                 "--set", "tracker.match_iou_thr=[0.1,0.3,0.5]", "--set", "tracker.obj_score_thr=[0.5,0.6]",
-                "--metric", "MOTA", "--jobs", "2", "--out", out)
+                "--metric", "MOTA", "--jobs", "2", "--out", out, "--plot", data / "search.png")
     assert r.returncode == 0, r.stderr
+    assert (data / "search.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "best (MOTA" in r.stdout and "--set tracker.obj_score_thr=" in r.stdout
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 6
