@@ -138,3 +138,21 @@ def test_bytetrack_on_synthetic_public_detections(synth_root):
     print({k: metrics[k] for k in ("MOTA", "IDF1", "HOTA")})
     assert metrics["MOTA"] >= 0.80
     assert metrics["IDF1"] >= 0.80
+
+
+def test_ocsort_velocity_direction_consistency_breaks_ties():
+    """Two detections overlap the prediction equally; OCM picks the one along the observed
+    motion (without it the tie goes to the first column)."""
+    def frames():
+        out = [np.array([[*_box(100 + 5 * t, 50, w=100), 0.9]]) for t in range(10)]
+        pred_x = 100 + 5 * 10
+        out.append(np.array([[*_box(pred_x - 20, 50, w=100), 0.9], [*_box(pred_x + 20, 50, w=100), 0.9]]))
+        return out
+
+    picked = {}
+    for weight in (0.2, 0.0):
+        rows = run_tracker({"type": "OCSORT", "vel_consist_weight": weight}, frames())
+        last = rows[(rows[:, 0] == 11) & (rows[:, 1] == 1)]
+        picked[weight] = float(last[0, 2])
+    assert picked[0.2] == pytest.approx(150 + 20)
+    assert picked[0.0] == pytest.approx(150 - 20)
