@@ -197,7 +197,7 @@ TORCHVISION_VARIANT = {
     "retinanet": {"neck.add_extra_convs": "on_output", "neck.relu_before_extra_convs": True},
     "fcos": {"neck.add_extra_convs": "on_output", "neck.relu_before_extra_convs": True,
              "bbox_head.norm_on_bbox": True, "bbox_head.centerness_on_reg": True, "bbox_head.conv_bias": True,
-             "bbox_head.norm_cfg.num_groups": 16},
+             "bbox_head.norm_cfg.num_groups": 32},
 }
 
 

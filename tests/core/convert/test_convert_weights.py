@@ -72,30 +72,50 @@ def write_preset(path, base, body):
     return path
 
 
-def test_torchvision_retinanet_raw_outputs(tmp_path):
+TV_DETECTORS = {
+    "retinanet": ("retinanet_resnet50_fpn", "retinanet_r50_fpn.yaml",
+                  ["model.neck.add_extra_convs=on_output", "model.neck.relu_before_extra_convs=true"]),
+    "fcos": ("fcos_resnet50_fpn", "fcos_r50_fpn.yaml",
+             ["model.neck.add_extra_convs=on_output", "model.neck.relu_before_extra_convs=true",
+              "model.bbox_head.norm_on_bbox=true", "model.bbox_head.centerness_on_reg=true",
+              "model.bbox_head.conv_bias=true"]),
+}
+
+
+def flat_levels(maps, channels):
+    """Per-level (N, A*C, H, W) -> (N, sum HWA, C), torchvision's layout."""
+    return torch.cat([m.permute(0, 2, 3, 1).reshape(m.shape[0], -1, channels) for m in maps], 1)
+
+
+@pytest.mark.parametrize("kind", ["retinanet", "fcos"])
+def test_torchvision_detector_raw_outputs(tmp_path, kind):
+    builder, preset, sets = TV_DETECTORS[kind]
     torch.manual_seed(0)
-    tv = torchvision.models.detection.retinanet_resnet50_fpn(weights=None, weights_backbone=None).eval()
+    tv = getattr(torchvision.models.detection, builder)(weights=None, weights_backbone=None).eval()
     randomize_norms(tv, 1)
     torch.save(tv.state_dict(), tmp_path / "tv.pth")
-    base = PRESETS / "retinanet_r50_fpn.yaml"
-    with pytest.raises(DetError, match="does not express torchvision's retinanet: set model.neck.add_extra_convs=on_output"):
-        convert_torchvision_weights(tmp_path / "tv.pth", tmp_path / "x.pt", preset=base)
-    sets = ["model.neck.add_extra_convs=on_output", "model.neck.relu_before_extra_convs=true"]
+    base = PRESETS / preset
+    if kind == "retinanet":  # the preset's own FPN (extra convs on C5) is not torchvision's
+        with pytest.raises(DetError, match="does not express torchvision's retinanet: set model.neck.add_extra_convs=on_output"):
+            convert_torchvision_weights(tmp_path / "tv.pth", tmp_path / "x.pt", preset=base)
     info = convert_torchvision_weights(tmp_path / "tv.pth", tmp_path / "det.pt", preset=base, overrides=sets)
-    assert info["unmapped"] == [] and info["missing"] == []
+    assert info["unmapped"] == []
+    # torchvision's FCOS has no per-level Scale: det keeps its 1.0 init
+    assert info["missing"] == ([] if kind == "retinanet" else [f"bbox_head.scales.{i}.scale" for i in range(5)])
     ckpt = load_checkpoint(tmp_path / "det.pt")
     det = build_detector(ckpt["preset"]["model"]).eval()
     det.load_state_dict(ckpt["state_dict"], strict=False)
     x = torch.randn(1, 3, 96, 128)
     with torch.no_grad():
-        cls_scores, bbox_preds = det(x)
+        ours = det(x)
         feats = list(tv.backbone(x).values())
-        ref_cls = tv.head.classification_head(feats)  # (N, sum HWA, 91)
-        ref_reg = tv.head.regression_head(feats)  # (N, sum HWA, 4)
-    ours_cls = torch.cat([c.permute(0, 2, 3, 1).reshape(1, -1, 80) for c in cls_scores], 1)
-    ours_reg = torch.cat([r.permute(0, 2, 3, 1).reshape(1, -1, 4) for r in bbox_preds], 1)
-    assert (ours_cls - ref_cls[..., COCO_IDS]).abs().max().item() <= 1e-4
-    assert (ours_reg - ref_reg).abs().max().item() <= 1e-4
+        ref_cls = tv.head.classification_head(feats)[..., COCO_IDS]  # (N, sum HWA, 91) -> 80 classes
+        ref_reg = tv.head.regression_head(feats)
+    refs = [ref_cls, ref_reg] if kind == "retinanet" else [ref_cls, *ref_reg]
+    for maps, ref in zip(ours, refs):
+        got = flat_levels(maps, ref.shape[-1])
+        assert got.shape == ref.shape
+        assert (got - ref).abs().max().item() <= 1e-4
 
 
 def test_mmdet_layout_checkpoint(tmp_path):
