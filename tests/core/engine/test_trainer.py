@@ -121,3 +121,36 @@ def test_bf16_autocast_on_cpu(tmp_path):
     assert t.amp_dtype == torch.bfloat16 and t.scaler is None
     t.fit()
     assert (tmp_path / "last.pt").exists()
+
+
+def test_iteration_loop_resumes_mid_epoch_exactly(tmp_path):
+    def run(work: Path, max_iters: int, resume: Path | None = None) -> None:
+        seed_everything(0)
+        cfg = {"max_iters": max_iters, "log_interval": 1, "checkpoint": {"interval": 3},
+               "optimizer": {"type": "AdamW", "lr": 0.01},
+               "schedulers": [{"type": "LinearLR", "start_factor": 0.2, "by_epoch": False, "end": 4}]}
+        Trainer(TinyDet(norm=True), cfg, work, train_dataset=SquaresDataset(16), collate_fn=collate, batch_size=4,
+                seed=3).fit(resume=resume)
+
+    run(tmp_path / "a", 7)
+    run(tmp_path / "b", 3)
+    run(tmp_path / "b", 7, resume=tmp_path / "b" / "iter_3.pt")  # iteration 3 of a 4-iteration epoch
+    a, b = load_checkpoint(tmp_path / "a" / "last.pt"), load_checkpoint(tmp_path / "b" / "last.pt")
+    for name, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][name]), name
+    assert records(tmp_path / "a" / "log.jsonl") == records(tmp_path / "b" / "log.jsonl")
+
+
+def test_load_from_reports_missing_unexpected_and_mismatched(tmp_path, caplog):
+    from det.core.engine.checkpoint import load_weights
+
+    src = TinyDet(num_classes=5, norm=True)
+    state = {k: v for k, v in src.state_dict().items() if k != "body.1.running_mean"}
+    torch.save({"state_dict": {**state, "extra.weight": torch.zeros(1)}}, tmp_path / "w.pt")
+    dst = TinyDet(num_classes=3, norm=True)
+    before = dst.box.weight.detach().clone()
+    report = load_weights(dst, tmp_path / "w.pt")
+    assert report["unexpected"] == ["extra.weight"]
+    assert any(k.startswith("cls.weight") for k in report["mismatched"])
+    assert "body.1.running_mean" in report["missing"]
+    assert torch.equal(dst.box.weight, src.box.weight) and not torch.equal(before, dst.box.weight)
