@@ -111,6 +111,50 @@ def case_cityscapes(tmp: Path, quick: bool, nproc: int) -> tuple[dict, list[str]
     return row, []
 
 
+def case_cityscapes_polygons(tmp: Path, quick: bool, nproc: int) -> tuple[dict, list[str]]:
+    """Rasterising *_gtFine_polygons.json: det vs cityscapesscripts' createInstanceImage."""
+    import numpy as np
+
+    from det.core.convert.cityscapes import rasterize_polygons
+
+    rng = np.random.default_rng(0)
+    names = ["road", "car", "person", "rider", "cargroup", "persongroup", "sky", "bicycle", "truck",
+             "license plate", "caravan", "building"]
+    files = []
+    for k in range(3 if quick else 20):
+        objects = []
+        for i in range(150):
+            cx, cy = rng.uniform(0, 1024), rng.uniform(0, 512)
+            pts = [[float(cx + rng.uniform(-80, 80)), float(cy + rng.uniform(-60, 60))] for _ in range(rng.integers(3, 12))]
+            objects.append({"label": names[i % len(names)], "polygon": pts, **({"deleted": 1} if i % 37 == 0 else {})})
+        path = tmp / f"f{k}_gtFine_polygons.json"
+        path.write_text(json.dumps({"imgHeight": 512, "imgWidth": 1024, "objects": objects}))
+        files.append(path)
+    ours = []
+    row = {"case": f"cityscapes polygons ({len(files)} files, 150 objects, 1024x512)",
+           "det_ms": timed(lambda: ours.__setitem__(slice(None), [rasterize_polygons(str(f)) for f in files]))}
+    from common import import_peer
+
+    helpers = import_peer("cityscapesscripts.preparation.json2instanceImg")
+    if helpers is None:
+        return row, []
+    from cityscapesscripts.helpers.annotation import Annotation
+
+    refs = []
+
+    def peer():
+        refs.clear()
+        for f in files:
+            ann = Annotation()
+            ann.fromJsonFile(str(f))
+            refs.append(np.asarray(helpers.createInstanceImage(ann, "ids")).astype(np.int64))
+
+    row.update(peer="cityscapesscripts json2instanceImg", peer_ms=timed(peer))
+    row["ratio"] = row["peer_ms"] / row["det_ms"]
+    row["same_output"] = all(np.array_equal(a, b) for a, b in zip(ours, refs))
+    return row, []
+
+
 def case_voc(tmp: Path, quick: bool, nproc: int) -> tuple[dict, list[str]]:
     from det.core.convert.voc import convert_voc
 
@@ -229,7 +273,7 @@ def main() -> int:
     os.environ.setdefault("DET_PROGRESS", "0")
     rows, notes = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        for case in (case_cityscapes, case_voc, case_mot, case_crowdhuman, case_youtubevis):
+        for case in (case_cityscapes, case_cityscapes_polygons, case_voc, case_mot, case_crowdhuman, case_youtubevis):
             sub = Path(tmp) / case.__name__
             sub.mkdir()
             row, case_notes = case(sub, args.quick, args.nproc)

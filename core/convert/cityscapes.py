@@ -181,7 +181,8 @@ def convert_cityscapes(root: str | Path, out_dir: str | Path | None = None, img_
         if not frames:
             warn(f"{images_root / split}: no '*_{IMG_SUFFIX}' images; skipped")
             continue
-        records = parallel_map(partial(convert_frame, mask_format=mask_format), frames, nproc, f"cityscapes {split}")
+        records = parallel_map(partial(convert_frame, mask_format=mask_format), frames, nproc, f"cityscapes {split}",
+                               min_parallel=4)
         coco = to_coco(records)
         write_json(path, coco)
         rows.append(summary(path, split=split, images=len(coco["images"]), annotations=len(coco["annotations"])))

@@ -51,16 +51,18 @@ def require_file(path: str | Path, what: str) -> Path:
     return path
 
 
-def parallel_map(fn: Callable[[T], R], items: Sequence[T], nproc: int, description: str) -> list[R]:
-    """`[fn(x) for x in items]` in order, over `nproc` processes when > 1, with a progress bar.
+def parallel_map(fn: Callable[[T], R], items: Sequence[T], nproc: int, description: str,
+                 min_parallel: int = 32) -> list[R]:
+    """`[fn(x) for x in items]` in order, with a progress bar; over `nproc` processes when
+    nproc > 1 and there are at least `min_parallel` items (a pool costs a fork per worker and
+    pickling, more than cheap per-file work such as header reads saves on small inputs).
     `fn` must be a module-level function; a DetError raised in a worker reaches the caller."""
     items = list(items)
     results: list[R] = []
     nproc = max(1, int(nproc))
     with make_progress() as progress:
         task = progress.add_task(description, total=len(items), info="")
-        # a pool costs a fork per worker and pickling: only worth it past a few dozen files
-        if nproc == 1 or len(items) < 32:
+        if nproc == 1 or len(items) < max(2, min_parallel):
             for item in items:
                 results.append(fn(item))
                 progress.advance(task)

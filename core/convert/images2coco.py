@@ -44,7 +44,7 @@ def images_to_coco(img_dir: str | Path, classes_file: str | Path, out: str | Pat
     files = collect_images(img_dir, exclude_extensions)
     if not files:
         raise DataError(f"{img_dir}: no images found ({', '.join(IMAGE_EXTENSIONS)})")
-    sizes = parallel_map(_size, [str(f) for f in files], nproc, "images2coco")
+    sizes = parallel_map(_size, [str(f) for f in files], nproc, "images2coco", min_parallel=1000)
     images = [
         {"id": i, "file_name": f.relative_to(img_dir).as_posix(), "height": h, "width": w}
         for i, (f, (w, h)) in enumerate(zip(files, sizes))

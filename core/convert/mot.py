@@ -272,7 +272,7 @@ def convert_mot_reid(root: str | Path, out_dir: str | Path, val_split: float = 0
 
         shutil.rmtree(imgs)  # --force: old crops would mix with new ones
     jobs = [(str(p), str(imgs), float(vis_threshold), mot15) for p in seqs]
-    per_video = parallel_map(_reid_video, jobs, nproc, "mot-reid crops")
+    per_video = parallel_map(_reid_video, jobs, nproc, "mot-reid crops", min_parallel=2)
     counts = {person: n for video in per_video for person, n in video.items()}
     people = sorted(counts)
     n_train = int(len(people) * (1 - val_split))

@@ -141,7 +141,8 @@ def convert_voc(devkit: str | Path, out_dir: str | Path | None = None, classes_f
     paths = plan_outputs([out / f"{name}.json" for name, _ in planned], force)
     # Each XML is parsed once even when it appears in several splits (trainval, voc0712, ...).
     unique = list(dict.fromkeys(item for _, items in planned for item in items))
-    parsed = dict(zip(unique, parallel_map(partial(parse_xml, classes=classes), unique, nproc, "voc annotations")))
+    parsed = dict(zip(unique, parallel_map(partial(parse_xml, classes=classes), unique, nproc, "voc annotations",
+                                            min_parallel=1000)))
     rows = []
     for (name, items), path in zip(planned, paths):
         coco = to_coco([parsed[item] for item in items], classes)

@@ -193,7 +193,8 @@ def yolo_to_coco(data_yaml: str | Path, out_dir: str | Path, splits: list[str] |
         if not images:
             warn(f"{yaml_path}: split '{split}' has no images")
         items = [(str(p), str(label_path(p))) for p in images]
-        parsed = parallel_map(partial(_yolo_image, num_classes=len(names)), items, nproc, f"yolo2coco {split}")
+        parsed = parallel_map(partial(_yolo_image, num_classes=len(names)), items, nproc, f"yolo2coco {split}",
+                              min_parallel=500)
         coco_images, annotations = [], []
         for img_id, (image, (width, height, objects)) in enumerate(zip(images, parsed), 1):
             try:
