@@ -74,7 +74,7 @@ def images2coco(
     classes: Path = typer.Argument(..., help="Text file with one class name per line."),
     out: Path = typer.Argument(..., help="Output COCO JSON file."),
     exclude_extensions: Optional[list[str]] = typer.Option(None, "--exclude-extensions", "-e",
-                                                           help="Image extensions to skip, e.g. -e png -e bmp."),
+                                                           help="Image extensions to skip: -e png -e bmp or -e png,bmp."),
     nproc: int = NprocOption,
     force: bool = ForceOption,
     json_: bool = JsonOption,

@@ -25,7 +25,9 @@ def _size(path: str) -> tuple[int, int]:
 
 
 def collect_images(img_dir: Path, exclude_extensions: list[str] | None = None) -> list[Path]:
-    excluded = tuple("." + e.lower().lstrip(".") for e in exclude_extensions or [])
+    # '-e png -e bmp' and '-e png,bmp' both work
+    parts = [p for e in exclude_extensions or [] for p in str(e).split(",") if p.strip()]
+    excluded = tuple("." + p.strip().lower().lstrip(".") for p in parts)
     files = []
     for path in sorted(img_dir.rglob("*")):
         name = path.name.lower()

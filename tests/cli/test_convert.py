@@ -1,4 +1,5 @@
-"""`det convert ...` end to end through the real entry point: outputs, --json, exit codes, --force."""
+"""`det convert ...` end to end through the real entry point (one test in a subprocess, the rest
+in-process through det.cli.main.main): outputs, --json, exit codes, --force."""
 import json
 import sys
 from pathlib import Path
@@ -42,7 +43,8 @@ def test_cityscapes_json_report_and_force(det, tmp_path):
     assert r.returncode == 0 and "instancesonly_filtered_gtFine_val.json" in r.stdout
 
 
-def test_layout_errors_exit_2_naming_the_file(det, tmp_path):
+def test_layout_errors_exit_2_naming_the_file(det_inproc, tmp_path):
+    det = det_inproc
     devkit = make_voc(tmp_path / "VOCdevkit")
     (devkit / "VOC2007/Annotations/000001.xml").write_text("<annotation>")
     r = det("convert", "voc", devkit)
@@ -59,7 +61,8 @@ def test_layout_errors_exit_2_naming_the_file(det, tmp_path):
     assert r.returncode == 2 and "no YouTube-VIS 2021 annotation file" in r.stderr
 
 
-def test_yolo_round_trip_cli(det, tmp_path):
+def test_yolo_round_trip_cli(det_inproc, tmp_path):
+    det = det_inproc
     root = make_yolo(tmp_path / "ds")
     r = det("convert", "yolo2coco", root / "data.yaml", "--out-dir", tmp_path / "coco", "--split", "train")
     assert r.returncode == 0, r.stderr
@@ -71,9 +74,28 @@ def test_yolo_round_trip_cli(det, tmp_path):
     assert (tmp_path / "back/labels/train/a.txt").read_text() == (root / "labels/train/a.txt").read_text()
 
 
-def test_publish_cli(det, tmp_path):
+def test_publish_cli(det_inproc, tmp_path):
+    det = det_inproc
     torch.save({"state_dict": {"w": torch.ones(2)}, "optimizer": {"state": {}}, "meta": {"epoch": 1}}, tmp_path / "c.pt")
     r = det("convert", "publish", tmp_path / "c.pt", tmp_path / "pub.pt", "--json")
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)[0]
     assert Path(info["file"]).name == f"pub-{info['sha256'][:8]}.pt" and info["dropped"] == ["optimizer"]
+
+
+def test_weights_cli(det_inproc, tmp_path):
+    det = det_inproc
+    import torchvision
+
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), tmp_path / "r18.pth")
+    r = det("convert", "torchvision-weights", tmp_path / "r18.pth", tmp_path / "r18_det.pt", "--json")
+    assert r.returncode == 0, r.stderr
+    row = json.loads(r.stdout)[0]
+    assert row["dropped"] == ["fc.weight", "fc.bias"] and row["tensors"] == 120
+    r = det("convert", "torchvision-weights", tmp_path / "r18.pth", tmp_path / "r18_det.pt")
+    assert r.returncode == 2 and "r18_det.pt: already exists" in r.stderr
+    r = det("convert", "mmdet-weights", tmp_path / "r18.pth", tmp_path / "o.pt", "--preset", tmp_path / "nope.yaml")
+    assert r.returncode == 2 and "nope.yaml" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    r = det("convert", "publish", tmp_path / "junk.pth", tmp_path / "p.pt")
+    assert r.returncode == 2 and "junk.pth: not a loadable checkpoint" in r.stderr

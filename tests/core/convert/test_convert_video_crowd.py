@@ -87,9 +87,10 @@ def test_images2coco(tmp_path):
     _img(tmp_path / "imgs/a.jpg", 20, 10)
     _img(tmp_path / "imgs/sub/b.png", 7, 9)
     _img(tmp_path / "imgs/c.bmp", 5, 5)
+    _img(tmp_path / "imgs/d.tif", 5, 5)
     (tmp_path / "imgs/notes.txt").write_text("not an image")
     (tmp_path / "classes.txt").write_text("cat\ndog\n\n")
-    rows = images_to_coco(tmp_path / "imgs", tmp_path / "classes.txt", tmp_path / "out.json", exclude_extensions=["bmp"])
+    rows = images_to_coco(tmp_path / "imgs", tmp_path / "classes.txt", tmp_path / "out.json", exclude_extensions=["bmp,.TIF"])
     data = json.loads((tmp_path / "out.json").read_text())
     COCO(str(tmp_path / "out.json"))
     assert data == {"images": [{"id": 0, "file_name": "a.jpg", "height": 10, "width": 20},
