@@ -2,7 +2,6 @@ import json
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from det.core.config import preset_root
 from det.core.vis import get_palette
