@@ -82,7 +82,7 @@ def cityscapes_tree(root: Path, frames: int) -> Path:
     ids = trees.cityscapes_instance_png()
     big = cv2.resize(ids, (512, 256), interpolation=cv2.INTER_NEAREST)
     for i in range(1, frames):
-        name = f"aachen_000000_{i:06d}"
+        name = f"aachen_000001_{i:06d}"
         shutil.copy(img, img.with_name(f"{name}_leftImg8bit.png"))
         cv2.imwrite(str(root / f"gtFine/train/aachen/{name}_gtFine_instanceIds.png"), big)
     return root

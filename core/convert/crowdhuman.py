@@ -43,15 +43,11 @@ def _box(value: object, path: Path, lineno: int, key: str) -> list[float]:
     return list(value)
 
 
-def _size(item: tuple[str, str]) -> tuple[int, int]:
-    return image_size(item[0])
-
-
 def convert_mode(root: Path, mode: str, nproc: int) -> dict:
     odgt = root / f"annotation_{mode}.odgt"
     records = read_odgt(odgt)
-    files = [(str(root / mode / "Images" / f"{r['ID']}.jpg"), str(odgt)) for _, r in records]
-    sizes = parallel_map(_size, files, nproc, f"crowdhuman {mode}", min_parallel=1000)
+    files = [str(root / mode / "Images" / f"{r['ID']}.jpg") for _, r in records]
+    sizes = parallel_map(image_size, files, nproc, f"crowdhuman {mode}", min_parallel=1000)
     images, annotations = [], []
     for img_id, ((lineno, record), (width, height)) in enumerate(zip(records, sizes), 1):
         images.append({"file_name": f"Images/{record['ID']}.jpg", "height": height, "width": width, "id": img_id})

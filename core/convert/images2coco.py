@@ -20,10 +20,6 @@ from det.core.convert.common import (
 from det.core.errors import DataError
 
 
-def _size(path: str) -> tuple[int, int]:
-    return image_size(path)
-
-
 def collect_images(img_dir: Path, exclude_extensions: list[str] | None = None) -> list[Path]:
     # '-e png -e bmp' and '-e png,bmp' both work
     parts = [p for e in exclude_extensions or [] for p in str(e).split(",") if p.strip()]
@@ -46,7 +42,7 @@ def images_to_coco(img_dir: str | Path, classes_file: str | Path, out: str | Pat
     files = collect_images(img_dir, exclude_extensions)
     if not files:
         raise DataError(f"{img_dir}: no images found ({', '.join(IMAGE_EXTENSIONS)})")
-    sizes = parallel_map(_size, [str(f) for f in files], nproc, "images2coco", min_parallel=1000)
+    sizes = parallel_map(image_size, [str(f) for f in files], nproc, "images2coco", min_parallel=1000)
     images = [
         {"id": i, "file_name": f.relative_to(img_dir).as_posix(), "height": h, "width": w}
         for i, (f, (w, h)) in enumerate(zip(files, sizes))
