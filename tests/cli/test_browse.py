@@ -2,6 +2,7 @@ import json
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from det.core.config import preset_root
 from det.core.vis import get_palette
@@ -76,3 +77,31 @@ def test_browse_stats_and_show_error(tmp_path, det_inproc, monkeypatch):
     bad = run_det("browse", preset, "--split", "tset", "--stats")
     assert bad.returncode == 2 and "split must be one of" in bad.stderr
     assert get_palette(6)  # default palette exists for datasets without their own
+
+
+def test_browse_blends_masks(tmp_path, det_inproc, monkeypatch):
+    from det.core.structures import polygons_to_bitmap
+
+    monkeypatch.setenv("DET_CACHE", str(tmp_path / "cache"))
+    preset = _preset(tmp_path)
+    res = det_inproc("browse", preset, "--out-dir", tmp_path / "out", "--limit", "2", "--json",
+                     "--set", "data.train.pipeline.1.with_mask=true")
+    assert res.returncode == 0, res.stderr
+    root = next((tmp_path / "cache" / "synthetic").glob("shapes-*"))
+    ann = json.loads((root / "instances_train.json").read_text())
+    good = total = 0
+    for k, path in enumerate(json.loads(res.stdout)["images"]):
+        drawn = cv2.imread(path).astype(float)
+        raw = cv2.imread(str(root / ann["images"][k]["file_name"])).astype(float)
+        for a in (a for a in ann["annotations"] if a["image_id"] == ann["images"][k]["id"]):
+            m = cv2.erode(polygons_to_bitmap(a["segmentation"], 96, 96), np.ones((5, 5), np.uint8))
+            ys, xs = np.nonzero(m)
+            if not len(ys):
+                continue
+            i = int(np.argmax(ys))  # lowest interior pixel: away from the label tag
+            y, x = ys[i], xs[i]
+            r, g, b = SHAPES_PALETTE[a["category_id"] - 1]
+            expected = raw[y, x] * 0.55 + np.array([b, g, r]) * 0.45
+            total += 1
+            good += int(np.abs(drawn[y, x] - expected).max() <= 2)
+    assert total >= 2 and good >= total - 1  # an overlapping later mask may cover one probe
