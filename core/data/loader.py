@@ -14,8 +14,7 @@ from torch.utils.data import DataLoader
 from det.core.errors import ConfigError
 
 LOADER_KEYS = {"dataset", "pipeline", "switch_pipeline", "batch_size", "num_workers", "persistent_workers",
-               "size_divisor", "pad_val", "aspect_ratio_grouping", "drop_last", "pin_memory", "prefetch_factor",
-               "shuffle"}
+               "size_divisor", "pad_val", "aspect_ratio_grouping", "drop_last", "pin_memory", "prefetch_factor"}
 
 
 def collate(batch: Sequence[dict], size_divisor: int = 32, pad_val: int = 0) -> dict:
