@@ -24,8 +24,9 @@ from det.core.log import get_logger
 
 # (pattern, replacement) applied in order; replacement None drops the key.
 MMDET_RULES: list[tuple[str, str | None]] = [
-    (r"^data_preprocessor\.", None),  # mean/std live in the preset, not in the weights
-    (r"^ema_", None),  # MMEngine's EMA copy (the main state_dict already holds the averaged weights)
+    (r"^module\.(?!data_preprocessor\.|ema_)", ""),  # saved from a (Distributed)DataParallel wrapper
+    (r"^(module\.)?data_preprocessor\.", None),  # mean/std live in the preset, not in the weights
+    (r"^(module\.)?ema_", None),  # MMEngine's EMA copy (the main state_dict already holds the averaged weights)
 ]
 
 # The 80 COCO category ids in det's class order (torchvision indexes logits by category id).

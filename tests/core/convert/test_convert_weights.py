@@ -7,7 +7,7 @@ import torch
 import torchvision
 
 from det.core.config import load_preset
-from det.core.convert.weights import COCO_IDS, convert_mmdet_weights, convert_torchvision_weights
+from det.core.convert.weights import COCO_IDS, MMDET_RULES, convert_mmdet_weights, convert_torchvision_weights, rename
 from det.core.errors import DetError
 from det.core.fileio import load_checkpoint
 from det.core.models import build_detector
@@ -149,3 +149,12 @@ def test_mmdet_layout_checkpoint(tmp_path):
         convert_mmdet_weights(tmp_path / "mm.pth", tmp_path / "det3.pt", base, overrides=["model.bbox_head.num_classes=3"])
     with pytest.raises(DetError, match="det.pt: already exists"):
         convert_mmdet_weights(tmp_path / "mm.pth", tmp_path / "det.pt", base)
+
+
+def test_mmdet_rename_rules():
+    t = torch.zeros(1)
+    state = {"module.backbone.conv1.weight": t, "module.data_preprocessor.mean": t, "ema_backbone_conv1_weight": t,
+             "neck.fpn_convs.0.conv.bias": t}
+    renamed, dropped = rename(state, MMDET_RULES)
+    assert list(renamed) == ["backbone.conv1.weight", "neck.fpn_convs.0.conv.bias"]
+    assert dropped == ["module.data_preprocessor.mean", "ema_backbone_conv1_weight"]
