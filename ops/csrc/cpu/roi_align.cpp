@@ -1,9 +1,11 @@
 // RoIAlign forward and backward on CPU, parallel over RoIs and channels.
 //
-// Sampling positions and bilinear weights are those of torchvision's kernel and every output
-// (or input gradient) is accumulated in the same order, so results match it closely; the
-// speed comes from threads: RoIs x channel blocks in the forward pass and disjoint channel
-// blocks in the backward pass (no two threads ever add into the same gradient element).
+// Sampling positions and bilinear weights are those of torchvision's kernel. Two paths:
+// - direct (NCHW, few RoIs): every output / input gradient is accumulated in torchvision's
+//   order; threads take RoI x channel blocks forward and disjoint channel blocks backward.
+// - channels-last (many RoIs): bilinear sampling is separable, so the samples of one bin
+//   reduce to per-row and per-column weights and the bin to W_rows^T F W_cols, evaluated on
+//   contiguous channel vectors (vectorised). This changes the summation order only.
 #include "common.h"
 
 #include <vector>
@@ -105,6 +107,136 @@ void check_batch_indices(const T* rois, int64_t k, int64_t batch) {
   }
 }
 
+// Samples of one bin along one axis, merged into (index, weight) pairs (torchvision's clamping).
+template <typename T>
+void axis_weights(T start, T bin, int64_t p, int64_t grid, int64_t size, std::vector<std::pair<int64_t, T>>& out) {
+  out.clear();
+  for (int64_t i = 0; i < grid; ++i) {
+    T v = start + p * bin + static_cast<T>(i + T(0.5)) * bin / static_cast<T>(grid);
+    if (v < T(-1) || v > static_cast<T>(size)) continue;
+    if (v <= T(0)) v = T(0);
+    int64_t low = static_cast<int64_t>(v), high;
+    if (low >= size - 1) {
+      high = low = size - 1;
+      v = static_cast<T>(low);
+    } else {
+      high = low + 1;
+    }
+    const T l = v - low, h = T(1) - l;
+    for (auto [idx, w] : {std::pair<int64_t, T>{low, h}, std::pair<int64_t, T>{high, l}}) {
+      if (!out.empty() && out.back().first == idx) out.back().second += w;
+      else out.push_back({idx, w});
+    }
+  }
+}
+
+// Per-bin row and column weights of one RoI.
+template <typename T>
+struct SeparableRoi {
+  int64_t batch = 0;
+  T count = T(1);
+  std::vector<std::vector<std::pair<int64_t, T>>> rows, cols;
+
+  void compute(const T* roi, int64_t height, int64_t width, int64_t ph_n, int64_t pw_n, double spatial_scale,
+               int64_t sampling_ratio, bool aligned) {
+    batch = static_cast<int64_t>(roi[0]);
+    const T offset = aligned ? T(0.5) : T(0);
+    const T start_w = roi[1] * static_cast<T>(spatial_scale) - offset;
+    const T start_h = roi[2] * static_cast<T>(spatial_scale) - offset;
+    T roi_w = roi[3] * static_cast<T>(spatial_scale) - offset - start_w;
+    T roi_h = roi[4] * static_cast<T>(spatial_scale) - offset - start_h;
+    if (!aligned) {
+      roi_w = std::max(roi_w, T(1));
+      roi_h = std::max(roi_h, T(1));
+    }
+    const T bin_h = roi_h / static_cast<T>(ph_n), bin_w = roi_w / static_cast<T>(pw_n);
+    const int64_t gh = sampling_ratio > 0 ? sampling_ratio : static_cast<int64_t>(std::ceil(roi_h / ph_n));
+    const int64_t gw = sampling_ratio > 0 ? sampling_ratio : static_cast<int64_t>(std::ceil(roi_w / pw_n));
+    count = static_cast<T>(std::max<int64_t>(gh * gw, 1));
+    rows.resize(ph_n);
+    cols.resize(pw_n);
+    for (int64_t p = 0; p < ph_n; ++p) axis_weights(start_h, bin_h, p, gh, height, rows[p]);
+    for (int64_t p = 0; p < pw_n; ++p) axis_weights(start_w, bin_w, p, gw, width, cols[p]);
+  }
+};
+
+template <typename T>
+void roi_align_forward_nhwc(const T* xt, const T* r, T* out, int64_t K, int64_t C, int64_t H, int64_t W,
+                            int64_t ph_n, int64_t pw_n, double spatial_scale, int64_t sampling_ratio, bool aligned) {
+  const int64_t bins = ph_n * pw_n;
+  at::parallel_for(0, K, 1, [&](int64_t k0, int64_t k1) {
+    std::vector<T> acc(C), tmp(C);
+    SeparableRoi<T> roi;
+    for (int64_t k = k0; k < k1; ++k) {
+      roi.compute(r + 5 * k, H, W, ph_n, pw_n, spatial_scale, sampling_ratio, aligned);
+      const T* image = xt + roi.batch * H * W * C;
+      for (int64_t ph = 0; ph < ph_n; ++ph) {
+        for (int64_t pw = 0; pw < pw_n; ++pw) {
+          std::fill(acc.begin(), acc.end(), T(0));
+          for (auto [row, wr] : roi.rows[ph]) {
+            std::fill(tmp.begin(), tmp.end(), T(0));
+            for (auto [col, wc] : roi.cols[pw]) {
+              const T* f = image + (row * W + col) * C;
+              T* t = tmp.data();
+              for (int64_t ch = 0; ch < C; ++ch) t[ch] += wc * f[ch];
+            }
+            T* a = acc.data();
+            const T* t = tmp.data();
+            for (int64_t ch = 0; ch < C; ++ch) a[ch] += wr * t[ch];
+          }
+          T* o = out + k * C * bins + ph * pw_n + pw;
+          for (int64_t ch = 0; ch < C; ++ch) o[ch * bins] = acc[ch] / roi.count;
+        }
+      }
+    }
+  });
+}
+
+template <typename T>
+void roi_align_backward_nhwc(const T* go, const T* r, T* gi, int64_t K, int64_t C, int64_t H, int64_t W,
+                             int64_t ph_n, int64_t pw_n, double spatial_scale, int64_t sampling_ratio,
+                             bool aligned) {
+  const int64_t bins = ph_n * pw_n;
+  std::vector<SeparableRoi<T>> rois(K);
+  at::parallel_for(0, K, 16, [&](int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; ++k) {
+      rois[k].compute(r + 5 * k, H, W, ph_n, pw_n, spatial_scale, sampling_ratio, aligned);
+    }
+  });
+  const int64_t block = 32;
+  const int64_t blocks = (C + block - 1) / block;
+  at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
+    std::vector<T> g(block);
+    for (int64_t cb = b0; cb < b1; ++cb) {
+      const int64_t c0 = cb * block, cn = std::min(C, c0 + block) - c0;
+      for (int64_t k = 0; k < K; ++k) {
+        const SeparableRoi<T>& roi = rois[k];
+        T* image = gi + roi.batch * H * W * C + c0;
+        for (int64_t ph = 0; ph < ph_n; ++ph) {
+          for (int64_t pw = 0; pw < pw_n; ++pw) {
+            const T* src = go + (k * C + c0) * bins + ph * pw_n + pw;
+            for (int64_t ch = 0; ch < cn; ++ch) g[ch] = src[ch * bins] / roi.count;
+            for (auto [row, wr] : roi.rows[ph]) {
+              for (auto [col, wc] : roi.cols[pw]) {
+                const T w = wr * wc;
+                T* d = image + (row * W + col) * C;
+                for (int64_t ch = 0; ch < cn; ++ch) d[ch] += w * g[ch];
+              }
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+// Channels-last pays one transpose of the feature map; worth it once the RoIs sample at
+// least as many positions as the map has.
+bool use_nhwc(const at::Tensor& input, int64_t K, int64_t ph, int64_t pw) {
+  if (input.is_contiguous(at::MemoryFormat::ChannelsLast) && !input.is_contiguous()) return true;
+  return K * ph * pw * 4 >= input.size(0) * input.size(2) * input.size(3);
+}
+
 at::Tensor roi_align_forward_cpu(const at::Tensor& input_in, const at::Tensor& rois_in, double spatial_scale,
                                  int64_t pooled_height, int64_t pooled_width, int64_t sampling_ratio,
                                  bool aligned) {
@@ -113,7 +245,17 @@ at::Tensor roi_align_forward_cpu(const at::Tensor& input_in, const at::Tensor& r
   const int64_t K = rois_in.size(0), C = input_in.size(1), H = input_in.size(2), W = input_in.size(3);
   at::Tensor output = at::zeros({K, C, pooled_height, pooled_width}, input_in.options());
   if (K == 0 || C == 0 || output.numel() == 0) return output;
-  at::Tensor input = input_in.contiguous(), rois = rois_in.contiguous();
+  at::Tensor rois = rois_in.contiguous();
+  if (use_nhwc(input_in, K, pooled_height, pooled_width)) {
+    at::Tensor xt = input_in.permute({0, 2, 3, 1}).contiguous();
+    AT_DISPATCH_FLOATING_TYPES(xt.scalar_type(), "det_roi_align_forward_nhwc", [&] {
+      check_batch_indices(rois.data_ptr<scalar_t>(), K, input_in.size(0));
+      roi_align_forward_nhwc(xt.data_ptr<scalar_t>(), rois.data_ptr<scalar_t>(), output.data_ptr<scalar_t>(), K,
+                             C, H, W, pooled_height, pooled_width, spatial_scale, sampling_ratio, aligned);
+    });
+    return output;
+  }
+  at::Tensor input = input_in.contiguous();
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "det_roi_align_forward", [&] {
     using T = scalar_t;
     const T* x = input.data_ptr<T>();
@@ -164,9 +306,18 @@ at::Tensor roi_align_backward_cpu(const at::Tensor& grad_in, const at::Tensor& r
   TORCH_CHECK(grad_in.dim() == 4 && grad_in.size(0) == K && grad_in.size(1) == C &&
                   grad_in.size(2) == pooled_height && grad_in.size(3) == pooled_width,
               "det roi_align_backward: grad must be (K, C, ph, pw), got ", grad_in.sizes());
-  at::Tensor grad_input = at::zeros({batch_size, C, H, W}, grad_in.options());
-  if (K == 0 || grad_input.numel() == 0) return grad_input;
+  if (K == 0 || batch_size * C * H * W == 0) return at::zeros({batch_size, C, H, W}, grad_in.options());
   at::Tensor grad = grad_in.contiguous(), rois = rois_in.contiguous();
+  if (K * pooled_height * pooled_width * 4 >= batch_size * H * W) {
+    at::Tensor gt = at::zeros({batch_size, H, W, C}, grad_in.options());
+    AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "det_roi_align_backward_nhwc", [&] {
+      check_batch_indices(rois.data_ptr<scalar_t>(), K, batch_size);
+      roi_align_backward_nhwc(grad.data_ptr<scalar_t>(), rois.data_ptr<scalar_t>(), gt.data_ptr<scalar_t>(), K, C,
+                              H, W, pooled_height, pooled_width, spatial_scale, sampling_ratio, aligned);
+    });
+    return gt.permute({0, 3, 1, 2}).contiguous();
+  }
+  at::Tensor grad_input = at::zeros({batch_size, C, H, W}, grad_in.options());
   AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "det_roi_align_backward", [&] {
     using T = scalar_t;
     const T* go = grad.data_ptr<T>();
