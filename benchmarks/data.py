@@ -58,9 +58,8 @@ def time_det(root: Path, n: int, warmup: int, with_mask: bool) -> float:
 
 # Runs inside the peer interpreter. mmcv-lite lacks compiled ops; MMDetection's transform
 # modules import mmcv.ops names at import time only, so those resolve to inert placeholders.
-PEER_SCRIPT = r"""
+MMCV_STUB = r"""
 import importlib.abc, importlib.machinery, json, sys, time, types
-root, n, warmup, size, with_mask = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1"
 
 class _Missing:
     def __init__(self, *a, **k):
@@ -82,6 +81,10 @@ class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         pass
 
 sys.meta_path.insert(0, _Finder())
+"""
+
+PEER_SCRIPT = MMCV_STUB + r"""
+root, n, warmup, size, with_mask = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1"
 import cv2, numpy as np, random, torch
 cv2.setNumThreads(0); torch.set_num_threads(1)
 from mmdet.utils import register_all_modules
@@ -109,6 +112,69 @@ for i in range(n):
     ds[(warmup + i) % len(ds)]
 print(json.dumps({"ips": n / (time.perf_counter() - t)}))
 """
+
+
+# Deterministic transforms on the same images in both libraries: image bytes, boxes and scale
+# factors must agree (a parity check that rides along with the timing).
+PARITY_PIPELINE = [
+    {"type": "LoadImage"}, {"type": "LoadAnnotations", "with_bbox": True},
+    {"type": "Resize", "scale": [200, 300], "keep_ratio": True},
+    {"type": "RandomFlip", "prob": 1.0, "direction": "horizontal"},
+    {"type": "Pad", "size_divisor": 32, "pad_val": {"img": [114, 114, 114]}},
+]
+
+PEER_PARITY = MMCV_STUB + r"""
+import hashlib
+root, k = sys.argv[1], int(sys.argv[2])
+from mmdet.utils import register_all_modules
+register_all_modules()
+from mmdet.datasets import CocoDataset
+pipeline = [dict(type="LoadImageFromFile"), dict(type="LoadAnnotations", with_bbox=True),
+            dict(type="Resize", scale=(200, 300), keep_ratio=True),
+            dict(type="RandomFlip", prob=1.0, direction="horizontal"),
+            dict(type="Pad", size_divisor=32, pad_val=dict(img=(114, 114, 114)))]
+classes = ("circle", "square", "triangle", "star", "hexagon", "cross")
+ds = CocoDataset(ann_file=root + "/instances_train.json", data_prefix=dict(img=root + "/"), metainfo=dict(classes=classes),
+                 pipeline=pipeline, filter_cfg=dict(filter_empty_gt=True), serialize_data=False)
+out = []
+for i in range(k):
+    r = ds[i]
+    out.append({"img": hashlib.md5(r["img"].tobytes()).hexdigest(), "shape": list(r["img"].shape),
+                "boxes": r["gt_bboxes"].tensor.numpy().round(3).tolist(), "labels": r["gt_bboxes_labels"].tolist(),
+                "scale_factor": [round(float(v), 6) for v in r["scale_factor"]]})
+print(json.dumps(out))
+"""
+
+
+def parity(root: Path, k: int) -> str | None:
+    """Compare det and MMDetection on Resize(keep_ratio) + flip + Pad; a note or None."""
+    import hashlib
+
+    import numpy as np
+
+    from det.core.data.datasets import CocoDataset
+
+    site = peer_site_packages()
+    if site is None:
+        return None
+    ds = CocoDataset(ann_file=str(root / "instances_train.json"), data_prefix=str(root), pipeline=PARITY_PIPELINE)
+    mine = []
+    for i in range(k):
+        r = ds[i]
+        mine.append({"img": hashlib.md5(np.ascontiguousarray(r["img"]).tobytes()).hexdigest(), "shape": list(r["img"].shape),
+                     "boxes": np.round(r["gt_bboxes"], 3).tolist(), "labels": r["gt_labels"].tolist(),
+                     "scale_factor": [round(float(v), 6) for v in r["scale_factor"]]})
+    python = Path(site).parents[2] / "bin" / "python"
+    res = subprocess.run([str(python), "-c", PEER_PARITY, str(root), str(k)], capture_output=True, text=True,
+                         cwd=tempfile.gettempdir(), timeout=600)
+    if res.returncode != 0:
+        return f"parity check could not run MMDetection ({(res.stderr.strip().splitlines() or ['?'])[-1]})"
+    theirs = json.loads(res.stdout.strip().splitlines()[-1])
+    same = {key: sum(a[key] == b[key] if key != "boxes" else np.allclose(a[key], b[key], atol=1e-3)
+                     for a, b in zip(mine, theirs)) for key in ("img", "shape", "boxes", "labels", "scale_factor")}
+    return ("parity (Resize keep_ratio + flip + Pad, %d images): identical image bytes %d, shapes %d, boxes %d, "
+            "labels %d, scale factors %d" % (k, same["img"], same["shape"], same["boxes"], same["labels"],
+                                             same["scale_factor"]))
 
 
 def time_peer(root: Path, n: int, warmup: int, with_mask: bool) -> float | None:
@@ -146,6 +212,9 @@ def main() -> None:
             if peer_ips is not None:
                 row.update(peer="mmdet 3.3", peer_ms=1000.0 / peer_ips, peer_img_s=peer_ips, ratio=det_ips / peer_ips)
             rows.append(row)
+        note = parity(root, 10)
+        if note:
+            notes.append(note)
     notes.append(f"{n} samples after {warmup} warm-up, single process, cv2 threads 0, torch threads 1; "
                  "ratio = det img/s / MMDetection img/s (> 1: det faster)")
     notes.append(f"cpu count {os.cpu_count()}; shared machine, numbers vary with load")
