@@ -14,7 +14,15 @@ SHAPES_PALETTE = ((220, 20, 60), (0, 130, 255), (0, 200, 80), (255, 170, 0), (16
 def shapes_dir(num_train: int, num_val: int, size: int, seed: int):
     """The cache folder holding this parameter set (generated when missing)."""
     name = f"shapes-v{GENERATOR_VERSION}-n{num_train}-v{num_val}-s{size}-seed{seed}"
-    return cached_dataset_dir(name, lambda tmp: generate_shapes(tmp, num_train, num_val, size, seed, progress=True))
+
+    def generate(tmp):
+        from det.core.log import get_logger
+
+        get_logger().info("generating synthetic shapes (%d train + %d val, %d px, seed %d) into %s (first use only)",
+                          num_train, num_val, size, seed, tmp.parent / name)
+        generate_shapes(tmp, num_train, num_val, size, seed, progress=True)
+
+    return cached_dataset_dir(name, generate)
 
 
 class SyntheticShapes(CocoDataset):
