@@ -1,7 +1,7 @@
 """Detection models built from presets: `build_detector(preset["model"])`.
 
 Each component kind has its table next to its classes (BACKBONES, NECKS, HEADS, DETECTORS,
-LOSSES, ASSIGNERS, CODERS, PRIOR_GENERATORS, SAMPLERS, PREPROCESSORS).
+LOSSES, ROI_HEADS, ASSIGNERS, CODERS, PRIOR_GENERATORS, SAMPLERS, PREPROCESSORS).
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from det.core.models.dense_heads import HEADS
 from det.core.models.detectors import DETECTORS
 from det.core.models.losses import LOSSES
 from det.core.models.necks import NECKS
+from det.core.models.roi_heads import ROI_HEADS
 from det.core.models.task import ASSIGNERS, CODERS, PRIOR_GENERATORS, SAMPLERS
 
 
@@ -24,5 +25,5 @@ def build_detector(model_cfg: dict) -> nn.Module:
 
 __all__ = [
     "ASSIGNERS", "BACKBONES", "CODERS", "DETECTORS", "DetDataPreprocessor", "HEADS", "LOSSES", "NECKS",
-    "PREPROCESSORS", "PRIOR_GENERATORS", "SAMPLERS", "build_detector",
+    "PREPROCESSORS", "PRIOR_GENERATORS", "ROI_HEADS", "SAMPLERS", "build_detector",
 ]

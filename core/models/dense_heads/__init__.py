@@ -2,8 +2,10 @@
 from det.core.models.dense_heads.base import DenseHead, TestSettings, to_original
 from det.core.models.dense_heads.fcos_head import FCOSHead
 from det.core.models.dense_heads.retina_head import RetinaHead
+from det.core.models.dense_heads.rpn_head import RPNHead
 from det.core.models.dense_heads.rtmdet_head import RTMDetSepBNHead
 
-HEADS = {"RetinaHead": RetinaHead, "FCOSHead": FCOSHead, "RTMDetSepBNHead": RTMDetSepBNHead}
+HEADS = {"RetinaHead": RetinaHead, "FCOSHead": FCOSHead, "RTMDetSepBNHead": RTMDetSepBNHead,
+         "RPNHead": RPNHead}
 
-__all__ = ["DenseHead", "FCOSHead", "HEADS", "RTMDetSepBNHead", "RetinaHead", "TestSettings", "to_original"]
+__all__ = ["DenseHead", "FCOSHead", "HEADS", "RPNHead", "RTMDetSepBNHead", "RetinaHead", "TestSettings", "to_original"]

@@ -1,6 +1,10 @@
 """Detectors composed from backbone, neck and head."""
 from det.core.models.detectors.single_stage import FCOS, RTMDet, RetinaNet, SingleStageDetector
+from det.core.models.detectors.two_stage import CascadeRCNN, FasterRCNN, MaskRCNN, TwoStageDetector
 
-DETECTORS = {"SingleStageDetector": SingleStageDetector, "RetinaNet": RetinaNet, "FCOS": FCOS, "RTMDet": RTMDet}
+DETECTORS = {"SingleStageDetector": SingleStageDetector, "RetinaNet": RetinaNet, "FCOS": FCOS, "RTMDet": RTMDet,
+             "TwoStageDetector": TwoStageDetector, "FasterRCNN": FasterRCNN, "MaskRCNN": MaskRCNN,
+             "CascadeRCNN": CascadeRCNN}
 
-__all__ = ["DETECTORS", "FCOS", "RTMDet", "RetinaNet", "SingleStageDetector"]
+__all__ = ["CascadeRCNN", "DETECTORS", "FCOS", "FasterRCNN", "MaskRCNN", "RTMDet", "RetinaNet", "SingleStageDetector",
+           "TwoStageDetector"]

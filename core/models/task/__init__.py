@@ -8,10 +8,15 @@ from det.core.models.task.assigners import (
 )
 from det.core.models.task.coders import CODERS, DeltaXYWHBBoxCoder, DistancePointBBoxCoder
 from det.core.models.task.prior_generators import PRIOR_GENERATORS, AnchorGenerator, MlvlPointGenerator
+from det.core.models.task.random_sampler import RandomSampler
 from det.core.models.task.samplers import SAMPLERS, PseudoSampler, SamplingResult
+from det.core.models.task.tv_anchor_generator import TorchvisionAnchorGenerator
+
+SAMPLERS["RandomSampler"] = RandomSampler
+PRIOR_GENERATORS["TorchvisionAnchorGenerator"] = TorchvisionAnchorGenerator
 
 __all__ = [
     "ASSIGNERS", "ATSSAssigner", "AnchorGenerator", "AssignResult", "CODERS", "DeltaXYWHBBoxCoder",
     "DistancePointBBoxCoder", "DynamicSoftLabelAssigner", "MaxIoUAssigner", "MlvlPointGenerator",
-    "PRIOR_GENERATORS", "PseudoSampler", "SAMPLERS", "SamplingResult",
+    "PRIOR_GENERATORS", "PseudoSampler", "RandomSampler", "SAMPLERS", "SamplingResult", "TorchvisionAnchorGenerator",
 ]

@@ -1,0 +1,99 @@
+"""Two-stage detectors: data preprocessor -> backbone -> neck -> RPN proposals -> RoI head.
+
+`train_cfg` = {rpn: assigner/sampler of the RPN, rpn_proposal: proposals made for the RoI head
+during training, rcnn: assigner/sampler (a list for cascades)}; `test_cfg` = {rpn, rcnn}
+(MMDetection's layout).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from det.core.config.build import at_path, build
+from det.core.models.backbones import BACKBONES
+from det.core.models.data_preprocessor import PREPROCESSORS
+from det.core.models.dense_heads import HEADS
+from det.core.models.dense_heads.rpn_head import ProposalSettings
+from det.core.models.layers import check_keys
+from det.core.models.necks import NECKS
+from det.core.models.roi_heads import ROI_HEADS
+from det.core.structures import DetSample, Instances
+
+
+class TwoStageDetector(nn.Module):
+    """The detector interface of docs/architecture.md (`loss`, `predict`, `forward`)."""
+
+    def __init__(self, backbone: dict, rpn_head: dict, roi_head: dict, neck: dict | None = None,
+                 data_preprocessor: dict | None = None, train_cfg: dict | None = None,
+                 test_cfg: dict | None = None) -> None:
+        super().__init__()
+        self.data_preprocessor = build(data_preprocessor or {"type": "DetDataPreprocessor"}, PREPROCESSORS,
+                                       "data_preprocessor")
+        self.backbone = build(backbone, BACKBONES, "backbone")
+        self.neck = build(neck, NECKS, "neck")
+        self.rpn_head = build(rpn_head, HEADS, "rpn_head")
+        self.roi_head = build(roi_head, ROI_HEADS, "roi_head")
+        with at_path("train_cfg"):
+            train_cfg = check_keys(train_cfg, {"rpn", "rpn_proposal", "rcnn"}, "")
+            with at_path("rpn"):
+                self.rpn_head.set_train_cfg(train_cfg.get("rpn"))
+            with at_path("rpn_proposal"):
+                self.proposal_cfg = ProposalSettings.parse(
+                    train_cfg.get("rpn_proposal") or {"nms_pre": 2000, "max_per_img": 1000,
+                                                      "nms": {"type": "nms", "iou_threshold": 0.7}})
+            if "rcnn" in train_cfg:
+                with at_path("rcnn"):
+                    self.roi_head.set_train_cfg(train_cfg["rcnn"])
+        with at_path("test_cfg"):
+            test_cfg = check_keys(test_cfg, {"rpn", "rcnn"}, "")
+            with at_path("rpn"):
+                self.rpn_head.set_test_cfg(test_cfg.get("rpn"))
+            if "rcnn" in test_cfg:
+                with at_path("rcnn"):
+                    self.roi_head.set_test_cfg(test_cfg["rcnn"])
+        self.num_classes = self.roi_head.num_classes
+
+    def extract_feat(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        feats = self.backbone(x)
+        return self.neck(feats) if self.neck is not None else feats
+
+    def forward(self, x: torch.Tensor) -> tuple:
+        """RPN outputs and RoI head outputs for the test-time proposals of a normalised batch."""
+        feats = self.extract_feat(x)
+        rpn_outs = self.rpn_head(feats)
+        h, w = x.shape[-2:]
+        samples = [DetSample(img_shape=(h, w), batch_input_shape=(h, w)) for _ in range(x.size(0))]
+        proposals = self.rpn_head.predict_by_feat(*rpn_outs, samples=samples)
+        return rpn_outs, self.roi_head(feats, [p.bboxes for p in proposals])
+
+    def loss(self, inputs: torch.Tensor, samples: Sequence[DetSample]) -> dict[str, torch.Tensor]:
+        x, samples = self.data_preprocessor(inputs, samples)
+        feats = self.extract_feat(x)
+        rpn_outs = self.rpn_head(feats)
+        losses = self.rpn_head.loss_by_feat(*rpn_outs, samples=samples)
+        proposals = self.rpn_head.predict_by_feat(*rpn_outs, samples=samples, cfg=self.proposal_cfg)
+        losses.update(self.roi_head.loss(feats, proposals, samples))
+        return losses
+
+    def predict(self, inputs: torch.Tensor, samples: Sequence[DetSample], rescale: bool = True) -> list[Instances]:
+        x, samples = self.data_preprocessor(inputs, samples)
+        return self.predict_features(self.extract_feat(x), samples, rescale)
+
+    def predict_features(self, feats: Sequence[torch.Tensor], samples: Sequence[DetSample],
+                         rescale: bool = True) -> list[Instances]:
+        proposals = self.rpn_head.predict_by_feat(*self.rpn_head(feats), samples=samples)
+        return self.roi_head.predict(feats, proposals, samples, rescale=rescale)
+
+
+class FasterRCNN(TwoStageDetector):
+    """Faster R-CNN (ResNet + FPN + RPNHead + StandardRoIHead with a box head)."""
+
+
+class MaskRCNN(TwoStageDetector):
+    """Mask R-CNN (Faster R-CNN + an FCN mask head in the RoI head)."""
+
+
+class CascadeRCNN(TwoStageDetector):
+    """Cascade R-CNN (RPN + CascadeRoIHead)."""
