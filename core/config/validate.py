@@ -29,10 +29,17 @@ def _check_data(cfg: dict) -> None:
 
 
 # section -> function(cfg) that raises ConfigError when the section cannot be built.
+def _check_train(cfg: dict) -> None:
+    from det.core.engine.settings import check_train_section
+
+    check_train_section(cfg)
+
+
 SECTION_CHECKS: dict[str, Callable[[dict], None]] = {
     "data": _check_data,
     "model": _check_model,
     "tracker": _check_tracker,
+    "train": _check_train,
 }
 
 

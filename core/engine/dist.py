@@ -94,6 +94,12 @@ def init_distributed(device: torch.device, timeout_s: int = 1800) -> bool:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     dist.init_process_group(backend=backend, init_method="env://", timeout=timedelta(seconds=timeout_s))
+    if dist.get_rank() != 0:  # only rank 0 talks; other ranks still report warnings and errors
+        import logging
+
+        from det.core.log import get_logger
+
+        get_logger().setLevel(logging.WARNING)
     return True
 
 

@@ -112,3 +112,25 @@ class TrainSettings:
             find_unused_parameters=bool(cfg.get("find_unused_parameters", False)),
             sync_bn=bool(cfg.get("sync_bn", False)), tensorboard=bool(cfg.get("tensorboard", False)),
         )
+
+
+def check_train_section(cfg: dict) -> None:
+    """`det config validate`: the train section parses, its optimizer type and schedulers are
+    known (no model or data needed)."""
+    from det.core.engine.optim import OPTIMIZERS
+    from det.core.engine.schedulers import LRSchedule
+
+    s = TrainSettings.from_cfg(cfg.get("train"))
+    opt = s.optimizer
+    if not isinstance(opt, dict) or opt.get("type") not in OPTIMIZERS:
+        name = opt.get("type") if isinstance(opt, dict) else opt
+        raise ConfigError(f"train.optimizer.type: unknown optimizer '{name}'{did_you_mean(str(name), OPTIMIZERS)}")
+    if "lr" not in opt:
+        raise ConfigError("train.optimizer.lr: required")
+    LRSchedule(s.schedulers, 1000, s.max_epochs, s.max_iters or 1000 * (s.max_epochs or 1), s.epoch_based)
+    if s.ema:
+        from det.core.engine.ema import EMA_TYPES
+
+        kind = s.ema.get("type", "ExpMomentumEMA")
+        if kind not in EMA_TYPES:
+            raise ConfigError(f"train.ema.type: unknown EMA '{kind}'{did_you_mean(kind, EMA_TYPES)}")
