@@ -74,7 +74,7 @@ def test_boxes_back_in_original_pixels_and_batching(detector, tmp_path):
     path = tmp_path / "a.png"
     cv2.imwrite(str(path), a)
     preds = detector([str(path), b, a])
-    assert detector.model.seen == [(2, 3, 64, 64), (1, 3, 64, 64)]
+    assert detector.model.seen == [(2, 3, 64, 64), (1, 3, 64, 64)]  # 64 is a multiple of 32
     assert [p.img_path for p in preds] == [str(path), "", ""]
     assert (preds[0].height, preds[0].width) == (128, 256)
     np.testing.assert_allclose(preds[0].bboxes, [[32, 16, 96, 64]], atol=4)
