@@ -238,7 +238,8 @@ def mmdet_weights(
 
 @convert_app.command("torchvision-weights")
 def torchvision_weights(
-    src: Path = typer.Argument(..., help="torchvision state dict (resnet18..152, retinanet_resnet50_fpn, fcos_resnet50_fpn)."),
+    src: Path = typer.Argument(..., help="torchvision state dict (resnet18..152, retinanet_resnet50_fpn, fcos_resnet50_fpn, "
+                                        "fasterrcnn_resnet50_fpn)."),
     out: Path = typer.Argument(..., help="Output det checkpoint."),
     preset: Optional[str] = typer.Option(None, "--preset", "-p", help="det preset to check against (required for detectors)."),
     prefix: str = typer.Option("backbone.", "--prefix", help="Key prefix for a ResNet classifier's weights."),
@@ -247,7 +248,7 @@ def torchvision_weights(
     force: bool = ForceOption,
     json_: bool = JsonOption,
 ) -> None:
-    """Map torchvision weights onto det's modules (ResNet backbones, RetinaNet, FCOS).
+    """Map torchvision weights onto det's modules (ResNet backbones, RetinaNet, FCOS, Faster R-CNN).
 
     Detectors need a preset of torchvision's variant, e.g. for retinanet_resnet50_fpn:
     --preset presets/_base_/models/retinanet_r50_fpn.yaml --set model.neck.add_extra_convs=on_output

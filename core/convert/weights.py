@@ -7,9 +7,10 @@
   names the checkpoint keys nothing used and the det keys nothing filled.
 - torchvision: ImageNet classifiers `resnet18/34/50/101/152` map onto det's ResNet (same names,
   `fc.*` dropped) under a prefix (`backbone.` by default, ready for `--load-from`); the detection
-  models `retinanet_resnet50_fpn` and `fcos_resnet50_fpn` map onto det's RetinaNet and FCOS
-  (the preset must express torchvision's variant: FPN extra convs on P5's output with a ReLU
-  before P7; torchvision's 91 COCO-id class channels are reduced to the 80 COCO classes).
+  models `retinanet_resnet50_fpn`, `fcos_resnet50_fpn` and `fasterrcnn_resnet50_fpn` map onto
+  det's RetinaNet, FCOS and Faster R-CNN (the preset must express torchvision's variant, see
+  TORCHVISION_VARIANT; torchvision's 91 COCO-id class channels are reduced to the 80 COCO
+  classes, with the background row moved last for Faster R-CNN).
 """
 from __future__ import annotations
 
@@ -130,7 +131,11 @@ def _mmdet_classes(ckpt: Any) -> list[str] | None:
 
 
 def torchvision_kind(state: dict) -> str:
-    """'resnet', 'retinanet' or 'fcos' from the key names."""
+    """'resnet', 'retinanet', 'fcos' or 'faster_rcnn' from the key names."""
+    if any(k.startswith("roi_heads.box_predictor.") for k in state):
+        if any(k.startswith("roi_heads.mask_") for k in state):
+            raise DetError("torchvision Mask R-CNN weights are not supported (Faster R-CNN, RetinaNet, FCOS and ResNet are)")
+        return "faster_rcnn"
     if any(k.startswith("head.classification_head.cls_logits") for k in state):
         return "fcos" if any(k.startswith("head.regression_head.bbox_ctrness") for k in state) else "retinanet"
     if "conv1.weight" in state and any(k.startswith("layer1.") for k in state):
@@ -183,6 +188,19 @@ def fcos_rules() -> list[tuple[str, str | None]]:
     ]
 
 
+def faster_rcnn_rules() -> list[tuple[str, str | None]]:
+    return _fpn_rules() + [
+        (r"^rpn\.head\.conv\.0\.0\.", "rpn_head.rpn_conv."),
+        (r"^rpn\.head\.conv\.", "rpn_head.rpn_conv."),  # torchvision < 0.13: a bare Conv2d
+        (r"^rpn\.head\.cls_logits\.", "rpn_head.rpn_cls."),
+        (r"^rpn\.head\.bbox_pred\.", "rpn_head.rpn_reg."),
+        (r"^roi_heads\.box_head\.fc6\.", "roi_head.bbox_head.shared_fcs.0."),
+        (r"^roi_heads\.box_head\.fc7\.", "roi_head.bbox_head.shared_fcs.1."),
+        (r"^roi_heads\.box_predictor\.cls_score\.", "roi_head.bbox_head.fc_cls."),
+        (r"^roi_heads\.box_predictor\.bbox_pred\.", "roi_head.bbox_head.fc_reg."),
+    ]
+
+
 def select_class_channels(weight, num_anchors: int, num_in: int, ids: list[int]):
     """(A * num_in, ...) class logits indexed [anchor, class id] -> (A * len(ids), ...)."""
     import torch
@@ -196,6 +214,9 @@ def select_class_channels(weight, num_anchors: int, num_in: int, ids: list[int])
 # names and shapes cannot tell these apart, so they are checked on the preset itself.
 TORCHVISION_VARIANT = {
     "retinanet": {"neck.add_extra_convs": "on_output", "neck.relu_before_extra_convs": True},
+    # torchvision pools RoIs with MultiScaleRoIAlign: aligned=False, sampling_ratio=2
+    "faster_rcnn": {"roi_head.bbox_roi_extractor.roi_layer.aligned": False,
+                    "roi_head.bbox_roi_extractor.roi_layer.sampling_ratio": 2},
     "fcos": {"neck.add_extra_convs": "on_output", "neck.relu_before_extra_convs": True,
              "bbox_head.norm_on_bbox": True, "bbox_head.centerness_on_reg": True, "bbox_head.conv_bias": True,
              "bbox_head.norm_cfg.num_groups": 32},
@@ -217,13 +238,26 @@ def check_torchvision_variant(kind: str, preset: dict) -> None:
 def convert_torchvision_weights(src: str | Path, out: str | Path, preset: str | Path | None = None,
                                 prefix: str = "backbone.", strict: bool = False, force: bool = False,
                                 overrides: list[str] | None = None) -> dict:
-    """torchvision state dict (ResNet classifier, RetinaNet or FCOS) -> det checkpoint."""
+    """torchvision state dict (ResNet classifier, RetinaNet, FCOS or Faster R-CNN) -> det checkpoint."""
+    import torch
+
     ckpt = load_foreign_checkpoint(src)
     raw = state_dict_of(ckpt, src)
     kind = torchvision_kind(raw)
     meta: dict[str, Any] = {"source": str(src), "converted_from": f"torchvision {kind}"}
     if kind == "resnet":
         state, dropped = rename(raw, resnet_rules(prefix))
+    elif kind == "faster_rcnn":
+        state, dropped = rename(raw, faster_rcnn_rules())
+        if state["roi_head.bbox_head.fc_cls.bias"].numel() == 91:
+            # torchvision: row 0 background, rows indexed by COCO id; det: 80 classes, background last
+            for part in ("weight", "bias"):
+                cls = state[f"roi_head.bbox_head.fc_cls.{part}"]
+                state[f"roi_head.bbox_head.fc_cls.{part}"] = cls[COCO_IDS + [0]].contiguous()
+                reg = state[f"roi_head.bbox_head.fc_reg.{part}"]
+                per_class = reg.reshape(91, 4, *reg.shape[1:])[torch.as_tensor(COCO_IDS)]
+                state[f"roi_head.bbox_head.fc_reg.{part}"] = per_class.reshape(-1, *reg.shape[1:]).contiguous()
+            meta["class_ids"] = COCO_IDS
     else:
         state, dropped = rename(raw, retinanet_rules() if kind == "retinanet" else fcos_rules())
         cls_key = "bbox_head.retina_cls" if kind == "retinanet" else "bbox_head.conv_cls"

@@ -158,3 +158,44 @@ def test_mmdet_rename_rules():
     renamed, dropped = rename(state, MMDET_RULES)
     assert list(renamed) == ["backbone.conv1.weight", "neck.fpn_convs.0.conv.bias"]
     assert dropped == ["module.data_preprocessor.mean", "ema_backbone_conv1_weight"]
+
+
+def test_torchvision_faster_rcnn_raw_outputs(tmp_path):
+    from det.core.models.roi_heads.roi_extractor import boxes_to_rois
+
+    torch.manual_seed(0)
+    tv = torchvision.models.detection.fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None).eval()
+    randomize_norms(tv, 1)
+    torch.save(tv.state_dict(), tmp_path / "tv.pth")
+    base = PRESETS / "faster_rcnn_r50_fpn.yaml"
+    with pytest.raises(DetError, match="torchvision's faster_rcnn: set model.roi_head.bbox_roi_extractor.roi_layer.aligned=False"):
+        convert_torchvision_weights(tmp_path / "tv.pth", tmp_path / "x.pt", preset=base)
+    sets = ["model.roi_head.bbox_roi_extractor.roi_layer.aligned=false",
+            "model.roi_head.bbox_roi_extractor.roi_layer.sampling_ratio=2"]
+    info = convert_torchvision_weights(tmp_path / "tv.pth", tmp_path / "det.pt", preset=base, overrides=sets)
+    assert info["unmapped"] == [] and info["missing"] == []
+    ckpt = load_checkpoint(tmp_path / "det.pt")
+    det = build_detector(ckpt["preset"]["model"]).eval()
+    det.load_state_dict(ckpt["state_dict"], strict=True)
+    x = torch.randn(1, 3, 128, 160)
+    g = torch.Generator().manual_seed(0)
+    xy = torch.rand(30, 2, generator=g) * torch.tensor([120.0, 90.0])
+    proposals = torch.cat([xy, xy + torch.rand(30, 2, generator=g) * 100 + 4], 1)
+    with torch.no_grad():
+        feats, tv_feats = det.extract_feat(x), tv.backbone(x)
+        for ours, ref in zip(feats, tv_feats.values()):
+            assert (ours - ref).abs().max().item() <= 1e-4
+        for ours, ref in zip(det.rpn_head(feats), tv.rpn.head(list(tv_feats.values()))):
+            assert max((a - b).abs().max().item() for a, b in zip(ours, ref)) <= 1e-4
+        cls, reg = det.roi_head(feats, [proposals])
+        pooled = tv.roi_heads.box_roi_pool(tv_feats, [proposals], [(128, 160)])
+        ref_cls, ref_reg = tv.roi_heads.box_predictor(tv.roi_heads.box_head(pooled))
+        ours_pooled = det.roi_head.bbox_roi_extractor(feats[:4], boxes_to_rois([proposals]))
+    # det.ops.roi_align and torchvision's kernel sum in another order: equal to float32 rounding
+    # (relative ~1e-7); the random norms make these activations large (|x| ~ 1e3), hence a relative bound
+    assert (ours_pooled - pooled).abs().max().item() <= 1e-6 * pooled.abs().max().item()
+    ref_cls = ref_cls[:, COCO_IDS + [0]]  # background moves last
+    ref_reg = ref_reg.reshape(-1, 91, 4)[:, COCO_IDS].reshape(-1, 320)
+    for ours, ref in ((cls, ref_cls), (reg, ref_reg)):
+        assert ours.shape == ref.shape
+        assert (ours - ref).abs().max().item() <= 1e-6 * max(1.0, ref.abs().max().item())
