@@ -6,6 +6,7 @@ no pure-Python fallback: a slow silent path would hide a broken install.
 """
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import torch  # noqa: F401  - loads libtorch before the extension that links to it
@@ -18,7 +19,7 @@ _CSRC = Path(__file__).resolve().parent / "csrc"
 
 def _load():
     try:
-        from det.ops import _C
+        _C = importlib.import_module("det.ops._C")
     except ImportError as exc:
         raise ImportError(f"det.ops: compiled extension det.ops._C is missing or broken ({exc}); "
                           f"rebuild it with: {REBUILD}") from None
