@@ -85,7 +85,6 @@ def train(cfg: dict, work_dir: str | Path, *, resume: bool | str | Path | None =
           deterministic: bool = False, device: str = "auto", force: bool = False) -> dict:
     """Train from a resolved preset. Writes preset.yaml, log.jsonl, checkpoints and
     metrics.json into `work_dir` (rank 0). Returns {'metrics', 'best', 'epoch', 'iter', ...}."""
-    log = get_logger()
     dev = resolve_device(device)
     dist.init_distributed(dev)
     rank = dist.get_rank()
@@ -103,6 +102,16 @@ def train(cfg: dict, work_dir: str | Path, *, resume: bool | str | Path | None =
     if rank == 0:
         prepare_work_dir(work_dir, resume_path is not None, force)
     seed = int(seed if seed is not None else (cfg.get("train") or {}).get("seed", 0))
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    try:
+        return _train(cfg, work_dir, resume_path, load_from, amp, auto_scale_lr, seed, deterministic, dev, rank)
+    finally:  # a Python caller's process keeps its own setting after training
+        torch.use_deterministic_algorithms(was_deterministic)
+
+
+def _train(cfg: dict, work_dir: Path, resume_path: Path | None, load_from: str | Path | None, amp: bool | None,
+           auto_scale_lr: bool | None, seed: int, deterministic: bool, dev: torch.device, rank: int) -> dict:
+    log = get_logger()
     seed_everything(seed + rank, deterministic)
     try:
         from det.core.data.transforms.rng import seed_all
