@@ -122,7 +122,9 @@ def num_classes_of(model: nn.Module) -> int | None:
     """`num_classes` of the model or of its first submodule that declares one."""
     if isinstance(getattr(model, "num_classes", None), int):
         return model.num_classes
-    for _name, module in model.named_modules():
+    for name, module in model.named_modules():
+        if "rpn" in name:  # proposal heads are class-agnostic (num_classes 1)
+            continue
         if isinstance(getattr(module, "num_classes", None), int):
             return module.num_classes
     return None
