@@ -1,8 +1,8 @@
 """Import MMDetection's model code from the peer environment although its mmcv is the 'lite'
 build without compiled ops: every `mmcv.ops` name resolves to a placeholder that fails only
-when called, except `batched_nms`, which is given a torchvision implementation with mmcv's
-interface so that MMDetection's own post-processing (decode, score threshold, NMS, rescale)
-can run. Used by benchmarks only; det never imports it."""
+when called, except `batched_nms` and `RoIAlign`, which are given torchvision implementations
+with mmcv's interface so that MMDetection's own post-processing (decode, score threshold, NMS,
+rescale) and RoI heads can run. Used by benchmarks only; det never imports it."""
 from __future__ import annotations
 
 import importlib.abc
@@ -35,12 +35,31 @@ def batched_nms(boxes, scores, idxs, nms_cfg, class_agnostic=False):
     return torch.cat([boxes[keep], scores[keep, None]], -1), keep
 
 
+class RoIAlign(torch.nn.Module):
+    """mmcv.ops.RoIAlign's interface ('avg' pooling) on torchvision's roi_align."""
+
+    def __init__(self, output_size, spatial_scale=1.0, sampling_ratio=0, pool_mode="avg", aligned=True,
+                 use_torchvision=False):
+        super().__init__()
+        if pool_mode != "avg":
+            raise RuntimeError("only pool_mode='avg' is provided by the stand-in")
+        self.output_size = output_size if isinstance(output_size, (tuple, list)) else (output_size, output_size)
+        self.spatial_scale, self.sampling_ratio, self.aligned = float(spatial_scale), int(sampling_ratio), bool(aligned)
+
+    def forward(self, feats, rois):
+        return torchvision.ops.roi_align(feats, rois, self.output_size, self.spatial_scale, self.sampling_ratio,
+                                         self.aligned)
+
+
+PROVIDED = {"batched_nms": batched_nms, "RoIAlign": RoIAlign}
+
+
 class _OpsModule(types.ModuleType):
     def __getattr__(self, name):
         if name.startswith("__"):
             raise AttributeError(name)
-        if name == "batched_nms":
-            return batched_nms
+        if name in PROVIDED:
+            return PROVIDED[name]
         return type(name, (_Unavailable,), {})
 
 

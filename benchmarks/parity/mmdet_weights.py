@@ -8,7 +8,9 @@ from the preset stored in the converted checkpoint, and feed both the same norma
 Compared: the raw head outputs (class logits, box regressions, centerness), then the final
 detections of both toolkits' own post-processing (MMDetection's predict with a torchvision NMS
 standing in for mmcv.ops; det's predict). Max abs differences are reported; the acceptance bound
-is 1e-4. Timing rows: the raw forward of each model, det beside MMDetection.
+is 1e-4. Timing rows: the raw forward of each model (Faster R-CNN: predict), det beside
+MMDetection. Faster R-CNN's RoIAlign runs on torchvision's kernel on the MMDetection side
+(mmcv.ops is not built), det uses det.ops.roi_align.
 """
 from __future__ import annotations
 
@@ -39,6 +41,8 @@ CASES = [
      [], LOW_THR),
     ("fcos-r50-caffe", "fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py", "presets/_base_/models/fcos_r50_fpn.yaml",
      ["model.backbone.style=caffe"], LOW_THR),
+    ("faster-rcnn-r50", "faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py", "presets/_base_/models/faster_rcnn_r50_fpn.yaml",
+     [], LOW_THR),
 ]
 BOUND = 1e-4
 
@@ -118,8 +122,10 @@ def run_case(name, cfg_rel, preset, overrides, score_thr, MODELS, Config, cfg_di
     notes = []
     cfg = Config.fromfile(os.path.join(cfg_dir, cfg_rel))
     if score_thr is not None:
-        cfg.model.test_cfg.score_thr = score_thr
-        overrides = [*overrides, f"model.test_cfg.score_thr={score_thr}"]
+        test_cfg = cfg.model.test_cfg.rcnn if "rcnn" in cfg.model.test_cfg else cfg.model.test_cfg
+        test_cfg.score_thr = score_thr
+        key = "model.test_cfg.rcnn.score_thr" if "rcnn" in cfg.model.test_cfg else "model.test_cfg.score_thr"
+        overrides = [*overrides, f"{key}={score_thr}"]
     mm = build_mmdet_model(MODELS, cfg)
     randomize(mm, 0)
     src = Path(tmp) / f"{name}.pth"
@@ -136,7 +142,11 @@ def run_case(name, cfg_rel, preset, overrides, score_thr, MODELS, Config, cfg_di
     sample = DetSample(ori_shape=(h, w), img_shape=(h, w), pad_shape=(h, w), batch_input_shape=(h, w))
     with torch.no_grad():
         x, _ = det.data_preprocessor(img, [sample])
-        mm_raw, det_raw = flat(mm._forward(x)), flat(det(x))
+        if hasattr(mm, "rpn_head"):  # two-stage: the RPN's raw outputs (RoI outputs depend on proposals)
+            mm_raw = flat(mm.rpn_head(mm.extract_feat(x)))
+            det_raw = flat(det.rpn_head(det.extract_feat(x)))
+        else:
+            mm_raw, det_raw = flat(mm._forward(x)), flat(det(x))
         row = {"case": name, "unmapped": len(info["unmapped"]), "missing": len(info["missing"])}
         for key in mm_raw:
             row[f"{key}_max_abs"] = float((mm_raw[key] - det_raw[key]).abs().max())
@@ -149,9 +159,13 @@ def run_case(name, cfg_rel, preset, overrides, score_thr, MODELS, Config, cfg_di
         # MMDetection drops boxes with w or h <= min_bbox_size even when it is 0; count det's
         row["det_degenerate"] = int(((wh[:, 0] <= 0) | (wh[:, 1] <= 0)).sum())
         repeat = 2 if quick else 5
-        row["det_ms"] = median_ms(lambda: det(x), repeat=repeat)
+        if hasattr(mm, "rpn_head"):  # two-stage raw forward needs proposals: time predict instead
+            row["det_ms"] = median_ms(lambda: det.predict(img, [sample]), repeat=repeat)
+            row["peer_ms"] = median_ms(lambda: mm.predict(x, [DetDataSample(metainfo=meta)]), repeat=repeat)
+        else:
+            row["det_ms"] = median_ms(lambda: det(x), repeat=repeat)
+            row["peer_ms"] = median_ms(lambda: mm._forward(x), repeat=repeat)
         row["peer"] = "mmdet 3.3"
-        row["peer_ms"] = median_ms(lambda: mm._forward(x), repeat=repeat)
         row["ratio"] = row["peer_ms"] / row["det_ms"]
     worst = max(v for k, v in row.items() if k.endswith("_max_abs"))
     row["within_1e-4"] = worst <= BOUND and row["mm_dets"] == row["det_dets"] and row["labels_equal"]
