@@ -112,28 +112,36 @@ def weighted_boxes_fusion_batch(boxes: Tensor, scores: Tensor, labels: Tensor, i
         grouped by ascending image id, each image's boxes by decreasing score.
     """
     code = _conf_code(conf_type)
-    boxes = torch.as_tensor(boxes).detach().cpu().to(torch.float64).reshape(-1, 4)
+    # Bookkeeping in numpy: a handful of single-threaded calls instead of many small torch
+    # kernels, each of which may enter a parallel region.
+    boxes = _numpy(boxes, np.float64).reshape(-1, 4)
     n = boxes.shape[0]
-    scores, labels, image_ids, model_ids = (torch.as_tensor(t).detach().cpu().reshape(-1)
-                                            for t in (scores, labels, image_ids, model_ids))
+    scores, labels, image_ids, model_ids = (_numpy(t, d).reshape(-1) for t, d in (
+        (scores, np.float64), (labels, np.float64), (image_ids, np.int64), (model_ids, np.int64)))
     for name, t in (("scores", scores), ("labels", labels), ("image_ids", image_ids), ("model_ids", model_ids)):
         if t.shape[0] != n:
             raise ValueError(f"{name} has {t.shape[0]} values, boxes has {n} rows")
-    model_ids = model_ids.long()
     if num_models is None:
         num_models = len(weights) if weights is not None else (int(model_ids.max()) + 1 if n else 1)
     if n and (int(model_ids.min()) < 0 or int(model_ids.max()) >= num_models):
         raise ValueError(f"model_ids must lie in [0, {num_models}), got [{int(model_ids.min())}, {int(model_ids.max())}]")
     w = _weights(weights.tolist() if isinstance(weights, Tensor) else weights, num_models)
-    uniq, dense = torch.unique(image_ids.long(), return_inverse=True)
-    order = torch.argsort(dense * num_models + model_ids, stable=True)
-    offsets = torch.zeros(uniq.numel() + 1, dtype=torch.int64)
-    offsets[1:] = torch.cumsum(torch.bincount(dense, minlength=uniq.numel()), 0)
+    uniq, dense = np.unique(image_ids, return_inverse=True)
+    order = np.argsort(dense * num_models + model_ids, kind="stable")
+    offsets = np.zeros(uniq.size + 1, dtype=np.int64)
+    np.cumsum(np.bincount(dense, minlength=uniq.size), out=offsets[1:])
     out_b, out_s, out_l, out_off = torch.ops.det.weighted_boxes_fusion(
-        boxes[order], scores[order].to(torch.float64), labels[order].to(torch.float64).long(), model_ids[order],
-        offsets, w, float(iou_thr), float(skip_box_thr), code, bool(allows_overflow))
-    out_img = torch.repeat_interleave(uniq, out_off.diff())
+        torch.from_numpy(boxes[order]), torch.from_numpy(scores[order]),
+        torch.from_numpy(labels[order].astype(np.int64)), torch.from_numpy(model_ids[order]),
+        torch.from_numpy(offsets), w, float(iou_thr), float(skip_box_thr), code, bool(allows_overflow))
+    out_img = torch.from_numpy(np.repeat(uniq, np.diff(out_off.numpy())))
     return out_b, out_s, out_l, out_img
+
+
+def _numpy(value, dtype) -> np.ndarray:
+    if isinstance(value, Tensor):
+        value = value.detach().cpu().numpy()
+    return np.ascontiguousarray(np.asarray(value).astype(dtype, copy=False))
 
 
 @torch.library.register_fake("det::weighted_boxes_fusion")

@@ -230,11 +230,35 @@ void roi_align_backward_nhwc(const T* go, const T* r, T* gi, int64_t K, int64_t 
   });
 }
 
-// Channels-last pays one transpose of the feature map; worth it once the RoIs sample at
-// least as many positions as the map has.
-bool use_nhwc(const at::Tensor& input, int64_t K, int64_t ph, int64_t pw) {
-  if (input.is_contiguous(at::MemoryFormat::ChannelsLast) && !input.is_contiguous()) return true;
-  return K * ph * pw * 4 >= input.size(0) * input.size(2) * input.size(3);
+// Bilinear samples all RoIs take (bins x grid), the work of the direct kernel.
+template <typename T>
+int64_t total_samples(const T* rois, int64_t K, int64_t ph_n, int64_t pw_n, double spatial_scale,
+                      int64_t sampling_ratio, bool aligned) {
+  if (sampling_ratio > 0) return K * ph_n * pw_n * sampling_ratio * sampling_ratio;
+  int64_t total = 0;
+  for (int64_t k = 0; k < K; ++k) {
+    const T* r = rois + 5 * k;
+    T roi_w = (r[3] - r[1]) * static_cast<T>(spatial_scale);
+    T roi_h = (r[4] - r[2]) * static_cast<T>(spatial_scale);
+    if (!aligned) {
+      roi_w = std::max(roi_w, T(1));
+      roi_h = std::max(roi_h, T(1));
+    }
+    const double gh = std::ceil(static_cast<double>(roi_h) / ph_n), gw = std::ceil(static_cast<double>(roi_w) / pw_n);
+    if (gh > 0 && gw > 0) total += static_cast<int64_t>(std::min(gh * gw, 1e12)) * ph_n * pw_n;
+  }
+  return total;
+}
+
+// Channels-last pays a transpose of the feature map (and of the gradient); worth it once the
+// RoIs take at least as many samples as the map has positions.
+bool use_nhwc(const at::Tensor& rois, int64_t K, int64_t maps, int64_t H, int64_t W, int64_t ph_n,
+              int64_t pw_n, double spatial_scale, int64_t sampling_ratio, bool aligned) {
+  int64_t samples = 0;
+  AT_DISPATCH_FLOATING_TYPES(rois.scalar_type(), "det_roi_align_samples", [&] {
+    samples = total_samples(rois.data_ptr<scalar_t>(), K, ph_n, pw_n, spatial_scale, sampling_ratio, aligned);
+  });
+  return samples >= maps * H * W;
 }
 
 at::Tensor roi_align_forward_cpu(const at::Tensor& input_in, const at::Tensor& rois_in, double spatial_scale,
@@ -246,7 +270,9 @@ at::Tensor roi_align_forward_cpu(const at::Tensor& input_in, const at::Tensor& r
   at::Tensor output = at::zeros({K, C, pooled_height, pooled_width}, input_in.options());
   if (K == 0 || C == 0 || output.numel() == 0) return output;
   at::Tensor rois = rois_in.contiguous();
-  if (use_nhwc(input_in, K, pooled_height, pooled_width)) {
+  const bool channels_last = input_in.is_contiguous(at::MemoryFormat::ChannelsLast) && !input_in.is_contiguous();
+  if (channels_last || use_nhwc(rois, K, input_in.size(0), H, W, pooled_height, pooled_width, spatial_scale,
+                                sampling_ratio, aligned)) {
     at::Tensor xt = input_in.permute({0, 2, 3, 1}).contiguous();
     AT_DISPATCH_FLOATING_TYPES(xt.scalar_type(), "det_roi_align_forward_nhwc", [&] {
       check_batch_indices(rois.data_ptr<scalar_t>(), K, input_in.size(0));
@@ -308,7 +334,7 @@ at::Tensor roi_align_backward_cpu(const at::Tensor& grad_in, const at::Tensor& r
               "det roi_align_backward: grad must be (K, C, ph, pw), got ", grad_in.sizes());
   if (K == 0 || batch_size * C * H * W == 0) return at::zeros({batch_size, C, H, W}, grad_in.options());
   at::Tensor grad = grad_in.contiguous(), rois = rois_in.contiguous();
-  if (K * pooled_height * pooled_width * 4 >= batch_size * H * W) {
+  if (use_nhwc(rois, K, batch_size, H, W, pooled_height, pooled_width, spatial_scale, sampling_ratio, aligned)) {
     at::Tensor gt = at::zeros({batch_size, H, W, C}, grad_in.options());
     AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "det_roi_align_backward_nhwc", [&] {
       check_batch_indices(rois.data_ptr<scalar_t>(), K, batch_size);
