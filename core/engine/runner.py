@@ -66,6 +66,14 @@ def build_split(cfg: dict, split: str) -> tuple[Any, Any, dict]:
     return dataset, collate_fn, section
 
 
+def _workers(section: dict) -> int:
+    """`num_workers` of a loader section; DET_NUM_WORKERS overrides it (as in det's loaders)."""
+    import os
+
+    env = os.environ.get("DET_NUM_WORKERS")
+    return int(env) if env is not None else int(section.get("num_workers", 2))
+
+
 def _check_data_classes(cfg: dict, dataset: Any) -> None:
     names = (cfg.get("data") or {}).get("classes")
     got = list(getattr(dataset, "classes", []) or [])
@@ -141,9 +149,9 @@ def _train(cfg: dict, work_dir: Path, resume_path: Path | None, load_from: str |
         atomic_write_text(work_dir / "preset.yaml", yaml.safe_dump(cfg, sort_keys=False))
     trainer = Trainer(
         model, cfg.get("train") or {}, work_dir, train_dataset=train_set, collate_fn=collate_fn,
-        batch_size=int(train_section.get("batch_size", 2)), num_workers=int(train_section.get("num_workers", 2)),
+        batch_size=int(train_section.get("batch_size", 2)), num_workers=_workers(train_section),
         val_dataset=val_set, val_collate_fn=val_collate, val_batch_size=int(val_section.get("batch_size", 1)),
-        val_num_workers=int(val_section.get("num_workers", 2)), evaluator=evaluator, preset=cfg,
+        val_num_workers=_workers(val_section), evaluator=evaluator, preset=cfg,
         classes=list(getattr(train_set, "classes", []) or []), device=dev, seed=seed, deterministic=deterministic,
         amp=amp, auto_scale_lr=auto_scale_lr, switch_pipeline=train_section.get("switch_pipeline"),
     )
@@ -232,7 +240,7 @@ def test(cfg: dict, checkpoint: str | Path, *, work_dir: str | Path | None = Non
         evaluator = _Tee(evaluator, drawer)
     t0 = time.perf_counter()
     metrics = run_evaluation(model, dataset, collate_fn, evaluator, dev, int(section.get("batch_size", 1)),
-                             int(section.get("num_workers", 2)), predict=predictor, desc="test")
+                             _workers(section), predict=predictor, desc="test")
     elapsed = time.perf_counter() - t0
     results = evaluator.results() if keep_results else None
     summary = {"checkpoint": str(checkpoint), "metrics": _plain(metrics), "num_images": len(dataset),
