@@ -144,3 +144,47 @@ def test_pseudo_sampler():
     assert res.pos_inds.tolist() == [1, 3] and res.neg_inds.tolist() == [0]
     assert res.pos_gt_labels.tolist() == [5, 4]
     torch.testing.assert_close(res.pos_gt_bboxes, gt[[1, 0]])
+
+
+def _dsl_reference(priors, gts, labels, scores, boxes, topk=13, radius=3.0, iou_weight=3.0):
+    """The assigner written out with the full (prior, gt, class) soft-label cost."""
+    import torch.nn.functional as F
+    from torchvision.ops import box_iou
+
+    c = priors[:, :2]
+    inside = torch.cat([c[:, None] - gts[:, :2], gts[:, 2:] - c[:, None]], -1).min(-1).values > 0
+    valid = inside.any(1)
+    vi = valid.nonzero().squeeze(1)
+    dist = (priors[vi, None, :2] - (gts[:, :2] + gts[:, 2:]) / 2).pow(2).sum(-1).sqrt() / priors[vi, 2:3]
+    ious = box_iou(boxes[vi], gts)
+    soft = F.one_hot(labels, scores.shape[1]).float()[None] * ious[..., None]
+    s = scores[vi][:, None].expand(-1, len(gts), -1)
+    cls_cost = (F.binary_cross_entropy_with_logits(s, soft, reduction="none") * (soft - s.sigmoid()).abs() ** 2).sum(-1)
+    cost = cls_cost + -torch.log(ious + 1e-7) * iou_weight + 10 ** (dist - radius)
+    match = torch.zeros_like(cost, dtype=torch.bool)
+    ks = torch.topk(ious, min(topk, len(vi)), dim=0).values.sum(0).int().clamp(min=1)
+    for g in range(len(gts)):
+        match[torch.topk(cost[:, g], int(ks[g]), largest=False).indices, g] = True
+    for p in range(len(vi)):
+        if match[p].sum() > 1:
+            match[p] = False
+            match[p, cost[p].argmin()] = True
+    gt_inds = torch.zeros(len(priors), dtype=torch.long)
+    fg = match.any(1)
+    gt_inds[vi[fg]] = match[fg].float().argmax(1) + 1
+    return gt_inds
+
+
+def test_dynamic_soft_label_assigner_equals_full_cost_reference():
+    g = torch.Generator().manual_seed(3)
+    priors = MlvlPointGenerator([8, 16], offset=0).grid_priors([(8, 8), (4, 4)], with_stride=True)
+    priors = torch.cat(priors)
+    gts = torch.tensor([[4.0, 4, 30, 40], [20, 10, 60, 50], [35, 30, 62, 63]])
+    labels = torch.tensor([0, 2, 2])
+    scores = torch.randn(len(priors), 4, generator=g)
+    jitter = torch.rand(len(priors), 4, generator=g) * 16 - 8
+    boxes = torch.cat([priors[:, :2] - 10, priors[:, :2] + 10], 1) + jitter
+    res = DynamicSoftLabelAssigner().assign(priors, gts, labels, pred_scores=scores, pred_bboxes=boxes)
+    expected = _dsl_reference(priors, gts, labels, scores, boxes)
+    assert (expected > 0).sum() > 3
+    assert torch.equal(res.gt_inds, expected)
