@@ -281,6 +281,7 @@ class Trainer:
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch * 7919 + self.rank)
         return DataLoader(self.train_dataset, batch_sampler=BatchSampler(self.sampler, self.batch_size, drop_last=False),
                           collate_fn=self.collate_fn, num_workers=self.num_workers, generator=g,
+                          worker_init_fn=_worker_init() if self.num_workers else None,
                           pin_memory=self.device.type == "cuda")
 
     # ---------------------------------------------------------------- checkpoints
@@ -595,7 +596,9 @@ def run_evaluation(model: nn.Module, dataset: Any, collate_fn: Callable | None, 
     `model.predict` (test-time augmentation)."""
     sampler = ShardSampler(len(dataset), dist.get_rank(), dist.get_world_size())
     loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate_fn,
-                        num_workers=num_workers, pin_memory=device.type == "cuda")
+                        num_workers=num_workers, pin_memory=device.type == "cuda",
+                        worker_init_fn=_worker_init() if num_workers else None,
+                        generator=torch.Generator().manual_seed(0))
     evaluator.reset()
     with make_progress(transient=True) as progress:
         task = progress.add_task(desc, total=len(loader), info="")
@@ -607,6 +610,16 @@ def run_evaluation(model: nn.Module, dataset: Any, collate_fn: Callable | None, 
             evaluator.process(samples, [p.to("cpu") for p in preds])
             progress.advance(task)
     return evaluator.evaluate()
+
+
+def _worker_init() -> Callable[[int], None] | None:
+    """det's data-loader worker set-up (seeds det's transform stream per worker from the
+    loader's seeded generator; one thread per worker) when the data package is present."""
+    try:
+        from det.core.data.loader import worker_init
+    except ImportError:
+        return None
+    return worker_init
 
 
 def _link_or_save(existing: Path | None, target: Path, payload: dict) -> None:
