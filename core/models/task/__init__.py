@@ -11,12 +11,15 @@ from det.core.models.task.prior_generators import PRIOR_GENERATORS, AnchorGenera
 from det.core.models.task.random_sampler import RandomSampler
 from det.core.models.task.samplers import SAMPLERS, PseudoSampler, SamplingResult
 from det.core.models.task.tv_anchor_generator import TorchvisionAnchorGenerator
+from det.core.models.task.tv_box_coder import TorchvisionDeltaXYWHBBoxCoder
 
 SAMPLERS["RandomSampler"] = RandomSampler
 PRIOR_GENERATORS["TorchvisionAnchorGenerator"] = TorchvisionAnchorGenerator
+CODERS["TorchvisionDeltaXYWHBBoxCoder"] = TorchvisionDeltaXYWHBBoxCoder
 
 __all__ = [
     "ASSIGNERS", "ATSSAssigner", "AnchorGenerator", "AssignResult", "CODERS", "DeltaXYWHBBoxCoder",
     "DistancePointBBoxCoder", "DynamicSoftLabelAssigner", "MaxIoUAssigner", "MlvlPointGenerator",
     "PRIOR_GENERATORS", "PseudoSampler", "RandomSampler", "SAMPLERS", "SamplingResult", "TorchvisionAnchorGenerator",
+    "TorchvisionDeltaXYWHBBoxCoder",
 ]
