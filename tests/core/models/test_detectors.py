@@ -41,6 +41,9 @@ RETINA = {
     "train_cfg": {"assigner": {"type": "MaxIoUAssigner", "pos_iou_thr": 0.5, "neg_iou_thr": 0.4, "min_pos_iou": 0},
                   "sampler": {"type": "PseudoSampler"}, "allowed_border": -1, "pos_weight": -1},
 }
+RETINA_GIOU = copy.deepcopy(RETINA)
+RETINA_GIOU["bbox_head"].update(reg_decoded_bbox=True, loss_bbox={"type": "GIoULoss", "loss_weight": 2.0})
+
 FCOS = {
     "type": "FCOS",
     "backbone": SMALL_BACKBONE,
@@ -162,7 +165,7 @@ def _train_steps(cfg, steps, lr=2e-3):
     return model, history, (inputs, samples)
 
 
-@pytest.mark.parametrize("cfg", [RETINA, FCOS], ids=["retinanet", "fcos"])
+@pytest.mark.parametrize("cfg", [RETINA, RETINA_GIOU, FCOS], ids=["retinanet", "retinanet-giou", "fcos"])
 def test_few_steps_lower_the_loss(cfg):
     _, history, _ = _train_steps(cfg, 12)
     assert min(history[-3:]) < 0.8 * history[0]
