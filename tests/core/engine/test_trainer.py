@@ -15,7 +15,7 @@ from engine_tiny import SquaresDataset, TinyDet, collate
 VOLATILE = {"time", "data_time", "memory"}
 
 
-def make(work_dir: Path, max_epochs: int = 2, lr: float = 0.01, **train) -> Trainer:
+def make(work_dir: Path, max_epochs: int = 2, lr: float = 0.01, num_workers: int = 0, **train) -> Trainer:
     seed_everything(0, deterministic=True)
     ds, vds = SquaresDataset(16), SquaresDataset(6, augment=False)
     cfg = {"max_epochs": max_epochs, "log_interval": 2, "optimizer": {"type": "SGD", "lr": lr, "momentum": 0.9, "weight_decay": 1e-4},
@@ -25,17 +25,18 @@ def make(work_dir: Path, max_epochs: int = 2, lr: float = 0.01, **train) -> Trai
            "ema": {"type": "ExpMomentumEMA", "momentum": 0.01, "gamma": 20, "update_buffers": True},
            "checkpoint": {"save_best": "auto"}, **train}
     return Trainer(TinyDet(norm=True), cfg, work_dir, train_dataset=ds, collate_fn=collate, batch_size=4,
-                   val_dataset=vds, evaluator=VOCMetric(vds), preset={"train": cfg}, seed=0, deterministic=True)
+                   num_workers=num_workers, val_dataset=vds, evaluator=VOCMetric(vds), preset={"train": cfg}, seed=0, deterministic=True)
 
 
 def records(path: Path) -> list[dict]:
     return [{k: v for k, v in json.loads(line).items() if k not in VOLATILE} for line in path.read_text().splitlines()]
 
 
-def test_resume_matches_straight_run(tmp_path):
-    make(tmp_path / "a").fit()
-    make(tmp_path / "b", max_epochs=1).fit()
-    make(tmp_path / "b", max_epochs=2).fit(resume=tmp_path / "b" / "last.pt")
+@pytest.mark.parametrize("workers", [0, pytest.param(1, marks=pytest.mark.slow)])
+def test_resume_matches_straight_run(tmp_path, workers):
+    make(tmp_path / "a", num_workers=workers).fit()
+    make(tmp_path / "b", max_epochs=1, num_workers=workers).fit()
+    make(tmp_path / "b", max_epochs=2, num_workers=workers).fit(resume=tmp_path / "b" / "last.pt")
     a, b = load_checkpoint(tmp_path / "a" / "last.pt"), load_checkpoint(tmp_path / "b" / "last.pt")
     for key in ("state_dict", "raw_state_dict"):
         assert a[key].keys() == b[key].keys()
