@@ -225,7 +225,7 @@ def mmdet_weights(
     force: bool = ForceOption,
     json_: bool = JsonOption,
 ) -> None:
-    """Map an MMDetection checkpoint (RTMDet, RetinaNet, FCOS, ResNet backbones) onto det's model.
+    """Map an MMDetection checkpoint (RTMDet, RetinaNet, FCOS, Faster R-CNN, ResNet) onto det's model.
 
     Prints the keys nothing used (unmapped) and the det keys nothing filled (missing).
 
