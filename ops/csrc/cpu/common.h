@@ -1,9 +1,19 @@
 // Shared helpers for det's CPU kernels.
 #pragma once
 
-#include <ATen/ATen.h>
+// Narrow ATen headers (methods + the few factory functions used) instead of <ATen/ATen.h>:
+// each translation unit compiles in about half the time.
+#define TORCH_ASSERT_ONLY_METHOD_OPERATORS
+#include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
+#include <ATen/ops/zeros.h>
 #include <torch/library.h>
+
+#include <algorithm>
+#include <vector>
 
 #include <cmath>
 #include <cstdint>
