@@ -101,6 +101,8 @@ def check_options(opts: InferOptions) -> None:
         raise DetError(f"--merge-iou: must be in [0, 1], got {opts.merge_iou}")
     if opts.out_mot is not None and opts.track is None:
         raise DetError("--out-mot: needs --track")
+    if opts.track is not None and str(opts.track).lower() not in TRACKER_TYPES:
+        raise DetError(f"--track: unknown tracker '{opts.track}' (one of: {', '.join(TRACKER_TYPES)})")
     if opts.show:
         check_display()
 

@@ -93,7 +93,7 @@ def test_limit_and_option_checks(images, tmp_path):
     assert s.images == 2
     for opts, msg in [(dict(format="xml"), "--format"), (dict(pred=False, format="jsonl"), "--no-pred"),
                       (dict(batch_size=0), "--batch-size"), (dict(merge="avg"), "--merge"),
-                      (dict(out_mot="x.txt"), "--out-mot")]:
+                      (dict(out_mot="x.txt"), "--out-mot"), (dict(track="deepsort"), "--track")]:
         with pytest.raises(DetError, match=msg):
             run_inference(FakeDetector(), discover([str(images)]), InferOptions(out_dir=tmp_path / "p", **opts))
 
