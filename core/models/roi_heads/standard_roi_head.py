@@ -183,10 +183,11 @@ class StandardRoIHead(nn.Module):
         return self.mask_head(extractor(feats[: extractor.num_inputs], rois))
 
     def forward(self, feats: Sequence[torch.Tensor], proposals: Sequence[torch.Tensor]) -> tuple:
-        """Raw outputs for proposal boxes per image (flop counting, benchmarks)."""
+        """Raw outputs for proposal boxes per image (flop counting, benchmarks); the mask head
+        runs on as many RoIs as test time keeps detections (`max_per_img`)."""
         rois = boxes_to_rois(proposals)
         out = self.bbox_forward(feats, rois)
-        return out + (self.mask_forward(feats, rois[:100]),) if self.with_mask else out
+        return out + (self.mask_forward(feats, rois[: self.test_cfg.max_per_img]),) if self.with_mask else out
 
     # -- training --------------------------------------------------------------------------
     def loss(self, feats: Sequence[torch.Tensor], proposals: Sequence[Instances],
