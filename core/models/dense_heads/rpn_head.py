@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from det.core.config.build import build
+from det.core.config.build import build, config_path
+from det.core.errors import ConfigError
 from det.core.models._ops import batched_nms
 from det.core.models.dense_heads.base import DenseHead, flatten_levels, gt_of, image_shape, valid_shape
 from det.core.models.dense_heads.retina_head import inside_flags
@@ -58,8 +59,11 @@ class RPNHead(DenseHead):
         self.in_channels = in_channels
         self.prior_generator = build(anchor_generator or DEFAULT_RPN_ANCHORS, PRIOR_GENERATORS, "anchor_generator")
         self.bbox_coder = build(bbox_coder or {"type": "DeltaXYWHBBoxCoder"}, CODERS, "bbox_coder")
-        self.loss_cls = build(loss_cls or {"type": "CrossEntropyLoss", "use_sigmoid": True, "loss_weight": 1.0},
-                              LOSSES, "loss_cls")
+        loss_cls = loss_cls or {"type": "CrossEntropyLoss", "use_sigmoid": True, "loss_weight": 1.0}
+        if loss_cls.get("type") != "CrossEntropyLoss" or not loss_cls.get("use_sigmoid", False):
+            raise ConfigError(f"{config_path('loss_cls')}: the RPN's objectness loss is CrossEntropyLoss "
+                              "with use_sigmoid: true")
+        self.loss_cls = build(loss_cls, LOSSES, "loss_cls")
         self.loss_bbox = build(loss_bbox or {"type": "L1Loss", "loss_weight": 1.0}, LOSSES, "loss_bbox")
         num_anchors = self.prior_generator.num_base_priors[0]
         convs = []

@@ -131,3 +131,5 @@ def test_faster_rcnn_without_gt_and_config_errors():
         _model("faster_rcnn_r50_fpn.yaml", **{"model.test_cfg.rcnn.score_th": 0.1})
     with pytest.raises(ConfigError, match="model.roi_head.bbox_roi_extractor.roi_layer.type"):
         _model("faster_rcnn_r50_fpn.yaml", **{"model.roi_head.bbox_roi_extractor.roi_layer.type": "RoIPool"})
+    with pytest.raises(ConfigError, match="model.rpn_head.loss_cls"):
+        _model("faster_rcnn_r50_fpn.yaml", **{"model.rpn_head.loss_cls.type": "FocalLoss"})
