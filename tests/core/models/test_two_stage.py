@@ -133,3 +133,25 @@ def test_faster_rcnn_without_gt_and_config_errors():
         _model("faster_rcnn_r50_fpn.yaml", **{"model.roi_head.bbox_roi_extractor.roi_layer.type": "RoIPool"})
     with pytest.raises(ConfigError, match="model.rpn_head.loss_cls"):
         _model("faster_rcnn_r50_fpn.yaml", **{"model.rpn_head.loss_cls.type": "FocalLoss"})
+
+
+def test_faster_rcnn_overfits_one_batch():
+    """40 Adam steps on one batch: the two best detections are the two objects, right classes."""
+    from torchvision.ops import box_iou
+
+    model = _model("faster_rcnn_r50_fpn.yaml", **_shrink(**_roi("faster")))
+    x, samples = _batch(masks=False)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.train()
+    for _ in range(40):
+        loss = sum(model.loss(x, samples).values())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        pred = model.predict(x[:1], samples[:1])[0]
+    iou = box_iou(pred.bboxes[:2], samples[0].gt.bboxes)
+    best = iou.argmax(1)
+    assert sorted(best.tolist()) == [0, 1] and (iou.max(1).values > 0.5).all()
+    assert torch.equal(pred.labels[:2], samples[0].gt.labels[best])
