@@ -219,10 +219,17 @@ def bench_wbf(args, rows, notes):
             mine = det_list()
             diff = 0.0
             for (rb, rs, rl), (b, s, lab) in zip(ref, mine):
-                if rb.shape != b.shape or not np.array_equal(rl.astype(np.int64), lab):
+                if rb.shape != b.shape:
                     diff = float("inf")
                     break
-                diff = max(diff, float(np.abs(rb - b).max(initial=0)), float(np.abs(rs - s).max(initial=0)))
+                # ensemble-boxes orders equal scores with numpy's unstable argsort: compare
+                # both results in one canonical order (score, label, corners).
+                ro = np.lexsort((*rb.T[::-1], rl, -rs))
+                mo = np.lexsort((*b.T[::-1], lab, -s))
+                if not np.array_equal(rl[ro].astype(np.int64), lab[mo]):
+                    diff = float("inf")
+                    break
+                diff = max(diff, float(np.abs(rb[ro] - b[mo]).max(initial=0)), float(np.abs(rs[ro] - s[mo]).max(initial=0)))
             extra["max_abs_diff"] = diff
             peer_ms = median_ms(peer, max(1, args.repeat // 2))
         rows.append(row(f"weighted_boxes_fusion {conf_type} 3 models x {images} images x 100 boxes (batch API)",
