@@ -25,7 +25,11 @@ class DataError(DetError):
 
 def closest(name: str, candidates: Iterable[str]) -> str | None:
     """The candidate most similar to `name`, or None when nothing is close."""
-    matches = difflib.get_close_matches(str(name), [str(c) for c in candidates], n=1, cutoff=0.5)
+    candidates = [str(c) for c in candidates]
+    by_lower = {c.lower(): c for c in candidates}
+    if str(name).lower() in by_lower:  # 'Adamw' -> 'AdamW', not 'Adam'
+        return by_lower[str(name).lower()]
+    matches = difflib.get_close_matches(str(name), candidates, n=1, cutoff=0.5)
     return matches[0] if matches else None
 
 

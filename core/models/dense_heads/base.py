@@ -145,7 +145,8 @@ class DenseHead(nn.Module):
         boxes = torch.cat(all_boxes).float()
         scores = torch.cat(all_scores).float()
         labels = torch.cat(all_labels)
-        if cfg.min_bbox_size > 0 and boxes.numel():
+        # As MMDetection: min_bbox_size >= 0 (0 included) drops degenerate boxes (w or h <= 0).
+        if cfg.min_bbox_size >= 0 and boxes.numel():
             wh = boxes[:, 2:] - boxes[:, :2]
             ok = (wh[:, 0] > cfg.min_bbox_size) & (wh[:, 1] > cfg.min_bbox_size)
             boxes, scores, labels = boxes[ok], scores[ok], labels[ok]

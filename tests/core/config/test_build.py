@@ -46,3 +46,9 @@ def test_missing_required_and_missing_type():
 def test_build_list_indexes_paths():
     with pytest.raises(ConfigError, match=r"pipeline\.1\.dpth"):
         build_list([{"type": "ResNet", "depth": 1}, {"type": "ResNet", "dpth": 1}], BACKBONES, "pipeline")
+
+
+def test_suggestion_prefers_case_insensitive_match():
+    from det.core.errors import did_you_mean
+
+    assert did_you_mean("Adamw", ["Adam", "AdamW", "SGD"]) == "; did you mean 'AdamW'?"
