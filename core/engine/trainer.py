@@ -177,8 +177,6 @@ class Trainer:
         self.preset = preset or {}
         self.classes = list(classes) if classes is not None else list(getattr(train_dataset, "classes", []) or [])
         self.seed, self.deterministic = int(seed), deterministic
-        if self.device.type == "cpu":
-            torch.set_flush_denormal(True)  # denormals made a frozen-BN step ~10x slower on CPU
         self._check_classes(model)
 
         self.train_dataset, self.collate_fn = train_dataset, collate_fn
@@ -436,6 +434,9 @@ class Trainer:
         self._t_start, self._iters_at_start = time.perf_counter(), self.iter
         progress = make_progress() if self.is_main else None
         self._progress = progress
+        # Denormals made a frozen-BN step ~10x slower on CPU. The flag is process-global, so it is
+        # switched back off after the run (callers in the same process may rely on IEEE subnormals).
+        flushing = self.device.type == "cpu" and torch.set_flush_denormal(True)
         try:
             if progress is not None:
                 progress.start()
@@ -443,6 +444,8 @@ class Trainer:
             while not self._finished:
                 self._run_epoch()
         finally:
+            if flushing:
+                torch.set_flush_denormal(False)
             if progress is not None:
                 progress.stop()
             self._progress = None
