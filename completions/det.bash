@@ -20,7 +20,7 @@ _det_words() {
     "det browse") echo "--force --grid --help --json --limit --out-dir --raw --seed --set --show --split --stats -f -n -o -s" ;;
     "det config") echo "list show validate --help" ;;
     "det config list") echo "--help --json" ;;
-    "det config show") echo "--help --json --set -s" ;;
+    "det config show") echo "--check --help --json --no-check --set -s" ;;
     "det config validate") echo "--help --json --set -s" ;;
     "det confusion-matrix") echo "--ann --force --help --json --nms-iou-thr --out-dir --score-thr --show --tp-iou-thr -f" ;;
     "det convert") echo "cityscapes coco2yolo crowdhuman images2coco mmdet-weights mot mot-reid publish torchvision-weights voc yolo2coco youtubevis --help" ;;

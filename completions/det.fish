@@ -44,8 +44,10 @@ complete -c det -n '__fish_seen_subcommand_from config' -f -a 'list show validat
 complete -c det -n '__fish_seen_subcommand_from config' -l help
 complete -c det -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from list' -l help
 complete -c det -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from list' -l json
+complete -c det -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from show' -l check
 complete -c det -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from show' -l help
 complete -c det -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from show' -l json
+complete -c det -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from show' -l no-check
 complete -c det -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from show' -l set
 complete -c det -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from validate' -l help
 complete -c det -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from validate' -l json

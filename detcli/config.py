@@ -18,12 +18,16 @@ def show(
     preset: str = typer.Argument(..., help="A preset file or a bundled preset name."),
     set_: Optional[list[str]] = SetOption,
     json_: bool = JsonOption,
+    check: bool = typer.Option(True, "--check/--no-check", help="Build the components first so a misspelt key fails."),
 ) -> None:
-    """Print the fully resolved preset (bases merged, overrides applied).
+    """Print the fully resolved preset (bases merged, overrides applied), after checking that its
+    components build (a misspelt key exits 2 with a suggestion).
 
     Example: det config show demo/rtmdet_tiny --set train.max_epochs=3
     """
     cfg = load_preset(preset, overrides(set_))
+    if check:
+        validate_preset(cfg)
     if json_:
         print_json(cfg)
     else:

@@ -18,11 +18,11 @@ def test_help_lists_commands(det):
 def test_show_applies_override_and_json(det, tmp_path):
     base = write(tmp_path / "base.yaml", "model: {type: X, backbone: {depth: 18}}\n")
     top = write(tmp_path / "top.yaml", f"_base_: {base.name}\nmodel: {{neck: 1}}\n")
-    r = det("config", "show", top, "--set", "model.backbone.depth=50")
+    r = det("config", "show", top, "--no-check", "--set", "model.backbone.depth=50")
     assert r.returncode == 0, r.stderr
     cfg = yaml.safe_load(r.stdout)
     assert cfg["model"] == {"type": "X", "backbone": {"depth": 50}, "neck": 1}
-    r = det("config", "show", top, "--json")
+    r = det("config", "show", top, "--no-check", "--json")
     assert json.loads(r.stdout)["model"]["backbone"]["depth"] == 18
 
 
@@ -36,7 +36,7 @@ def test_user_errors_exit_2_with_one_line(det, tmp_path):
     assert r.returncode == 2 and "bad.yaml:" in r.stderr and "YAML syntax error" in r.stderr
     r = det("config", "show", tmp_path / "nope.yaml")
     assert r.returncode == 2 and "nope.yaml" in r.stderr
-    r = det("config", "show", top, "--debug")
+    r = det("config", "show", top, "--no-check", "--debug")
     assert r.returncode != 0 and "Traceback" in r.stderr
 
 
@@ -49,3 +49,12 @@ def test_validate_unknown_section(det, tmp_path):
 def test_version(det):
     r = det("--version")
     assert r.returncode == 0 and r.stdout.startswith("det ")
+
+
+def test_show_bundled_preset_with_override_and_misspelt_key(det):
+    r = det("config", "show", "demo/rtmdet_tiny", "--set", "train.max_epochs=3")
+    assert r.returncode == 0, r.stderr
+    assert yaml.safe_load(r.stdout)["train"]["max_epochs"] == 3
+    r = det("config", "show", "demo/rtmdet_tiny", "--set", "model.backbone.widen_factr=0.5")
+    assert r.returncode == 2
+    assert "model.backbone.widen_factr: unknown key" in r.stderr and "did you mean 'widen_factor'" in r.stderr
