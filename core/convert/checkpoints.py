@@ -80,42 +80,24 @@ class _Opaque:
         return _Opaque()
 
 
-def _safe_unpickler_module():
-    """A `pickle_module` for torch.load whose Unpickler resolves torch's own rebuild helpers and
-    plain containers, and turns every other global into `_Opaque`."""
-    import collections
-    import types
-
+def _opaque_stand_ins(path: Path) -> list[type]:
+    """One `_Opaque` subclass per foreign global the checkpoint names, carrying that global's
+    module and name, so torch's weights_only unpickler accepts them without importing (or
+    running) anything from the other toolkit."""
     import torch
 
-    allowed = {("collections", "OrderedDict"): collections.OrderedDict, ("builtins", "set"): set,
-               ("builtins", "frozenset"): frozenset, ("builtins", "slice"): slice}
-
-    class Unpickler(pickle.Unpickler):
-        def find_class(self, module: str, name: str):  # noqa: D401
-            if (module, name) in allowed:
-                return allowed[(module, name)]
-            if module == "torch._utils" and name.startswith("_rebuild_"):
-                return getattr(torch._utils, name)
-            if module == "torch" and (name.endswith("Storage") or isinstance(getattr(torch, name, None), torch.dtype)):
-                return getattr(torch, name)
-            if module == "torch" and name == "Size":
-                return torch.Size
-            if module == "torch.nn.parameter" and name == "Parameter":
-                return torch.nn.Parameter
-            return _Opaque
-
-    module = types.ModuleType("det_safe_pickle")
-    module.Unpickler = Unpickler
-    module.load = lambda fh, **kw: Unpickler(fh, **kw).load()
-    module.__name__ = "det_safe_pickle"
-    return module
+    stand_ins = []
+    for qualified in torch.serialization.get_unsafe_globals_in_checkpoint(str(path)):
+        module, _, name = qualified.rpartition(".")
+        stand_ins.append(type(name, (_Opaque,), {"__module__": module, "__qualname__": name}))
+    return stand_ins
 
 
 def load_foreign_checkpoint(path: str | Path) -> dict:
     """A checkpoint from another toolkit: `weights_only=True` first; if the file names other
     classes (MMDetection keeps mmengine objects in `meta`/`message_hub`), reload it with an
-    unpickler that only builds tensors and containers and replaces the rest by opaque stubs."""
+    `weights_only=True` whose unknown globals are opaque stand-ins: only tensors and containers are
+    built, nothing of the other toolkit is imported or run."""
     import torch
 
     path = Path(path)
@@ -128,7 +110,8 @@ def load_foreign_checkpoint(path: str | Path) -> dict:
     except Exception as exc:  # noqa: BLE001 - anything else means the file itself is broken
         raise DetError(f"{path}: not a loadable checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False, pickle_module=_safe_unpickler_module())
+        with torch.serialization.safe_globals(_opaque_stand_ins(path)):
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001
         raise DetError(f"{path}: not a loadable checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
     get_logger().info(f"{path}: non-tensor objects outside the weights were skipped")
