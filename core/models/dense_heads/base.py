@@ -4,6 +4,7 @@ boxes back to the original image)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 from dataclasses import dataclass
 
 import torch
@@ -31,12 +32,16 @@ class TestSettings:
     @classmethod
     def parse(cls, cfg: dict | None) -> "TestSettings":
         cfg = check_keys(cfg, {"score_thr", "nms_pre", "nms", "max_per_img", "min_bbox_size"}, "")
-        nms = check_keys(cfg.pop("nms", None) or {}, {"type", "iou_threshold"}, "nms")
-        if nms.get("type", "nms") != "nms":
-            raise ConfigError(f"{config_path('nms', 'type')}: only 'nms' is supported, got '{nms['type']}'")
-        out = cls(**cfg)
-        out.iou_threshold = float(nms.get("iou_threshold", out.iou_threshold))
-        return out
+        return apply_nms_cfg(cls(**{k: v for k, v in cfg.items() if k != "nms"}), cfg.get("nms"))
+
+
+def apply_nms_cfg(settings: Any, nms: dict | None) -> Any:
+    """Read a test_cfg `nms: {type: nms, iou_threshold: T}` mapping into `settings.iou_threshold`."""
+    nms = check_keys(nms or {}, {"type", "iou_threshold"}, "nms")
+    if nms.get("type", "nms") != "nms":
+        raise ConfigError(f"{config_path('nms', 'type')}: only 'nms' is supported, got '{nms['type']}'")
+    settings.iou_threshold = float(nms.get("iou_threshold", settings.iou_threshold))
+    return settings
 
 
 def reduce_mean(value: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,7 @@ from torch import nn
 from det.core.config.build import at_path, build, config_path
 from det.core.errors import ConfigError, DataError
 from det.core.models._ops import batched_nms
-from det.core.models.dense_heads.base import gt_of, image_shape, to_original
+from det.core.models.dense_heads.base import apply_nms_cfg, gt_of, image_shape, to_original
 from det.core.models.layers import check_keys
 from det.core.models.roi_heads.bbox_head import Shared2FCBBoxHead
 from det.core.models.roi_heads.mask_head import FCNMaskHead
@@ -42,12 +42,7 @@ class RCNNTestSettings:
     @classmethod
     def parse(cls, cfg: dict | None) -> "RCNNTestSettings":
         cfg = check_keys(cfg, {"score_thr", "nms", "max_per_img", "mask_thr_binary", "min_bbox_size"}, "")
-        nms = check_keys(cfg.pop("nms", None) or {}, {"type", "iou_threshold"}, "nms")
-        if nms.get("type", "nms") != "nms":
-            raise ConfigError(f"{config_path('nms', 'type')}: only 'nms' is supported, got '{nms['type']}'")
-        out = cls(**cfg)
-        out.iou_threshold = float(nms.get("iou_threshold", out.iou_threshold))
-        return out
+        return apply_nms_cfg(cls(**{k: v for k, v in cfg.items() if k != "nms"}), cfg.get("nms"))
 
 
 @dataclass
