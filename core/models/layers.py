@@ -3,6 +3,7 @@ from MMDetection-style `norm_cfg` / `act_cfg` dicts, a learnable scale, and init
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -141,6 +142,14 @@ def normal_init(module: nn.Module, std: float = 0.01, bias: float = 0.0) -> None
     nn.init.normal_(module.weight, 0.0, std)
     if getattr(module, "bias", None) is not None:
         nn.init.constant_(module.bias, bias)
+
+
+def freeze(modules: Iterable[nn.Module]) -> None:
+    """Put modules in eval mode and stop their parameters' gradients (frozen backbone stages)."""
+    for m in modules:
+        m.eval()
+        for p in m.parameters():
+            p.requires_grad = False
 
 
 def set_norm_eval(module: nn.Module) -> None:

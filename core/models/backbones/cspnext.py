@@ -9,7 +9,7 @@ from torch import nn
 from det.core.config.build import config_path
 from det.core.errors import ConfigError
 from det.core.models.backbones.csp_layers import DEFAULT_ACT, DEFAULT_NORM, CSPLayer, SPPBottleneck
-from det.core.models.layers import ConvModule, DepthwiseSeparableConvModule, set_norm_eval
+from det.core.models.layers import ConvModule, DepthwiseSeparableConvModule, freeze, set_norm_eval
 
 
 class CSPNeXt(nn.Module):
@@ -70,11 +70,7 @@ class CSPNeXt(nn.Module):
         self._freeze_stages()
 
     def _freeze_stages(self) -> None:
-        for i in range(self.frozen_stages + 1):
-            m = getattr(self, self.layers[i])
-            m.eval()
-            for p in m.parameters():
-                p.requires_grad = False
+        freeze(getattr(self, self.layers[i]) for i in range(self.frozen_stages + 1))
 
     def train(self, mode: bool = True) -> "CSPNeXt":
         super().train(mode)

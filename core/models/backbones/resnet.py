@@ -10,7 +10,7 @@ from torch import nn
 
 from det.core.config.build import config_path
 from det.core.errors import ConfigError
-from det.core.models.layers import build_act, build_norm, set_norm_eval
+from det.core.models.layers import build_act, build_norm, freeze, set_norm_eval
 
 
 def _norm(cfg: dict, channels: int) -> nn.Module:
@@ -149,10 +149,7 @@ class ResNet(nn.Module):
         return mods
 
     def _freeze_stages(self) -> None:
-        for m in self._frozen_modules():
-            m.eval()
-            for p in m.parameters():
-                p.requires_grad = False
+        freeze(self._frozen_modules())
 
     def train(self, mode: bool = True) -> "ResNet":
         super().train(mode)

@@ -9,30 +9,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch import nn
 
 from det.core.config.build import at_path, build
-from det.core.models.backbones import BACKBONES
-from det.core.models.data_preprocessor import PREPROCESSORS
 from det.core.models.dense_heads import HEADS
+from det.core.models.detectors.base import DetectorTrunk
 from det.core.models.dense_heads.rpn_head import ProposalSettings
 from det.core.models.layers import check_keys
-from det.core.models.necks import NECKS
 from det.core.models.roi_heads import ROI_HEADS
 from det.core.structures import DetSample, Instances
 
 
-class TwoStageDetector(nn.Module):
+class TwoStageDetector(DetectorTrunk):
     """The detector interface of docs/architecture.md (`loss`, `predict`, `forward`)."""
 
     def __init__(self, backbone: dict, rpn_head: dict, roi_head: dict, neck: dict | None = None,
                  data_preprocessor: dict | None = None, train_cfg: dict | None = None,
                  test_cfg: dict | None = None) -> None:
-        super().__init__()
-        self.data_preprocessor = build(data_preprocessor or {"type": "DetDataPreprocessor"}, PREPROCESSORS,
-                                       "data_preprocessor")
-        self.backbone = build(backbone, BACKBONES, "backbone")
-        self.neck = build(neck, NECKS, "neck")
+        super().__init__(backbone, neck, data_preprocessor)
         self.rpn_head = build(rpn_head, HEADS, "rpn_head")
         self.roi_head = build(roi_head, ROI_HEADS, "roi_head")
         with at_path("train_cfg"):
@@ -54,10 +47,6 @@ class TwoStageDetector(nn.Module):
                 with at_path("rcnn"):
                     self.roi_head.set_test_cfg(test_cfg["rcnn"])
         self.num_classes = self.roi_head.num_classes
-
-    def extract_feat(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        feats = self.backbone(x)
-        return self.neck(feats) if self.neck is not None else feats
 
     def forward(self, x: torch.Tensor) -> tuple:
         """RPN outputs and RoI head outputs for the test-time proposals of a normalised batch."""

@@ -1,0 +1,26 @@
+"""What every detector shares: the data preprocessor, backbone and optional neck."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from det.core.config.build import build
+from det.core.models.backbones import BACKBONES
+from det.core.models.data_preprocessor import PREPROCESSORS
+from det.core.models.necks import NECKS
+
+
+class DetectorTrunk(nn.Module):
+    """Builds `data_preprocessor`, `backbone` and `neck` (errors carry their preset paths) and
+    runs them in `extract_feat`; subclasses add their heads."""
+
+    def __init__(self, backbone: dict, neck: dict | None, data_preprocessor: dict | None) -> None:
+        super().__init__()
+        self.data_preprocessor = build(data_preprocessor or {"type": "DetDataPreprocessor"}, PREPROCESSORS,
+                                       "data_preprocessor")
+        self.backbone = build(backbone, BACKBONES, "backbone")
+        self.neck = build(neck, NECKS, "neck")
+
+    def extract_feat(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        feats = self.backbone(x)
+        return self.neck(feats) if self.neck is not None else feats
