@@ -227,6 +227,8 @@ complete -c det -n '__fish_seen_subcommand_from synth && __fish_seen_subcommand_
 complete -c det -n '__fish_seen_subcommand_from synth && __fish_seen_subcommand_from shapes' -l force
 complete -c det -n '__fish_seen_subcommand_from synth && __fish_seen_subcommand_from shapes' -l help
 complete -c det -n '__fish_seen_subcommand_from synth && __fish_seen_subcommand_from shapes' -l json
+complete -c det -n '__fish_seen_subcommand_from synth && __fish_seen_subcommand_from shapes' -l max-object-size
+complete -c det -n '__fish_seen_subcommand_from synth && __fish_seen_subcommand_from shapes' -l min-object-size
 complete -c det -n '__fish_seen_subcommand_from synth && __fish_seen_subcommand_from shapes' -l num-train
 complete -c det -n '__fish_seen_subcommand_from synth && __fish_seen_subcommand_from shapes' -l num-val
 complete -c det -n '__fish_seen_subcommand_from synth && __fish_seen_subcommand_from shapes' -l seed

@@ -27,7 +27,8 @@ def _val_images(preset: str, sets: list[str], limit: int = 4) -> list[str]:
     from det.core.data.datasets.synthetic import shapes_dir
 
     ds = load_preset(preset, sets)["data"]["val"]["dataset"]
-    root = shapes_dir(**{k: int(ds[k]) for k in ("num_train", "num_val", "size", "seed")})
+    root = shapes_dir(**{k: int(ds[k]) for k in ("num_train", "num_val", "size", "seed")},
+                      min_object_size=ds.get("min_object_size"), max_object_size=ds.get("max_object_size"))
     return [str(p) for p in sorted((Path(root) / "val").glob("*.png"))[:limit]]
 
 

@@ -18,26 +18,35 @@ def shapes(
     num_val: int = typer.Option(100, "--num-val", min=0, help="Number of validation images."),
     size: int = typer.Option(256, "--size", min=32, help="Image side in pixels (square images)."),
     seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives byte-identical files."),
+    min_object_size: float = typer.Option(8, "--min-object-size", help="Smallest shape (bounding-circle diameter, px)."),
+    max_object_size: float = typer.Option(None, "--max-object-size",
+                                          help="Largest shape (bounding-circle diameter, px; default half the image)."),
     force: bool = ForceOption,
     json_: bool = JsonOption,
 ) -> None:
     """Write a COCO dataset of coloured shapes (6 classes, polygon masks, occlusion, textured
-    backgrounds, objects from ~8 px to half the image).
+    backgrounds, objects from ~8 px to half the image unless --min/--max-object-size say otherwise).
 
-    Example: det synth shapes data/shapes --num-train 200 --num-val 50 --size 256 --seed 0
+    Example: det synth shapes data/shapes --num-train 200 --num-val 50 --size 256 --seed 0 --min-object-size 16
     """
     from det.core.data.synthetic import SHAPE_CLASSES, generate_shapes
+    from det.core.data.synthetic.shapes import object_size_range
     from det.core.errors import DetError
 
+    try:
+        low, high = object_size_range(size, min_object_size, max_object_size)
+    except ValueError as exc:
+        raise DetError(f"--min-object-size/--max-object-size: {exc}") from None
     for split in ("train", "val"):
         existing = out_dir / f"instances_{split}.json"
         if existing.exists() and not force:
             raise DetError(f"{existing}: already exists (use --force to overwrite)")
     if out_dir.exists() and not out_dir.is_dir():
         raise DetError(f"{out_dir}: exists and is not a folder")
-    paths = generate_shapes(out_dir, num_train, num_val, size, seed, progress=True)
+    paths = generate_shapes(out_dir, num_train, num_val, size, seed, progress=True, min_object_size=low,
+                            max_object_size=high)
     summary = {"out_dir": str(out_dir), "classes": list(SHAPE_CLASSES), "num_train": num_train, "num_val": num_val,
-               "size": size, "seed": seed, "annotations": {k: str(v) for k, v in paths.items()}}
+               "size": size, "seed": seed, "min_object_size": low, "max_object_size": high, "annotations": {k: str(v) for k, v in paths.items()}}
     if json_:
         print_json(summary)
     else:

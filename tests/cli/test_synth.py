@@ -25,3 +25,12 @@ def test_synth_shapes_is_byte_identical_for_a_seed(tmp_path, det_inproc):
     again = run_det("synth", "shapes", tmp_path / "a", *args)
     assert again.returncode == 2 and "instances_train.json: already exists (use --force" in again.stderr
     assert run_det("synth", "shapes", tmp_path / "a", *args, "--force").returncode == 0
+
+
+def test_synth_shapes_object_sizes(tmp_path, det_inproc):
+    ok = det_inproc("synth", "shapes", tmp_path / "a", "--num-train", "2", "--num-val", "0", "--size", "64",
+                    "--min-object-size", "20", "--max-object-size", "30", "--json")
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["min_object_size"] == 20
+    bad = det_inproc("synth", "shapes", tmp_path / "b", "--size", "64", "--min-object-size", "40", "--max-object-size", "30")
+    assert bad.returncode == 2 and "--min-object-size/--max-object-size" in bad.stderr

@@ -1,8 +1,8 @@
 """Synthetic "shapes" dataset: coloured geometric shapes on textured, noisy backgrounds, with
 COCO boxes and polygon masks.
 
-Six well separated classes, 1-8 objects per image, sizes from 8 px to half the image
-(log-uniform), random rotation and colour, occlusion (later shapes cover earlier ones; an
+Six well separated classes, 1-8 objects per image, sizes (bounding-circle diameter) log-uniform
+between `min_object_size` (default 8 px) and `max_object_size` (default half the image), random rotation and colour, occlusion (later shapes cover earlier ones; an
 occluded shape keeps at least 40% of its area and never gets a hole, so its visible part is a
 set of simple polygons). Each image is drawn from its own random stream (seed, split, index),
 PNGs are written with fixed parameters and JSON with sorted keys: the same seed gives
@@ -78,9 +78,23 @@ def _background(r: np.random.Generator, size: int) -> np.ndarray:
     return img.astype(np.float32)
 
 
-def _polygon(r: np.random.Generator, name: str, size: int) -> np.ndarray:
+DEFAULT_MIN_OBJECT_SIZE = 8
+
+
+def object_size_range(size: int, min_object_size: float | None = None,
+                      max_object_size: float | None = None) -> tuple[float, float]:
+    """The (min, max) bounding-circle diameter in pixels, checked against the image size."""
+    low = float(DEFAULT_MIN_OBJECT_SIZE if min_object_size is None else min_object_size)
+    high = float(size / 2 if max_object_size is None else max_object_size)
+    if not 4 <= low <= high <= size:
+        raise ValueError(f"object sizes must satisfy 4 <= min_object_size <= max_object_size <= size ({size}), "
+                         f"got {low:g} and {high:g}")
+    return low, high
+
+
+def _polygon(r: np.random.Generator, name: str, size: int, extent_range: tuple[float, float]) -> np.ndarray:
     """A randomly sized, rotated and placed polygon (K, 2) inside the image."""
-    extent = math.exp(r.uniform(math.log(8), math.log(size / 2)))  # bounding-circle diameter
+    extent = math.exp(r.uniform(math.log(extent_range[0]), math.log(extent_range[1])))  # bounding-circle diameter
     radius = extent / 2
     ang = r.uniform(0, 2 * np.pi)
     rot = np.array([[math.cos(ang), -math.sin(ang)], [math.sin(ang), math.cos(ang)]])
@@ -99,15 +113,17 @@ def _has_hole(mask: np.ndarray) -> bool:
     return hierarchy is not None and bool((hierarchy[0][:, 3] >= 0).any())
 
 
-def render_image(seed: int, split: str, index: int, size: int) -> tuple[np.ndarray, list[dict]]:
+def render_image(seed: int, split: str, index: int, size: int, min_object_size: float | None = None,
+                 max_object_size: float | None = None) -> tuple[np.ndarray, list[dict]]:
     """One image (H, W, 3 uint8 BGR) and its objects [{label, visible mask (H, W) uint8}]."""
+    extent_range = object_size_range(size, min_object_size, max_object_size)
     r = np.random.default_rng([int(seed), _SPLIT_CODE[split], int(index)])
     img = _background(r, size)
     objects: list[dict] = []
     for _ in range(int(r.integers(1, 9))):
         for _try in range(20):
             label = int(r.integers(len(SHAPE_CLASSES)))
-            poly = _polygon(r, SHAPE_CLASSES[label], size)
+            poly = _polygon(r, SHAPE_CLASSES[label], size, extent_range)
             full = _rasterize(poly, size)
             if full.sum() < 16:
                 continue
@@ -165,13 +181,16 @@ def _annotation(obj: dict) -> dict | None:
 
 
 def generate_shapes(out_dir: str | Path, num_train: int = 600, num_val: int = 100, size: int = 256, seed: int = 0,
-                    progress: bool = True) -> dict[str, Path]:
+                    progress: bool = True, min_object_size: float | None = None,
+                    max_object_size: float | None = None) -> dict[str, Path]:
     """Write OUT/{train,val}/NNNNNN.png and OUT/instances_{train,val}.json (COCO format with
-    polygon masks). Returns the annotation paths by split."""
+    polygon masks). Returns the annotation paths by split. Object sizes default to 8 px up to
+    half the image."""
     from det.core.log import track
 
     if size < 32:
         raise ValueError(f"size must be >= 32, got {size}")
+    low, high = object_size_range(size, min_object_size, max_object_size)
     out = Path(out_dir)
     paths = {}
     categories = [{"id": i + 1, "name": n, "supercategory": "shape"} for i, n in enumerate(SHAPE_CLASSES)]
@@ -182,7 +201,7 @@ def generate_shapes(out_dir: str | Path, num_train: int = 600, num_val: int = 10
         if progress:
             items = track(items, f"shapes {split}")
         for i in items:
-            img, objects = render_image(seed, split, i, size)
+            img, objects = render_image(seed, split, i, size, low, high)
             name = f"{split}/{i:06d}.png"
             if not cv2.imwrite(str(out / name), img, [cv2.IMWRITE_PNG_COMPRESSION, 3]):
                 raise OSError(f"{out / name}: cannot write image")
@@ -194,7 +213,7 @@ def generate_shapes(out_dir: str | Path, num_train: int = 600, num_val: int = 10
                 ann.update(id=len(annotations) + 1, image_id=i + 1, category_id=obj["label"] + 1, iscrowd=0)
                 annotations.append(ann)
         info = {"description": "det synthetic shapes", "generator_version": GENERATOR_VERSION, "seed": int(seed),
-                "size": int(size), "split": split}
+                "size": int(size), "split": split, "min_object_size": low, "max_object_size": high}
         doc = {"info": info, "images": images, "annotations": annotations, "categories": categories}
         path = out / f"instances_{split}.json"
         path.write_text(json.dumps(doc, sort_keys=True, separators=(",", ":")) + "\n")

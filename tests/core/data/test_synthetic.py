@@ -84,3 +84,17 @@ def test_cache_race_keeps_one_complete_copy(tmp_path, monkeypatch):
     assert len(calls) == 2 and len(results) == 2 and results[0] == results[1]
     assert (results[0] / "data.txt").read_text() == "same" and (results[0] / "DONE").is_file()
     assert sorted(p.name for p in (tmp_path / "synthetic").iterdir()) == ["race"]
+
+
+def test_object_size_range_bounds_shapes_and_names_the_cache(tmp_path, monkeypatch):
+    generate_shapes(tmp_path / "big", 30, 0, 128, seed=3, progress=False, min_object_size=40, max_object_size=64)
+    doc = json.loads((tmp_path / "big" / "instances_train.json").read_text())
+    sides = [max(a["bbox"][2], a["bbox"][3]) for a in doc["annotations"]]
+    # a box side is at most the bounding-circle diameter (occlusion only shrinks it)
+    assert max(sides) <= 64 + 1 and np.median(sides) > 30
+    assert doc["info"]["min_object_size"] == 40 and doc["info"]["max_object_size"] == 64
+    with pytest.raises(ValueError, match="min_object_size"):
+        generate_shapes(tmp_path / "bad", 1, 0, 64, progress=False, min_object_size=50, max_object_size=40)
+    monkeypatch.setenv("DET_CACHE", str(tmp_path / "cache"))
+    build_dataset({"type": "SyntheticShapes", "num_train": 2, "num_val": 1, "size": 64, "seed": 0, "min_object_size": 16})
+    assert (tmp_path / "cache" / "synthetic" / "shapes-v1-n2-v1-s64-seed0-obj16-32" / "DONE").is_file()
