@@ -1,4 +1,5 @@
-"""`det test (PRESET CKPT | CKPT)`: evaluate a checkpoint on the preset's test (or val) split."""
+"""`det test (PRESET CKPT | CKPT)`: evaluate a checkpoint on the preset's test (or val) split;
+on a MOT preset (a `tracker` section and MOTChallengeDataset data), detector + tracker."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,21 +14,25 @@ from det.cli.common import ForceOption, JsonOption, SetOption, out, overrides, p
 def test(
     first: str = typer.Argument(..., metavar="PRESET_OR_CKPT", help="A checkpoint (its stored preset is used), or a preset followed by CKPT."),
     ckpt: Optional[str] = typer.Argument(None, show_default=False, help="The checkpoint when a preset is given first."),
-    out_file: Optional[Path] = typer.Option(None, "--out", "-o", help="Write predictions as a COCO results JSON."),
+    out_file: Optional[Path] = typer.Option(None, "--out", "-o", help="Write predictions as a COCO results JSON (MOT "
+                                            "preset: the folder of the per-sequence tracks, default WORK_DIR/tracks)."),
     show_dir: Optional[Path] = typer.Option(None, "--show-dir", help="Draw predictions on every test image into this folder."),
     score_thr: float = typer.Option(0.3, "--score-thr", help="Minimum score of the boxes drawn with --show-dir."),
     tta: bool = typer.Option(False, "--tta", help="Test-time augmentation: merge horizontal flip and --tta-scales per image."),
     tta_scales: Optional[list[float]] = typer.Option(None, "--tta-scales", help="Extra scale factors for --tta (repeatable) (default: 1.0)."),
     format_only: bool = typer.Option(False, "--format-only", help="Only write results (--out) for a split without annotations."),
-    work_dir: Optional[Path] = typer.Option(None, "--work-dir", "-w", help="Where metrics.json goes (default: CKPT_DIR/test_CKPT_NAME)."),
+    work_dir: Optional[Path] = typer.Option(None, "--work-dir", "-w", help="Where metrics.json goes (MOT preset: also tracks/ and detections/) (default: CKPT_DIR/test_CKPT_NAME)."),
     set_: Optional[list[str]] = SetOption,
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     force: bool = ForceOption,
     json_: bool = JsonOption,
 ) -> None:
-    """Evaluate a checkpoint: prints a metrics table and writes metrics.json.
+    """Evaluate a checkpoint: prints a metrics table and writes metrics.json. On a MOT preset
+    (tracker + MOTChallenge data) the detector runs per frame and the tracker per sequence:
+    tracks go to WORK_DIR/tracks/<seq>.txt (or --out DIR), metrics are HOTA, CLEAR and Identity.
 
     Example: det test work_dirs/demo/last.pt --out results.json --show-dir work_dirs/demo/vis
+    Example: det test mot/bytetrack_rtmdet_tiny_synth work_dirs/mot_synth/last.pt --out work_dirs/mot_synth/tracks
     """
     from det.core.engine import dist
     from det.core.engine.runner import resolve_test_inputs
@@ -46,6 +51,9 @@ def test(
         print_json(result)
         return
     metrics = result["metrics"]
+    if "tracks_dir" in result:
+        _print_mot(result, ckpt_path.name)
+        return
     if metrics:
         table = Table(title=f"{ckpt_path.name} on {result['num_images']} images", title_justify="left")
         table.add_column("metric")
@@ -55,6 +63,28 @@ def test(
                 table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
         out.print(table)
     for key in ("out", "metrics_file", "show_dir"):
+        if key in result:
+            out.print(f"{key.replace('_', ' ')}: {result[key]}", markup=False, highlight=False)
+
+
+def _print_mot(result: dict, name: str) -> None:
+    """Per-sequence rows and the combined row of the headline MOT metrics."""
+    from det.cli.mot_search import TABLE_METRICS, _fmt
+
+    metrics = result["metrics"]
+    if metrics:
+        table = Table(title=f"{name} + tracker on {len(result['evaluated_sequences'])} sequences "
+                            f"({result['benchmark']} rules)", title_justify="left")
+        table.add_column("sequence")
+        for key in TABLE_METRICS:
+            table.add_column(key, justify="right")
+        for seq, values in result["sequences"].items():
+            table.add_row(seq, *[_fmt(values[k]) for k in TABLE_METRICS])
+        table.add_row("COMBINED", *[_fmt(metrics[k]) for k in TABLE_METRICS], style="bold")
+        out.print(table, width=None if out.is_terminal else 250)
+    if result.get("track_fps"):
+        out.print(f"tracker: {result['track_fps']:.0f} frames/s", markup=False, highlight=False)
+    for key in ("tracks_dir", "detections_dir", "metrics_file"):
         if key in result:
             out.print(f"{key.replace('_', ' ')}: {result[key]}", markup=False, highlight=False)
 

@@ -195,16 +195,28 @@ def test(cfg: dict, checkpoint: str | Path, *, work_dir: str | Path | None = Non
          show_dir: str | Path | None = None, score_thr: float = 0.3, tta: bool = False, format_only: bool = False,
          device: str = "auto", force: bool = False, tta_scales: Sequence[float] = (1.0,)) -> dict:
     """Evaluate `checkpoint` on `data.test` (or `data.val`): returns {'metrics', ...}; writes
-    metrics.json into `work_dir`, COCO results to `out`, drawings into `show_dir`."""
+    metrics.json into `work_dir`, COCO results to `out`, drawings into `show_dir`.
+
+    A MOT preset (a `tracker` section and MOTChallengeDataset test data) evaluates detector +
+    tracker instead: `out` is then the folder of the per-sequence tracks (default
+    `work_dir/tracks`), detections go to `work_dir/detections`, metrics are HOTA/CLEAR/Identity."""
     from det.core.evaluation.evaluator import CocoMetric, build_evaluator
     from det.core.models import build_detector
+    from det.core.tracking.evaluate import is_mot_preset
 
     log = get_logger()
+    mot = is_mot_preset(cfg)
+    if mot:
+        for flag, used in (("--tta", tta), ("--show-dir", show_dir is not None), ("--format-only", format_only)):
+            if used:
+                raise DetError(f"{flag}: not available for a MOT preset (detector + tracker); run without it")
     dev = resolve_device(device)
     dist.init_distributed(dev)
     checkpoint = Path(checkpoint)
     work_dir = Path(work_dir) if work_dir else checkpoint.parent / f"test_{checkpoint.stem}"
-    if out is not None and dist.is_main():
+    if mot and dist.get_world_size() > 1:
+        raise DetError("det test on a MOT preset runs in one process (each sequence is tracked in frame order)")
+    if out is not None and dist.is_main() and not mot:
         ensure_new(out, force)
     ckpt = load_checkpoint(checkpoint)
     model = build_detector(_section(cfg, "model"))
@@ -220,7 +232,13 @@ def test(cfg: dict, checkpoint: str | Path, *, work_dir: str | Path | None = Non
     if meta_classes and list(getattr(dataset, "classes", meta_classes)) != list(meta_classes):
         raise ConfigError(f"{checkpoint}: trained on classes {list(meta_classes)[:6]}, the test data has "
                           f"{list(dataset.classes)[:6]}")
-    if format_only or out is not None:
+    if mot:
+        from det.core.tracking.evaluate import MOTTrackingEvaluator
+
+        evaluator = MOTTrackingEvaluator(dataset, cfg["tracker"], Path(out) if out is not None else work_dir / "tracks",
+                                         work_dir / "detections", force=force)
+        keep_results = False
+    elif format_only or out is not None:
         base = cfg.get("evaluation") or {}
         evaluator = CocoMetric(dataset, metric=base.get("metric", "bbox") if base.get("type", "CocoMetric") == "CocoMetric" else "bbox",
                                classwise=bool(base.get("classwise", False)), format_only=format_only)
@@ -245,6 +263,8 @@ def test(cfg: dict, checkpoint: str | Path, *, work_dir: str | Path | None = Non
     results = evaluator.results() if keep_results else None
     summary = {"checkpoint": str(checkpoint), "metrics": _plain(metrics), "num_images": len(dataset),
                "time_s": round(elapsed, 2), "tta": tta}
+    if mot:
+        summary.update(evaluator.summary())
     if dist.is_main():
         if out is not None and results is not None:
             atomic_write_json(out, results)

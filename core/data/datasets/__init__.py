@@ -2,6 +2,7 @@
 from det.core.data.datasets.base import BaseDetDataset
 from det.core.data.datasets.coco import CocoDataset
 from det.core.data.datasets.middle import CustomDataset
+from det.core.data.datasets.mot import MOTChallengeDataset
 from det.core.data.datasets.synthetic import SyntheticShapes
 from det.core.data.datasets.voc import VOC_CLASSES, VOCDataset
 from det.core.data.datasets.wrappers import ClassBalancedDataset, ConcatDataset, RepeatDataset
@@ -11,6 +12,7 @@ DATASETS = {
     "VOCDataset": VOCDataset,
     "CustomDataset": CustomDataset,
     "MiddleFormatDataset": CustomDataset,
+    "MOTChallengeDataset": MOTChallengeDataset,
     "SyntheticShapes": SyntheticShapes,
     "RepeatDataset": RepeatDataset,
     "ConcatDataset": ConcatDataset,
@@ -19,5 +21,5 @@ DATASETS = {
 
 __all__ = [
     "DATASETS", "VOC_CLASSES", "BaseDetDataset", "ClassBalancedDataset", "CocoDataset", "ConcatDataset",
-    "CustomDataset", "RepeatDataset", "SyntheticShapes", "VOCDataset",
+    "CustomDataset", "MOTChallengeDataset", "RepeatDataset", "SyntheticShapes", "VOCDataset",
 ]
