@@ -98,6 +98,10 @@ class ConvModule(nn.Module):
     def norm(self) -> nn.Module | None:
         return getattr(self, self.norm_name) if self.norm_name else None
 
+    def conv_bn_pairs(self) -> list[tuple[str, str]]:
+        """(conv, norm) attribute pairs where the norm directly follows the conv (fuse_conv_bn)."""
+        return [("conv", self.norm_name)] if self.norm_name else []
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv(x)
         if self.norm_name:
@@ -157,6 +161,65 @@ def set_norm_eval(module: nn.Module) -> None:
     for m in module.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
             m.eval()
+
+
+def fold_conv_bn(conv: nn.Conv2d, bn: nn.Module) -> nn.Conv2d:
+    """A new Conv2d computing `bn(conv(x))` for an eval-mode BatchNorm2d (running statistics):
+    weight * gamma / sqrt(var + eps) per output channel, bias folded likewise (in float64)."""
+    scale = torch.rsqrt(bn.running_var.double() + bn.eps)
+    if bn.weight is not None:
+        scale = scale * bn.weight.detach().double()
+    shift = -bn.running_mean.double() * scale
+    if bn.bias is not None:
+        shift = shift + bn.bias.detach().double()
+    if conv.bias is not None:
+        shift = shift + conv.bias.detach().double() * scale
+    weight = conv.weight.detach()
+    fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                      conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode,
+                      device=weight.device, dtype=weight.dtype)
+    with torch.no_grad():
+        fused.weight.copy_((weight.double() * scale.view(-1, 1, 1, 1)).to(weight.dtype))
+        fused.bias.copy_(shift.to(weight.dtype))
+    fused.weight.requires_grad_(conv.weight.requires_grad)
+    fused.bias.requires_grad_(conv.weight.requires_grad)
+    return fused
+
+
+def _foldable(conv: nn.Module, bn: nn.Module) -> bool:
+    return (type(conv) is nn.Conv2d and isinstance(bn, nn.BatchNorm2d) and not bn.training
+            and bn.running_mean is not None and bn.num_features == conv.out_channels)
+
+
+def fuse_conv_bn(model: nn.Module) -> nn.Module:
+    """Fold every eval-mode BatchNorm2d that directly follows a Conv2d into that conv, for
+    inference (`det test`, `det infer`, the benchmarks): the BN is replaced by nn.Identity, so
+    each conv+BN pair costs one convolution. Outputs match the unfused model to float rounding
+    (tests/core/models/test_fuse_conv_bn.py checks 1e-4). Pairs are the `conv_bn_pairs()` that
+    modules declare (ConvModule, ResNet blocks and stem) and Conv2d -> BatchNorm2d neighbours in
+    nn.Sequential. A conv shared by several modules (RTMDet's head shares convs across levels,
+    each with its own BN) gets one fused copy per module. Modifies `model` in place (the
+    state_dict loses the folded BN entries) and returns it; a training-mode model is refused."""
+    from det.core.errors import DetError
+
+    if model.training:
+        raise DetError("fuse_conv_bn: the model is in training mode (BatchNorm uses batch statistics); "
+                       "call model.eval() first")
+    for module in list(model.modules()):
+        pairs = module.conv_bn_pairs() if hasattr(module, "conv_bn_pairs") else []
+        for conv_name, bn_name in pairs:
+            conv, bn = getattr(module, conv_name), getattr(module, bn_name)
+            if _foldable(conv, bn):
+                setattr(module, conv_name, fold_conv_bn(conv, bn))
+                setattr(module, bn_name, nn.Identity())
+        if isinstance(module, nn.Sequential):
+            names = list(module._modules)
+            for a, b in zip(names, names[1:]):
+                conv, bn = module._modules[a], module._modules[b]
+                if _foldable(conv, bn):
+                    module._modules[a] = fold_conv_bn(conv, bn)
+                    module._modules[b] = nn.Identity()
+    return model
 
 
 def check_keys(cfg: dict[str, Any] | None, allowed: set[str], key: str) -> dict[str, Any]:

@@ -18,6 +18,13 @@ def _norm(cfg: dict, channels: int) -> nn.Module:
     return built[1] if built else nn.Identity()
 
 
+def _add_relu(out: torch.Tensor, identity: torch.Tensor, relu: nn.Module | None) -> torch.Tensor:
+    """relu(out + identity), in place on `out`: `out` is a fresh conv or BatchNorm output that
+    autograd does not keep (conv and BN backward save their inputs), so no copy is needed."""
+    out += identity
+    return relu(out) if relu is not None else out
+
+
 class BasicBlock(nn.Module):
     expansion = 1
 
@@ -34,11 +41,14 @@ class BasicBlock(nn.Module):
     def last_norm(self) -> nn.Module:
         return self.bn2
 
+    def conv_bn_pairs(self) -> list[tuple[str, str]]:
+        return [("conv1", "bn1"), ("conv2", "bn2")]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
+        return _add_relu(out, identity, self.relu)
 
 
 class Bottleneck(nn.Module):
@@ -61,12 +71,15 @@ class Bottleneck(nn.Module):
     def last_norm(self) -> nn.Module:
         return self.bn3
 
+    def conv_bn_pairs(self) -> list[tuple[str, str]]:
+        return [("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3")]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
+        return _add_relu(out, identity, self.relu)
 
 
 class ResNet(nn.Module):
@@ -139,6 +152,9 @@ class ResNet(nn.Module):
             for m in self.modules():
                 if isinstance(m, (BasicBlock, Bottleneck)) and hasattr(m.last_norm(), "weight"):
                     nn.init.zeros_(m.last_norm().weight)
+
+    def conv_bn_pairs(self) -> list[tuple[str, str]]:
+        return [("conv1", "bn1")]
 
     def _frozen_modules(self) -> list[nn.Module]:
         mods: list[nn.Module] = []

@@ -80,7 +80,9 @@ class FPN(nn.Module):
                 up = F.interpolate(laterals[i], **self.upsample_cfg)
             else:
                 up = F.interpolate(laterals[i], size=laterals[i - 1].shape[2:], **self.upsample_cfg)
-            laterals[i - 1] = laterals[i - 1] + up
+            # `up` is a fresh tensor that interpolate's backward does not keep: add into it
+            laterals[i - 1] = up.add_(laterals[i - 1]) if up.shape == laterals[i - 1].shape \
+                else laterals[i - 1] + up
         return laterals
 
     def _extra(self, outs: list[torch.Tensor], inputs: Sequence[torch.Tensor], laterals: list[torch.Tensor],
