@@ -59,6 +59,9 @@ def _backward(ctx, grad):
 
 
 torch.library.register_autograd("det::roi_align", _backward, setup_context=_setup_context)
+# under CPU autocast (bf16 training/inference) the features arrive in bfloat16; the kernel is
+# float32/float64, so autocast casts them up (as torchvision registers its roi_align)
+torch.library.register_autocast("det::roi_align", "cpu", torch.float32)
 
 
 @torch.library.register_fake("det::roi_align")
