@@ -31,6 +31,21 @@ def median_ms(fn: Callable[[], object], repeat: int = 5, warmup: int = 1) -> flo
     return statistics.median(times)
 
 
+def interleaved_ms(fns: dict[str, Callable[[], object]], repeat: int = 3, warmup: int = 1) -> dict[str, float]:
+    """Median wall time (ms) of each named function, the repeats interleaved (a, b, a, b, ...)
+    so that a change in machine load hits every function alike."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - start) * 1000.0)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def peer_site_packages() -> str | None:
     """site-packages of the peer environment (../peers-env by default, or $DET_PEERS_ENV)."""
     env = Path(os.environ.get("DET_PEERS_ENV", REPO.parent / "peers-env"))
