@@ -202,6 +202,7 @@ def test(cfg: dict, checkpoint: str | Path, *, work_dir: str | Path | None = Non
     `work_dir/tracks`), detections go to `work_dir/detections`, metrics are HOTA/CLEAR/Identity."""
     from det.core.evaluation.evaluator import CocoMetric, build_evaluator
     from det.core.models import build_detector
+    from det.core.models.layers import fuse_conv_bn
     from det.core.tracking.evaluate import is_mot_preset
 
     log = get_logger()
@@ -226,7 +227,7 @@ def test(cfg: dict, checkpoint: str | Path, *, work_dir: str | Path | None = Non
         what = (f"{len(result.missing_keys)} missing (e.g. {result.missing_keys[0]})" if result.missing_keys
                 else f"{len(result.unexpected_keys)} unexpected (e.g. {result.unexpected_keys[0]})")
         raise DetError(f"{checkpoint}: weights do not fit the preset's model: {what}")
-    model.to(dev).eval()
+    fuse_conv_bn(model.to(dev).eval())  # inference only: BatchNorm folded into the convs
     dataset, collate_fn, section = build_split(cfg, "test")
     meta_classes = (ckpt.get("meta") or {}).get("classes")
     if meta_classes and list(getattr(dataset, "classes", meta_classes)) != list(meta_classes):
