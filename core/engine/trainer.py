@@ -192,6 +192,9 @@ class Trainer:
         self.max_iters = s.max_iters if not s.epoch_based else s.max_epochs * self.iters_per_epoch
 
         model = model.to(self.device)
+        self.channels_last = s.use_channels_last(self.device.type)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
         if s.sync_bn and self.world_size > 1:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.model = model
@@ -510,6 +513,8 @@ class Trainer:
         self.schedule.apply(self.optimizer, self.iter)
         inputs, samples = split_batch(batch)
         inputs = inputs.to(self.device, non_blocking=True)
+        if self.channels_last and inputs.dim() == 4:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
         samples = move_samples(samples, self.device)
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.bfloat16, enabled=self.amp_dtype is not None):
             losses = self.train_module(inputs, samples)

@@ -155,3 +155,29 @@ def test_load_from_reports_missing_unexpected_and_mismatched(tmp_path, caplog):
     assert any(k.startswith("cls.weight") for k in report["mismatched"])
     assert "body.1.running_mean" in report["missing"]
     assert torch.equal(dst.box.weight, src.box.weight) and not torch.equal(before, dst.box.weight)
+
+
+def test_channels_last_layout_and_same_gradients(tmp_path):
+    nhwc = make(tmp_path / "a", max_epochs=1, channels_last=True)
+    convs = [m.weight for m in nhwc.model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous() for w in convs)
+    auto = make(tmp_path / "b", max_epochs=1).settings
+    assert auto.use_channels_last("cpu") and not auto.use_channels_last("cuda")
+    assert not make(tmp_path / "c", max_epochs=1, channels_last=False).channels_last
+    # one step in either layout: the same losses and gradients up to summation order
+    seed_everything(0)
+    plain = TinyDet(norm=True)
+    nhwc_model = TinyDet(norm=True)
+    nhwc_model.load_state_dict(plain.state_dict())
+    nhwc_model.to(memory_format=torch.channels_last)
+    ds = SquaresDataset(8)
+    inputs, samples = collate([ds[i] for i in range(4)])
+    la = plain.loss(inputs, samples)
+    lb = nhwc_model.loss(inputs.contiguous(memory_format=torch.channels_last), samples)
+    for key in la:
+        torch.testing.assert_close(la[key], lb[key], rtol=1e-5, atol=1e-5)
+    sum(la.values()).backward(), sum(lb.values()).backward()
+    for (name, p), q in zip(plain.named_parameters(), nhwc_model.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-4 * float(p.grad.abs().max()) + 1e-5, msg=name)
+    with pytest.raises(Exception, match="train.channels_last: expected auto, true or false"):
+        make(tmp_path / "d", channels_last="yes")
