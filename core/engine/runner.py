@@ -57,7 +57,7 @@ def build_split(cfg: dict, split: str) -> tuple[Any, Any, dict]:
         dataset = build_dataset({k: v for k, v in section.items() if k in ("dataset", "pipeline")}, key=key)
     except DetError as exc:
         msg = str(exc)
-        if "not found" in msg or "No such file" in msg:
+        if ("not found" in msg or "No such file" in msg) and "det synth" not in msg:  # no second hint
             raise type(exc)(f"{msg}; {DEMO_HINT}") from None
         raise
     collate_fn = partial(collate, size_divisor=int(section.get("size_divisor", 32)), pad_val=int(section.get("pad_val", 0)))
