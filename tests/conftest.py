@@ -52,6 +52,8 @@ TINY_DEMO_OVERRIDES = (
     "data.train.dataset.num_train=4", "data.train.dataset.num_val=2", "data.train.dataset.size=64",
     "data.val.dataset.num_train=4", "data.val.dataset.num_val=2", "data.val.dataset.size=64",
     "data.test.dataset.num_train=4", "data.test.dataset.num_val=2", "data.test.dataset.size=64",
+    *(f"data.{split}.dataset.{key}={value}" for split in ("train", "val", "test")
+      for key, value in (("min_object_size", 8), ("max_object_size", 32))),
     "data.train.batch_size=2", "data.train.num_workers=0", "data.val.num_workers=0", "data.val.batch_size=2",
     "data.test.num_workers=0", "data.test.batch_size=2",
     "train.max_epochs=1", "train.val_interval=1", "train.log_interval=1", "train.checkpoint.interval=1",

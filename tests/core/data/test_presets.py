@@ -26,7 +26,8 @@ def test_validate_names_bad_keys():
 
 def test_shapes_rtmdet_loader_and_switch(tmp_path, monkeypatch):
     monkeypatch.setenv("DET_CACHE", str(tmp_path))
-    small = [f"data.{s}.dataset.{k}={v}" for s in ("train", "val") for k, v in (("num_train", 8), ("num_val", 2), ("size", 64))]
+    small = [f"data.{s}.dataset.{k}={v}" for s in ("train", "val") for k, v in (("num_train", 8), ("num_val", 2), ("size", 64),
+                                                                        ("min_object_size", 8), ("max_object_size", 32))]
     cfg = load_preset(preset_root() / "_base_" / "data" / "shapes_rtmdet.yaml", small + ["data.train.num_workers=0",
                       "data.train.batch_size=4", "data.train.pipeline.2.img_scale=[64,64]",
                       "data.train.pipeline.3.scale=[128,128]", "data.train.pipeline.4.crop_size=[64,64]",
