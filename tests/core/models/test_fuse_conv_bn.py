@@ -112,3 +112,31 @@ def test_sequential_conv_bn_pairs_and_training_refused():
     fuse_conv_bn(net)
     assert isinstance(net[1], nn.Identity) and isinstance(net[3], nn.BatchNorm2d)  # a BN after ReLU stays
     assert torch.allclose(net(x), want, atol=1e-5)
+
+
+def test_resnet_conv_bn_on_weights_matches_module_order_with_gradients():
+    """ResNet applies an eval-mode BN (norm_eval) to the conv's weights while training: same
+    outputs and gradients (input, conv weight, BN affine) as bn(conv(x)); a training-mode BN
+    runs as a module (its running statistics move)."""
+    from det.core.models.backbones.resnet import conv_bn
+
+    torch.manual_seed(0)
+    conv = nn.Conv2d(8, 16, 3, 2, 1, bias=False)
+    bn = nn.BatchNorm2d(16)
+    _randomise_bn(bn)
+    bn.eval()
+    conv2, bn2 = copy.deepcopy(conv), copy.deepcopy(bn)
+    x = torch.randn(2, 8, 20, 20, requires_grad=True)
+    x2 = x.detach().clone().requires_grad_()
+    y, y2 = conv_bn(conv, bn, x), bn2(conv2(x2))
+    g = torch.randn_like(y)
+    y.backward(g)
+    y2.backward(g)
+    assert torch.allclose(y, y2, atol=1e-5)
+    for a, b in ((x.grad, x2.grad), (conv.weight.grad, conv2.weight.grad), (bn.weight.grad, bn2.weight.grad),
+                 (bn.bias.grad, bn2.bias.grad)):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-4)
+    bn.train()
+    before = bn.running_mean.clone()
+    conv_bn(conv, bn, x)
+    assert not torch.equal(bn.running_mean, before)
