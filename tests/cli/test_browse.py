@@ -16,13 +16,13 @@ def _preset(tmp_path: Path) -> Path:
     p.write_text(f"""_base_: {base}
 data:
   train:
-    dataset: {{num_train: 4, num_val: 2, size: 96, seed: 3}}
+    dataset: {{num_train: 4, num_val: 2, size: 96, seed: 3, min_object_size: 8, max_object_size: 48}}
     pipeline:
       - {{type: LoadImage}}
       - {{type: LoadAnnotations}}
       - {{type: Pack}}
   val:
-    dataset: {{num_train: 4, num_val: 2, size: 96, seed: 3}}
+    dataset: {{num_train: 4, num_val: 2, size: 96, seed: 3, min_object_size: 8, max_object_size: 48}}
 """)
     return p
 
