@@ -22,7 +22,7 @@ from det.core.evaluation.mot import METRIC_KEYS, evaluate_mot
 from det.core.fileio import atomic_write_text, ensure_new
 from det.core.log import get_logger
 from det.core.tracking import build_tracker, run_tracker
-from det.core.tracking.mot_io import NCOLS, format_mot_rows, write_mot_txt
+from det.core.tracking.mot_io import detection_rows, format_mot_rows, write_mot_txt
 
 MOT_DATASET = "MOTChallengeDataset"
 
@@ -112,7 +112,7 @@ class MOTTrackingEvaluator:
             tracks += len(np.unique(rows[:, 1])) if len(rows) else 0
             write_mot_txt(self.tracks_dir / f"{name}.txt", rows, force=True)
             if self.detections_dir is not None:
-                atomic_write_text(self.detections_dir / f"{name}.txt", format_mot_rows(_det_rows(per_frame)))
+                atomic_write_text(self.detections_dir / f"{name}.txt", format_mot_rows(detection_rows(per_frame)))
             if self.dataset.sequence_info[name]["has_gt"]:
                 with_gt.append(name)
         log = get_logger()
@@ -136,17 +136,3 @@ class MOTTrackingEvaluator:
 
     def summary(self) -> dict:
         return dict(self._summary)
-
-
-def _det_rows(per_frame: Mapping[int, np.ndarray]) -> np.ndarray:
-    """{frame: (N, 5) x1, y1, x2, y2, score} -> det.txt rows (id -1)."""
-    blocks = []
-    for f in sorted(per_frame):
-        d = np.asarray(per_frame[f], np.float64).reshape(-1, 5)
-        block = np.full((len(d), NCOLS), -1.0)
-        block[:, 0] = f
-        block[:, 2:4] = d[:, :2]
-        block[:, 4:6] = d[:, 2:4] - d[:, :2]
-        block[:, 6] = d[:, 4]
-        blocks.append(block)
-    return np.concatenate(blocks) if blocks else np.empty((0, NCOLS))

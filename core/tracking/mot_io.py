@@ -209,6 +209,21 @@ def detections_by_frame(rows: np.ndarray, num_frames: int | None = None,
     return out
 
 
+def detection_rows(per_frame: dict[int, np.ndarray]) -> np.ndarray:
+    """{frame: (N, 5) x1, y1, x2, y2, score} -> det.txt rows (id -1), frames in order: the inverse
+    of `detections_by_frame`."""
+    blocks = []
+    for f in sorted(per_frame):
+        d = np.asarray(per_frame[f], np.float64).reshape(-1, 5)
+        block = np.full((len(d), NCOLS), -1.0)
+        block[:, 0] = f
+        block[:, 2:4] = d[:, :2]
+        block[:, 4:6] = d[:, 2:4] - d[:, :2]
+        block[:, 6] = d[:, 4]
+        blocks.append(block)
+    return np.concatenate(blocks) if blocks else np.empty((0, NCOLS))
+
+
 def filter_gt(rows: np.ndarray, classes: Iterable[int] = (1,), min_visibility: float = 0.0,
               keep_ignored: bool = False) -> np.ndarray:
     """MOT17 training filter: keep gt boxes of `classes` with visibility >= `min_visibility`

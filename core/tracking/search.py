@@ -23,7 +23,7 @@ from det.core.evaluation.mot import HIGHER_IS_BETTER, METRIC_KEYS, evaluate_sequ
 from det.core.fileio import atomic_write_text
 from det.core.log import get_logger, make_progress
 from det.core.tracking import build_tracker, run_tracker
-from det.core.tracking.mot_io import (NCOLS, detections_by_frame, find_sequences, format_mot_rows, read_mot_txt,
+from det.core.tracking.mot_io import (NCOLS, detection_rows, detections_by_frame, find_sequences, format_mot_rows, read_mot_txt,
                                       read_seqinfo)
 
 # A detector for the cache: a batch of BGR frames -> per frame (N, 5) x1, y1, x2, y2, score.
@@ -122,15 +122,7 @@ def detect_sequence(seq: Path, detect: DetectFn, batch_size: int = 8, progress: 
             if img is None:
                 raise DataError(f"{p}: cannot read image")
             images.append(img)
-        for k, dets in enumerate(detect(images)):
-            dets = np.asarray(dets, dtype=np.float64).reshape(-1, 5)
-            f = start + k + 1
-            block = np.full((len(dets), NCOLS), -1.0)
-            block[:, 0] = f
-            block[:, 2:4] = dets[:, :2]
-            block[:, 4:6] = dets[:, 2:4] - dets[:, :2]
-            block[:, 6] = dets[:, 4]
-            rows.append(block)
+        rows.append(detection_rows({start + k + 1: dets for k, dets in enumerate(detect(images))}))
         if progress is not None:
             progress(len(paths))
     return np.concatenate(rows) if rows else np.empty((0, NCOLS))
