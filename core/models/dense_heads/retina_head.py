@@ -3,6 +3,7 @@ delta (L1) or decoded-box (GIoU) regression."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -76,42 +77,10 @@ class RetinaHead(DenseHead):
             bbox_preds.append(self.retina_reg(r))
         return cls_scores, bbox_preds
 
-    def targets(self, anchors: torch.Tensor, valid: torch.Tensor, sample: DetSample):
-        """Per-anchor labels, label weights, regression targets and the positive mask."""
-        n = anchors.size(0)
-        device = anchors.device
-        boxes, labels, ignore = gt_of(sample, device)
-        inside = inside_flags(anchors, valid, image_shape(sample),
-                              self.train_cfg.get("allowed_border", -1))
-        idx = inside.nonzero().squeeze(1)
-        assign = self.assigner.assign(anchors[idx], boxes, labels, gt_ignore=ignore)
-        res = self.sampler.sample(assign, boxes, labels)
-        out_labels = torch.full((n,), self.num_classes, dtype=torch.long, device=device)
-        label_w = torch.zeros(n, device=device)
-        targets = torch.zeros((n, 4), device=device)
-        pos = idx[res.pos_inds]
-        neg = idx[res.neg_inds]
-        if pos.numel():
-            targets[pos] = res.pos_gt_bboxes if self.reg_decoded_bbox else \
-                self.bbox_coder.encode(anchors[pos], res.pos_gt_bboxes)
-            out_labels[pos] = res.pos_gt_labels
-            pw = self.train_cfg.get("pos_weight", -1)
-            label_w[pos] = 1.0 if pw <= 0 else float(pw)
-        label_w[neg] = 1.0
-        pos_mask = torch.zeros(n, dtype=torch.bool, device=device)
-        pos_mask[pos] = True
-        return out_labels, label_w, targets, pos_mask
-
     def loss_by_feat(self, cls_scores: list[torch.Tensor], bbox_preds: list[torch.Tensor],
                      samples: Sequence[DetSample]) -> dict[str, torch.Tensor]:
-        sizes = [tuple(c.shape[-2:]) for c in cls_scores]
-        device = cls_scores[0].device
-        anchors = torch.cat(self.prior_generator.grid_priors(sizes, device=device))
-        per_img = []
-        for s in samples:
-            valid = torch.cat(self.prior_generator.valid_flags(sizes, valid_shape(s), device))
-            per_img.append(self.targets(anchors, valid, s))
-        labels, label_w, targets, pos = (torch.cat(t) for t in zip(*per_img))
+        anchors, labels, label_w, targets, pos = anchor_targets(self, cls_scores, samples,
+                                                                reg_decoded_bbox=self.reg_decoded_bbox)
         cls = flatten_levels(cls_scores, self.num_classes).reshape(-1, self.num_classes)
         reg = flatten_levels(bbox_preds, 4).reshape(-1, 4)
         avg = reduce_mean(pos.sum().float()).clamp(min=1.0).item()
@@ -127,3 +96,47 @@ class RetinaHead(DenseHead):
                      img_shape: tuple[int, int]) -> torch.Tensor:
         reg = outs[1].permute(1, 2, 0).reshape(-1, 4)[prior_idx]
         return self.bbox_coder.decode(priors[prior_idx], reg, max_shape=img_shape)
+
+
+def _image_anchor_targets(head: Any, anchors: torch.Tensor, valid: torch.Tensor, sample: DetSample,
+                          num_classes: int, class_agnostic: bool, reg_decoded_bbox: bool):
+    """One image: per-anchor labels (`num_classes` = background), label weights, regression
+    targets and the positive mask, from the head's assigner, sampler and box coder."""
+    n, device = anchors.size(0), anchors.device
+    boxes, labels, ignore = gt_of(sample, device)
+    if class_agnostic:
+        labels = torch.zeros_like(labels)
+    inside = inside_flags(anchors, valid, image_shape(sample), head.train_cfg.get("allowed_border", -1))
+    idx = inside.nonzero().squeeze(1)
+    assign = head.assigner.assign(anchors[idx], boxes, labels, gt_ignore=ignore)
+    res = head.sampler.sample(assign, boxes, labels)
+    out_labels = torch.full((n,), num_classes, dtype=torch.long, device=device)
+    label_w = torch.zeros(n, device=device)
+    targets = torch.zeros((n, 4), device=device)
+    pos, neg = idx[res.pos_inds], idx[res.neg_inds]
+    if pos.numel():
+        targets[pos] = res.pos_gt_bboxes if reg_decoded_bbox else head.bbox_coder.encode(anchors[pos], res.pos_gt_bboxes)
+        out_labels[pos] = res.pos_gt_labels
+        pw = head.train_cfg.get("pos_weight", -1)
+        label_w[pos] = 1.0 if pw <= 0 else float(pw)
+    label_w[neg] = 1.0
+    pos_mask = torch.zeros(n, dtype=torch.bool, device=device)
+    pos_mask[pos] = True
+    return out_labels, label_w, targets, pos_mask
+
+
+def anchor_targets(head: Any, cls_scores: Sequence[torch.Tensor], samples: Sequence[DetSample],
+                   class_agnostic: bool = False, reg_decoded_bbox: bool = False):
+    """Anchor-based training targets for a batch (RetinaNet, RPN): the anchors of one image and
+    the labels, label weights, regression targets and positive mask of all images
+    concatenated. `class_agnostic` (RPN) assigns every box to class 0, background 1."""
+    sizes = [tuple(c.shape[-2:]) for c in cls_scores]
+    device = cls_scores[0].device
+    anchors = torch.cat(head.prior_generator.grid_priors(sizes, device=device))
+    num_classes = 1 if class_agnostic else head.num_classes
+    per_img = []
+    for s in samples:
+        valid = torch.cat(head.prior_generator.valid_flags(sizes, valid_shape(s), device))
+        per_img.append(_image_anchor_targets(head, anchors, valid, s, num_classes, class_agnostic, reg_decoded_bbox))
+    labels, label_w, targets, pos = (torch.cat(t) for t in zip(*per_img))
+    return anchors, labels, label_w, targets, pos

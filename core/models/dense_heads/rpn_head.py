@@ -13,8 +13,8 @@ from torch import nn
 from det.core.config.build import build, config_path
 from det.core.errors import ConfigError
 from det.core.models._ops import batched_nms
-from det.core.models.dense_heads.base import DenseHead, flatten_levels, gt_of, image_shape, valid_shape
-from det.core.models.dense_heads.retina_head import inside_flags
+from det.core.models.dense_heads.base import DenseHead, flatten_levels, image_shape
+from det.core.models.dense_heads.retina_head import anchor_targets
 from det.core.models.layers import check_keys, normal_init
 from det.core.models.losses import LOSSES
 from det.core.models.task import CODERS, PRIOR_GENERATORS
@@ -93,38 +93,10 @@ class RPNHead(DenseHead):
             bbox_preds.append(self.rpn_reg(x))
         return cls_scores, bbox_preds
 
-    def _targets(self, anchors: torch.Tensor, valid: torch.Tensor, sample: DetSample):
-        n, device = anchors.size(0), anchors.device
-        boxes, _, ignore = gt_of(sample, device)
-        inside = inside_flags(anchors, valid, image_shape(sample), self.train_cfg.get("allowed_border", -1))
-        idx = inside.nonzero().squeeze(1)
-        fg = torch.zeros(boxes.size(0), dtype=torch.long, device=device)
-        assign = self.assigner.assign(anchors[idx], boxes, fg, gt_ignore=ignore)
-        res = self.sampler.sample(assign, boxes, fg)
-        labels = torch.zeros(n, device=device)
-        label_w = torch.zeros(n, device=device)
-        targets = torch.zeros((n, 4), device=device)
-        pos, neg = idx[res.pos_inds], idx[res.neg_inds]
-        if pos.numel():
-            targets[pos] = self.bbox_coder.encode(anchors[pos], res.pos_gt_bboxes)
-            labels[pos] = 1.0
-            pw = self.train_cfg.get("pos_weight", -1)
-            label_w[pos] = 1.0 if pw <= 0 else float(pw)
-        label_w[neg] = 1.0
-        pos_mask = torch.zeros(n, dtype=torch.bool, device=device)
-        pos_mask[pos] = True
-        return labels, label_w, targets, pos_mask
-
     def loss_by_feat(self, cls_scores: list[torch.Tensor], bbox_preds: list[torch.Tensor],
                      samples: Sequence[DetSample]) -> dict[str, torch.Tensor]:
-        sizes = [tuple(c.shape[-2:]) for c in cls_scores]
-        device = cls_scores[0].device
-        anchors = torch.cat(self.prior_generator.grid_priors(sizes, device=device))
-        per_img = []
-        for s in samples:
-            valid = torch.cat(self.prior_generator.valid_flags(sizes, valid_shape(s), device))
-            per_img.append(self._targets(anchors, valid, s))
-        labels, label_w, targets, pos = (torch.cat(t) for t in zip(*per_img))
+        _, labels, label_w, targets, pos = anchor_targets(self, cls_scores, samples, class_agnostic=True)
+        labels = (labels == 0).float()  # objectness: 1 for the (single) foreground class
         cls = flatten_levels(cls_scores, 1).reshape(-1)
         reg = flatten_levels(bbox_preds, 4).reshape(-1, 4)
         # MMDetection averages both losses over the sampled anchors (positives + negatives)
