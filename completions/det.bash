@@ -46,7 +46,7 @@ _det_words() {
     "det synth mot") echo "--force --frames --height --help --json --no-images --seed --seqs --width -f" ;;
     "det synth shapes") echo "--force --help --json --max-object-size --min-object-size --num-train --num-val --seed --size -f" ;;
     "det test") echo "--device --force --format-only --help --json --out --score-thr --set --show-dir --tta --tta-scales --work-dir -f -o -s -w" ;;
-    "det train") echo "--amp --auto-scale-lr --deterministic --device --force --help --json --load-from --resume --resume-from --seed --set --work-dir -f -s -w" ;;
+    "det train") echo "--amp --auto-scale-lr --deterministic --device --force --help --json --load-from --no-amp --resume --resume-from --seed --set --work-dir -f -s -w" ;;
   esac
 }
 complete -o filenames -F _det det

@@ -253,6 +253,7 @@ complete -c det -n '__fish_seen_subcommand_from train' -l force
 complete -c det -n '__fish_seen_subcommand_from train' -l help
 complete -c det -n '__fish_seen_subcommand_from train' -l json
 complete -c det -n '__fish_seen_subcommand_from train' -l load-from
+complete -c det -n '__fish_seen_subcommand_from train' -l no-amp
 complete -c det -n '__fish_seen_subcommand_from train' -l resume
 complete -c det -n '__fish_seen_subcommand_from train' -l resume-from
 complete -c det -n '__fish_seen_subcommand_from train' -l seed

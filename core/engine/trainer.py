@@ -212,10 +212,10 @@ class Trainer:
         self.schedule = LRSchedule(s.schedulers, self.iters_per_epoch, s.max_epochs, self.max_iters, s.epoch_based)
         self.ema = ModelEMA(model, **s.ema) if s.ema else None
 
-        amp_on = s.amp.get("enabled", False) if amp is None else amp
+        amp_on = s.use_amp(self.device) if amp is None else amp
         dtype = s.amp.get("dtype", "auto")
         if dtype == "auto":
-            dtype = "bf16" if self.device.type == "cpu" else "fp16"
+            dtype = "bf16" if self.device.type == "cpu" or s.amp.get("enabled") == "auto" else "fp16"
         self.amp_dtype = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16,
                           "float16": torch.float16}[dtype] if amp_on else None
         if self.amp_dtype == torch.float16 and self.device.type == "cpu":

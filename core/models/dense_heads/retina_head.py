@@ -98,17 +98,19 @@ class RetinaHead(DenseHead):
         return self.bbox_coder.decode(priors[prior_idx], reg, max_shape=img_shape)
 
 
-def _image_anchor_targets(head: Any, anchors: torch.Tensor, valid: torch.Tensor, sample: DetSample,
-                          num_classes: int, class_agnostic: bool, reg_decoded_bbox: bool):
+def _image_anchor_targets(head: Any, anchors: torch.Tensor, level_sizes: list[int], valid: torch.Tensor,
+                          sample: DetSample, num_classes: int, class_agnostic: bool, reg_decoded_bbox: bool):
     """One image: per-anchor labels (`num_classes` = background), label weights, regression
-    targets and the positive mask, from the head's assigner, sampler and box coder."""
+    targets and the positive mask, from the head's assigner, sampler and box coder. Level-aware
+    assigners (ATSS) get the number of usable anchors on each level."""
     n, device = anchors.size(0), anchors.device
     boxes, labels, ignore = gt_of(sample, device)
     if class_agnostic:
         labels = torch.zeros_like(labels)
     inside = inside_flags(anchors, valid, image_shape(sample), head.train_cfg.get("allowed_border", -1))
     idx = inside.nonzero().squeeze(1)
-    assign = head.assigner.assign(anchors[idx], boxes, labels, gt_ignore=ignore)
+    num_level_priors = [int(f.sum()) for f in inside.split(level_sizes)]
+    assign = head.assigner.assign(anchors[idx], boxes, labels, gt_ignore=ignore, num_level_priors=num_level_priors)
     res = head.sampler.sample(assign, boxes, labels)
     out_labels = torch.full((n,), num_classes, dtype=torch.long, device=device)
     label_w = torch.zeros(n, device=device)
@@ -132,11 +134,14 @@ def anchor_targets(head: Any, cls_scores: Sequence[torch.Tensor], samples: Seque
     concatenated. `class_agnostic` (RPN) assigns every box to class 0, background 1."""
     sizes = [tuple(c.shape[-2:]) for c in cls_scores]
     device = cls_scores[0].device
-    anchors = torch.cat(head.prior_generator.grid_priors(sizes, device=device))
+    level_anchors = head.prior_generator.grid_priors(sizes, device=device)
+    level_sizes = [a.size(0) for a in level_anchors]
+    anchors = torch.cat(level_anchors)
     num_classes = 1 if class_agnostic else head.num_classes
     per_img = []
     for s in samples:
         valid = torch.cat(head.prior_generator.valid_flags(sizes, valid_shape(s), device))
-        per_img.append(_image_anchor_targets(head, anchors, valid, s, num_classes, class_agnostic, reg_decoded_bbox))
+        per_img.append(_image_anchor_targets(head, anchors, level_sizes, valid, s, num_classes, class_agnostic,
+                                             reg_decoded_bbox))
     labels, label_w, targets, pos = (torch.cat(t) for t in zip(*per_img))
     return anchors, labels, label_w, targets, pos

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from det.core.engine import InvalidLossError, Trainer, seed_everything
+from det.core.errors import ConfigError
 from det.core.evaluation.evaluator import VOCMetric
 from det.core.fileio import load_checkpoint
 from engine_tiny import SquaresDataset, TinyDet, collate
@@ -122,6 +123,21 @@ def test_bf16_autocast_on_cpu(tmp_path):
     assert t.amp_dtype == torch.bfloat16 and t.scaler is None
     t.fit()
     assert (tmp_path / "last.pt").exists()
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_amp_auto_follows_native_bf16(tmp_path, monkeypatch, native):
+    monkeypatch.setattr("det.core.engine.settings.native_bf16", lambda device: native)
+    t = make(tmp_path, max_epochs=1, amp={"enabled": "auto"})
+    assert t.amp_dtype == (torch.bfloat16 if native else None)
+    forced = Trainer(TinyDet(), {"max_epochs": 1, "optimizer": {"type": "SGD", "lr": 0.01}, "amp": {"enabled": "auto"}},
+                     tmp_path / "forced", train_dataset=SquaresDataset(4), collate_fn=collate, batch_size=4, amp=False)
+    assert forced.amp_dtype is None
+
+
+def test_amp_enabled_must_be_bool_or_auto(tmp_path):
+    with pytest.raises(ConfigError, match="train.amp.enabled"):
+        make(tmp_path, amp={"enabled": "yes"})
 
 
 def test_iteration_loop_resumes_mid_epoch_exactly(tmp_path):

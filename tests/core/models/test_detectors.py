@@ -43,6 +43,8 @@ RETINA = {
 }
 RETINA_GIOU = copy.deepcopy(RETINA)
 RETINA_GIOU["bbox_head"].update(reg_decoded_bbox=True, loss_bbox={"type": "GIoULoss", "loss_weight": 2.0})
+RETINA_ATSS = copy.deepcopy(RETINA_GIOU)
+RETINA_ATSS["train_cfg"]["assigner"] = {"type": "ATSSAssigner", "topk": 3}
 
 FCOS = {
     "type": "FCOS",
@@ -165,10 +167,28 @@ def _train_steps(cfg, steps, lr=2e-3):
     return model, history, (inputs, samples)
 
 
-@pytest.mark.parametrize("cfg", [RETINA, RETINA_GIOU, FCOS], ids=["retinanet", "retinanet-giou", "fcos"])
+@pytest.mark.parametrize("cfg", [RETINA, RETINA_GIOU, RETINA_ATSS, FCOS],
+                         ids=["retinanet", "retinanet-giou", "retinanet-atss", "fcos"])
 def test_few_steps_lower_the_loss(cfg):
     _, history, _ = _train_steps(cfg, 12)
     assert min(history[-3:]) < 0.8 * history[0]
+
+
+def test_retina_head_gives_atss_the_anchor_count_of_each_level():
+    model = build_detector(copy.deepcopy(RETINA_ATSS)).train()
+    assigner, seen = model.bbox_head.assigner, []
+
+    def spy(priors, *args, num_level_priors, **kwargs):
+        seen.append(num_level_priors)
+        res = assigner.assign(priors, *args, num_level_priors=num_level_priors, **kwargs)
+        assert (res.gt_inds > 0).any()
+        return res
+
+    model.bbox_head.assigner = type("Spy", (), {"assign": staticmethod(spy)})()
+    inputs, samples = _batch(2)
+    model.loss(inputs, samples)
+    # 64 px input, strides 8/16/32, 2 scales x 3 ratios per location
+    assert seen == [[8 * 8 * 6, 4 * 4 * 6, 2 * 2 * 6]] * 2
 
 
 @pytest.mark.slow
