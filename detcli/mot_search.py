@@ -96,7 +96,7 @@ def mot_search(
         err.print(f"wrote {plot}", markup=False)
 
 
-def _fmt(value: object) -> str:
+def format_metric(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
     return str(value)
@@ -109,7 +109,7 @@ def _print_table(names: list[str], rows: list[dict], metric: str, total: int) ->
         name = c.removeprefix("tracker.")
         table.add_column(name, justify="right", style="bold" if c == metric else None, min_width=len(name))
     for r in rows:
-        table.add_row(*[str(r[c]) if c in names else _fmt(r[c]) for c in cols])
+        table.add_row(*[str(r[c]) if c in names else format_metric(r[c]) for c in cols])
     # never truncate numbers: tables piped to a file get the width they need
     out.print(table, width=None if out.is_terminal else 250)
 

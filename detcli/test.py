@@ -69,7 +69,7 @@ def test(
 
 def _print_mot(result: dict, name: str) -> None:
     """Per-sequence rows and the combined row of the headline MOT metrics."""
-    from det.cli.mot_search import TABLE_METRICS, _fmt
+    from det.cli.mot_search import TABLE_METRICS, format_metric
 
     metrics = result["metrics"]
     if metrics:
@@ -79,8 +79,8 @@ def _print_mot(result: dict, name: str) -> None:
         for key in TABLE_METRICS:
             table.add_column(key, justify="right")
         for seq, values in result["sequences"].items():
-            table.add_row(seq, *[_fmt(values[k]) for k in TABLE_METRICS])
-        table.add_row("COMBINED", *[_fmt(metrics[k]) for k in TABLE_METRICS], style="bold")
+            table.add_row(seq, *[format_metric(values[k]) for k in TABLE_METRICS])
+        table.add_row("COMBINED", *[format_metric(metrics[k]) for k in TABLE_METRICS], style="bold")
         out.print(table, width=None if out.is_terminal else 250)
     if result.get("track_fps"):
         out.print(f"tracker: {result['track_fps']:.0f} frames/s", markup=False, highlight=False)

@@ -163,17 +163,31 @@ def set_norm_eval(module: nn.Module) -> None:
             m.eval()
 
 
+def bn_affine(bn: nn.Module, conv_bias: torch.Tensor | None = None,
+              dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale, shift) per channel with bn(conv(x)) == conv_nobias(x) * scale + shift for an
+    eval-mode BatchNorm (running statistics): scale = gamma / sqrt(var + eps), shift = beta -
+    mean * scale (+ conv_bias * scale). Differentiable in gamma, beta and the conv bias; `dtype`
+    computes in another precision (float64 for `fold_conv_bn`)."""
+    def cast(t: torch.Tensor) -> torch.Tensor:
+        return t if dtype is None else t.to(dtype)
+
+    scale = torch.rsqrt(cast(bn.running_var) + bn.eps)
+    if bn.weight is not None:
+        scale = cast(bn.weight) * scale
+    shift = -cast(bn.running_mean) * scale
+    if bn.bias is not None:
+        shift = shift + cast(bn.bias)
+    if conv_bias is not None:
+        shift = shift + cast(conv_bias) * scale
+    return scale, shift
+
+
 def fold_conv_bn(conv: nn.Conv2d, bn: nn.Module) -> nn.Conv2d:
     """A new Conv2d computing `bn(conv(x))` for an eval-mode BatchNorm2d (running statistics):
-    weight * gamma / sqrt(var + eps) per output channel, bias folded likewise (in float64)."""
-    scale = torch.rsqrt(bn.running_var.double() + bn.eps)
-    if bn.weight is not None:
-        scale = scale * bn.weight.detach().double()
-    shift = -bn.running_mean.double() * scale
-    if bn.bias is not None:
-        shift = shift + bn.bias.detach().double()
-    if conv.bias is not None:
-        shift = shift + conv.bias.detach().double() * scale
+    the weight scaled and the bias shifted per output channel by `bn_affine` (in float64)."""
+    with torch.no_grad():
+        scale, shift = bn_affine(bn, conv.bias, dtype=torch.float64)
     weight = conv.weight.detach()
     fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
                       conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode,

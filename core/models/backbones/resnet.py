@@ -11,7 +11,7 @@ from torch import nn
 
 from det.core.config.build import config_path
 from det.core.errors import ConfigError
-from det.core.models.layers import build_act, build_norm, freeze, set_norm_eval
+from det.core.models.layers import bn_affine, build_act, build_norm, freeze, set_norm_eval
 
 
 def _norm(cfg: dict, channels: int) -> nn.Module:
@@ -30,14 +30,7 @@ def conv_bn(conv: nn.Module, bn: nn.Module, x: torch.Tensor) -> torch.Tensor:
     if not (torch.is_grad_enabled() and isinstance(bn, nn.BatchNorm2d) and not bn.training
             and bn.running_var is not None and type(conv) is nn.Conv2d and conv.padding_mode == "zeros"):
         return bn(conv(x))
-    scale = torch.rsqrt(bn.running_var + bn.eps)
-    if bn.weight is not None:
-        scale = bn.weight * scale
-    shift = -bn.running_mean * scale
-    if bn.bias is not None:
-        shift = shift + bn.bias
-    if conv.bias is not None:
-        shift = shift + conv.bias * scale
+    scale, shift = bn_affine(bn, conv.bias)
     return F.conv2d(x, conv.weight * scale.view(-1, 1, 1, 1), shift, conv.stride, conv.padding, conv.dilation,
                     conv.groups)
 

@@ -98,7 +98,7 @@ class RetinaHead(DenseHead):
         return self.bbox_coder.decode(priors[prior_idx], reg, max_shape=img_shape)
 
 
-def _image_anchor_targets(head: Any, anchors: torch.Tensor, level_sizes: list[int], valid: torch.Tensor,
+def _image_anchor_targets(head: Any, anchors: torch.Tensor, level_ids: torch.Tensor, valid: torch.Tensor,
                           sample: DetSample, num_classes: int, class_agnostic: bool, reg_decoded_bbox: bool):
     """One image: per-anchor labels (`num_classes` = background), label weights, regression
     targets and the positive mask, from the head's assigner, sampler and box coder. Level-aware
@@ -109,7 +109,7 @@ def _image_anchor_targets(head: Any, anchors: torch.Tensor, level_sizes: list[in
         labels = torch.zeros_like(labels)
     inside = inside_flags(anchors, valid, image_shape(sample), head.train_cfg.get("allowed_border", -1))
     idx = inside.nonzero().squeeze(1)
-    num_level_priors = [int(f.sum()) for f in inside.split(level_sizes)]
+    num_level_priors = torch.bincount(level_ids[inside], minlength=head.prior_generator.num_levels).tolist()
     assign = head.assigner.assign(anchors[idx], boxes, labels, gt_ignore=ignore, num_level_priors=num_level_priors)
     res = head.sampler.sample(assign, boxes, labels)
     out_labels = torch.full((n,), num_classes, dtype=torch.long, device=device)
@@ -135,13 +135,14 @@ def anchor_targets(head: Any, cls_scores: Sequence[torch.Tensor], samples: Seque
     sizes = [tuple(c.shape[-2:]) for c in cls_scores]
     device = cls_scores[0].device
     level_anchors = head.prior_generator.grid_priors(sizes, device=device)
-    level_sizes = [a.size(0) for a in level_anchors]
     anchors = torch.cat(level_anchors)
+    level_ids = torch.cat([torch.full((a.size(0),), i, dtype=torch.long, device=device)
+                           for i, a in enumerate(level_anchors)])
     num_classes = 1 if class_agnostic else head.num_classes
     per_img = []
     for s in samples:
         valid = torch.cat(head.prior_generator.valid_flags(sizes, valid_shape(s), device))
-        per_img.append(_image_anchor_targets(head, anchors, level_sizes, valid, s, num_classes, class_agnostic,
+        per_img.append(_image_anchor_targets(head, anchors, level_ids, valid, s, num_classes, class_agnostic,
                                              reg_decoded_bbox))
     labels, label_w, targets, pos = (torch.cat(t) for t in zip(*per_img))
     return anchors, labels, label_w, targets, pos
