@@ -40,6 +40,9 @@ def check_data_section(cfg: dict) -> None:
                 for key in ("pipeline", "switch_pipeline"):
                     if section.get(key) is not None:
                         build_pipeline(section[key], key)
+                from det.core.data.loader import loader_options
+
+                loader_options(section, split == "train")  # reads every loader key as building does
                 for key in ("batch_size", "num_workers", "size_divisor"):
                     if key in section and (not isinstance(section[key], int) or section[key] < 0):
                         raise ConfigError(f"{config_path(key)}: expected a non-negative integer, got {section[key]!r}")
