@@ -60,7 +60,7 @@ def _check_dataset(cfg: Any, key: str) -> None:
         if name not in DATASETS:
             raise ConfigError(f"{config_path('type')}: unknown dataset type '{name}'{did_you_mean(str(name), DATASETS)}")
         names, _ = signature_keys(DATASETS[name])
-        for k in cfg:
+        for k, _value in cfg.items():  # items(): each key counts as read (--strict), as building passes it on
             if k != "type" and k not in names:
                 raise ConfigError(f"{config_path(k)}: unknown key for {name}{did_you_mean(k, names)}")
         if isinstance(cfg.get("dataset"), dict):

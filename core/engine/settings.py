@@ -200,9 +200,29 @@ def check_train_section(cfg: dict) -> None:
         raise ConfigError("train.optimizer.lr: required")
     s.build_hooks()
     LRSchedule(s.schedulers, 1000, s.max_epochs, s.max_iters or 1000 * (s.max_epochs or 1), s.epoch_based)
-    if s.ema:
-        from det.core.engine.ema import EMA_TYPES
+    _check_parts(s)
 
+
+def _check_parts(s: TrainSettings) -> None:
+    """Build the EMA, param-wise groups and clipping settings on a one-layer model, so that
+    their keys and values are checked (and read) without the preset's model."""
+    from det.core.config.build import signature_keys
+    from det.core.engine.ema import EMA_TYPES, ModelEMA
+    from det.core.engine.optim import param_groups
+
+    probe = torch.nn.Sequential(torch.nn.Conv2d(1, 1, 1), torch.nn.BatchNorm2d(1))
+    if s.ema:
         kind = s.ema.get("type", "ExpMomentumEMA")
         if kind not in EMA_TYPES:
             raise ConfigError(f"train.ema.type: unknown EMA '{kind}'{did_you_mean(kind, EMA_TYPES)}")
+        names, _ = signature_keys(ModelEMA)
+        for key, _value in s.ema.items():
+            if key not in names - {"model"}:
+                raise ConfigError(f"train.ema.{key}: unknown key{did_you_mean(key, names - {'model'})}")
+        ModelEMA(probe, **s.ema)
+    param_groups(probe, 0.1, 0.1, dict(s.paramwise))
+    if s.clip_grad:
+        for key in ("max_norm", "norm_type"):
+            value = s.clip_grad.get(key, 2)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ConfigError(f"train.clip_grad.{key}: expected a positive number, got {value!r}")
