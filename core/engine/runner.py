@@ -24,6 +24,7 @@ from det.core.log import get_logger
 DEMO_HINT = ("to try det without downloading a dataset, use a demo preset on the bundled synthetic data, "
              "e.g. det train presets/demo/rtmdet_tiny.yaml")
 RUN_FILES = ("last.pt", "log.jsonl")
+RUN_OUTPUTS = ("last.pt", "log.jsonl", "metrics.json", "preset.yaml", "tensorboard")
 
 
 def _section(cfg: dict, key: str) -> dict:
@@ -72,10 +73,31 @@ def _check_data_classes(cfg: dict, dataset: Any) -> None:
 
 
 def prepare_work_dir(work_dir: Path, resume: bool, force: bool) -> None:
+    """Refuse to start over an earlier run unless --force; with --force, the earlier run's
+    files move aside into `WORK_DIR/previous_run_N/` (said on stderr), so its checkpoints can
+    neither be pruned as this run's nor resumed by mistake."""
     existing = [name for name in RUN_FILES if (work_dir / name).exists()]
     if existing and not resume and not force:
         raise DetError(f"{work_dir}: already holds a training run ({existing[0]}); use --resume to continue it "
                        f"or --force to start over")
+    if force and not resume:
+        _move_old_run(work_dir)
+
+
+def _move_old_run(work_dir: Path) -> None:
+    old = [p for p in sorted(work_dir.glob("*")) if p.name in RUN_OUTPUTS or (p.suffix == ".pt" and (
+        ckpt_io.EPOCH_RE.match(p.name) or p.name.startswith("best_")))]
+    if not old:
+        return
+    n = 1
+    while (work_dir / f"previous_run_{n}").exists():
+        n += 1
+    target = work_dir / f"previous_run_{n}"
+    target.mkdir()
+    for path in old:
+        path.rename(target / path.name)
+    get_logger().warning(f"--force: moved the earlier run's {len(old)} files ({', '.join(p.name for p in old[:4])}"
+                         f"{', ...' if len(old) > 4 else ''}) to {target}")
 
 
 def train(cfg: dict, work_dir: str | Path, *, resume: bool | str | Path | None = None, load_from: str | Path | None = None,
@@ -150,9 +172,21 @@ def _train(cfg: dict, work_dir: Path, resume_path: Path | None, load_from: str |
               "last_checkpoint": str(trainer.last_checkpoint) if trainer.last_checkpoint else None}
     if rank == 0:
         write_metrics(work_dir / "metrics.json", _plain(result))
-        log.info(f"outputs in {work_dir}: preset.yaml, log.jsonl, {Path(result['last_checkpoint'] or 'last.pt').name}, metrics.json")
+        log.info(closing_message(work_dir, trainer.last_checkpoint))
     dist.barrier()
     return result
+
+
+def closing_message(work_dir: Path, last_checkpoint: Path | None) -> str:
+    """'outputs in WORK_DIR: ...' naming only files that exist now (a checkpoint outside the
+    work dir by its full path)."""
+    names = [n for n in ("preset.yaml", "log.jsonl") if (work_dir / n).is_file()]
+    if last_checkpoint is not None and Path(last_checkpoint).is_file():
+        inside = Path(last_checkpoint).parent.resolve() == work_dir.resolve()
+        names.append(Path(last_checkpoint).name if inside else str(last_checkpoint))
+    if (work_dir / "metrics.json").is_file():
+        names.append("metrics.json")
+    return f"outputs in {work_dir}: {', '.join(names) if names else 'none'}"
 
 
 def _plain(obj: Any) -> Any:
