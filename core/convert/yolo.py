@@ -41,8 +41,9 @@ from det.core.convert.common import (
     write_json,
     write_text,
 )
+from det.core.config.loader import safe_load_bounded
 from det.core.errors import DataError
-from det.core.fileio import read_json
+from det.core.fileio import inside, plain_name, read_json, read_text
 
 SPLITS = ("train", "val", "test")
 DIGITS = 10
@@ -55,7 +56,7 @@ def read_data_yaml(path: str | Path) -> tuple[Path, list[str], dict[str, list[st
     """-> (dataset root, class names, {split: [source entries]})."""
     path = require_file(path, "YOLO data.yaml")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = safe_load_bounded(read_text(path, "YOLO data.yaml"), path)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
@@ -351,7 +352,7 @@ def _merge_data_yaml(path: Path, names: dict[int, str], split: str, force: bool)
     data = {"path": ".", "train": None, "val": None, "test": None, "nc": len(names), "names": names}
     if path.is_file():
         try:
-            old = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            old = safe_load_bounded(read_text(path, "YOLO data.yaml"), path) or {}
         except yaml.YAMLError:
             old = None
         old_names = old.get("names") if isinstance(old, dict) else None
