@@ -142,10 +142,11 @@ def inside(root: str | Path, name: str | Path, where: str, follow_links: bool = 
     `follow_links`) resolves through a symlink to a place outside `root`."""
     text = str(name).replace("\\", "/")
     if not text or text.startswith("/") or (len(text) > 1 and text[1] == ":"):
-        raise DetError(f"{where}: path {str(name)!r} must be relative to {root}")
+        raise DetError(f"{where}: path {str(name)!r} is absolute; expected a path inside"
+                       + (" its folder" if str(root) == "." else f" {root}"))
     rel = os.path.normpath(text)
     if rel == ".." or rel.startswith("../") or rel == ".":
-        raise DetError(f"{where}: path {str(name)!r} leaves its folder {root}")
+        raise DetError(f"{where}: path {str(name)!r} leaves its folder" + ("" if str(root) == "." else f" {root}"))
     joined = Path(root) / rel
     if follow_links:
         real_root = os.path.realpath(root)
