@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from det.cli.common import ForceOption, JsonOption, out, print_json
+from det.cli.common import ForceOption, JsonOption, err, out, print_json
 from det.core.analysis import logs as L
 from det.core.fileio import ensure_new
 
@@ -138,6 +138,12 @@ def summary(logs: list[Path] = LogsArg, json_: bool = JsonOption) -> None:
             table.add_row(key, _fmt(row["last"]), _fmt(row["last_epoch"]), _fmt(row["last_step"]), _fmt(row["best"]),
                           _fmt(row["best_epoch"]), _fmt(row["best_step"]), str(row["count"]))
         out.print(table)
+        for key, row in r["keys"].items():
+            if row["non_finite"]:
+                first = row["first_non_finite"]
+                err.print(f"warning: {r['log']}: {key} has {row['non_finite']} non-finite value(s), first "
+                          f"{first['value']} at epoch {_fmt(first['epoch'])}, step {_fmt(first['step'])}",
+                          markup=False, highlight=False)
 
 
 def register(app: typer.Typer) -> None:
