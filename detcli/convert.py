@@ -14,6 +14,7 @@ convert_app = typer.Typer(
     no_args_is_help=True,
 )
 
+AllowEmptyOption = typer.Option(False, "--allow-empty", help="Write the output even when no tensor maps onto the model.")
 NprocOption = typer.Option(1, "--nproc", "-j", min=1, help="Worker processes for the per-file work.")
 
 
@@ -221,6 +222,7 @@ def mmdet_weights(
     out: Path = typer.Argument(..., help="Output det checkpoint."),
     preset: str = typer.Option(..., "--preset", "-p", help="det preset of the same model (e.g. a bundled name)."),
     strict: bool = typer.Option(False, "--strict", help="Fail when any key is unmapped or missing."),
+    allow_empty: bool = AllowEmptyOption,
     set_: Optional[list[str]] = SetOption,
     force: bool = ForceOption,
     json_: bool = JsonOption,
@@ -233,7 +235,7 @@ def mmdet_weights(
     """
     from det.core.convert.weights import convert_mmdet_weights
 
-    _report([convert_mmdet_weights(src, out, preset, strict, force, overrides(set_))], json_)
+    _report([convert_mmdet_weights(src, out, preset, strict, force, overrides(set_), allow_empty)], json_)
 
 
 @convert_app.command("torchvision-weights")
@@ -244,6 +246,7 @@ def torchvision_weights(
     preset: Optional[str] = typer.Option(None, "--preset", "-p", help="det preset to check against (required for detectors)."),
     prefix: str = typer.Option("backbone.", "--prefix", help="Key prefix for a ResNet classifier's weights."),
     strict: bool = typer.Option(False, "--strict", help="Fail when any key is unmapped or missing."),
+    allow_empty: bool = AllowEmptyOption,
     set_: Optional[list[str]] = SetOption,
     force: bool = ForceOption,
     json_: bool = JsonOption,
@@ -258,7 +261,7 @@ def torchvision_weights(
     """
     from det.core.convert.weights import convert_torchvision_weights
 
-    _report([convert_torchvision_weights(src, out, preset, prefix, strict, force, overrides(set_))], json_)
+    _report([convert_torchvision_weights(src, out, preset, prefix, strict, force, overrides(set_), allow_empty)], json_)
 
 
 def register(app: typer.Typer) -> None:
