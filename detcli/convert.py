@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from det.cli.common import ForceOption, JsonOption, SetOption, out, overrides, print_json
+from det.cli.common import ForceOption, JsonOption, SetOption, in_range, out, overrides, print_json
 
 convert_app = typer.Typer(
     help="Convert datasets (Cityscapes, VOC, MOT, CrowdHuman, YouTube-VIS, YOLO, plain images) to COCO JSON, "
@@ -111,10 +111,10 @@ def mot(
 def mot_reid(
     root: Path = typer.Argument(..., help="MOTChallenge root holding train/."),
     out_dir: Path = typer.Option(..., "--out-dir", "-o", help="Output folder for imgs/ and meta/."),
-    val_split: float = typer.Option(0.2, "--val-split", help="Share of identities held out for validation."),
-    vis_threshold: float = typer.Option(0.3, "--vis-threshold", help="Minimum visibility of a kept box."),
-    min_per_person: int = typer.Option(8, "--min-per-person", help="Identities with fewer crops are not listed."),
-    max_per_person: int = typer.Option(1000, "--max-per-person", help="At most this many crops listed per identity."),
+    val_split: float = typer.Option(0.2, "--val-split", callback=in_range(0, 1), help="Share of identities held out for validation."),
+    vis_threshold: float = typer.Option(0.3, "--vis-threshold", callback=in_range(0, 1), help="Minimum visibility of a kept box."),
+    min_per_person: int = typer.Option(8, "--min-per-person", callback=in_range(1), help="Identities with fewer crops are not listed."),
+    max_per_person: int = typer.Option(1000, "--max-per-person", callback=in_range(1), help="At most this many crops listed per identity."),
     nproc: int = NprocOption,
     force: bool = ForceOption,
     json_: bool = JsonOption,
