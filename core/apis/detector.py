@@ -106,10 +106,9 @@ class Detector:
         else:
             raise DetError(f"{path}: checkpoint carries no preset; pass --preset")
         model = build_detector(cfg["model"])
-        missing, unexpected = model.load_state_dict(ckpt["state_dict"], strict=False)
-        if missing or unexpected:
-            what = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
-            raise DetError(f"{path}: weights do not fit the preset's model ({what})")
+        from det.core.engine.checkpoint import fit_weights
+
+        fit_weights(model, ckpt["state_dict"], path)
         # inference only: fold BatchNorm into the convs (same outputs to 1e-4, fewer passes)
         model = fuse_conv_bn(model.eval())
         loader = test_loader_cfg(cfg)

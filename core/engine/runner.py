@@ -248,11 +248,7 @@ def test(cfg: dict, checkpoint: str | Path, *, work_dir: str | Path | None = Non
     ckpt = load_checkpoint(checkpoint)
     model = build_detector(_section(cfg, "model"))
     state = ckpt_io.weights_of(ckpt, checkpoint)
-    result = model.load_state_dict(state, strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        what = (f"{len(result.missing_keys)} missing (e.g. {result.missing_keys[0]})" if result.missing_keys
-                else f"{len(result.unexpected_keys)} unexpected (e.g. {result.unexpected_keys[0]})")
-        raise DetError(f"{checkpoint}: weights do not fit the preset's model: {what}")
+    ckpt_io.fit_weights(model, state, checkpoint)
     fuse_conv_bn(model.to(dev).eval())  # inference only: BatchNorm folded into the convs
     dataset, collate_fn, section = build_split(cfg, "test")
     meta_classes = (ckpt.get("meta") or {}).get("classes")
