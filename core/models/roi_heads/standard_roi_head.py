@@ -148,10 +148,8 @@ def unflip_masks(probs: torch.Tensor, direction: str | None) -> torch.Tensor:
 class BaseRoIHead(nn.Module, metaclass=ABCMeta):
     """What RoI heads share (standard and cascade are siblings below it): box/mask forward on
     RoIs, box and mask losses of sampled RoIs, post-processing and mask prediction. A subclass
-    builds its extractors and heads and implements `set_train_cfg`, `loss` and `predict`."""
-
-    mask_head: nn.Module | None = None
-    mask_roi_extractor: nn.Module | None = None
+    builds its extractors and heads (setting `mask_head` and `mask_roi_extractor`, None when
+    absent) and implements `set_train_cfg`, `loss` and `predict`."""
 
     @abstractmethod
     def set_train_cfg(self, train_cfg: object) -> None:
