@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich import box
 from rich.table import Table
 
 from det.cli.common import JsonOption, out, print_json
@@ -70,7 +71,7 @@ def eval_(
         out.print(table)
 
 
-MOT_COLUMNS = ("HOTA", "DetA", "AssA", "LocA", "MOTA", "MOTP", "IDF1", "IDP", "IDR", "IDSW", "FP", "FN", "Frag", "MT", "ML")
+MOT_COLUMNS = ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW", "FP", "FN")  # all metrics: --json
 
 
 def _eval_mot(gt_dir: Path, tracks_dir: Path, benchmark: str, json_: bool) -> None:
@@ -86,7 +87,8 @@ def _eval_mot(gt_dir: Path, tracks_dir: Path, benchmark: str, json_: bool) -> No
     if json_:
         print_json(res)
         return
-    table = Table(title=f"{tracks_dir}: HOTA / CLEAR / Identity ({benchmark})")
+    table = Table(title=f"{tracks_dir.name}: HOTA / CLEAR / Identity ({benchmark}; --json for all metrics)",
+                  box=box.SIMPLE, pad_edge=False)
     table.add_column("sequence")
     for col in MOT_COLUMNS:
         table.add_column(col, justify="right")
