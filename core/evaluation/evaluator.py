@@ -116,6 +116,33 @@ class CocoMetric:
         return dist.broadcast_object(metrics)
 
 
+class LVISMetric(CocoMetric):
+    """LVIS v1 AP (AP, AP50, AP75, APs/m/l, APr/c/f, AR@300) equal to the lvis package (evaluation/lvis.py).
+
+    Models must keep at most 300 detections per image (`test_cfg.max_per_img: 300`)."""
+
+    def __init__(self, dataset: Any = None, metric: str | list[str] = "bbox", classwise: bool = False,
+                 format_only: bool = False, ann_file: str | None = None):
+        metrics = [metric] if isinstance(metric, str) else list(metric)
+        for m in metrics:
+            if m not in ("bbox", "segm"):
+                raise ConfigError(f"evaluation.metric: unknown LVIS metric '{m}'; valid: bbox, segm")
+        super().__init__(dataset, metrics, classwise, format_only=format_only, ann_file=ann_file)
+
+    def evaluate(self) -> dict[str, float]:
+        results = self.results()
+        if self.format_only:
+            return {}
+        metrics: dict[str, Any] = {}
+        if dist.is_main():
+            from det.core.evaluation.lvis import lvis_evaluate
+
+            gt = self.ann_file or self.dataset.coco_gt()
+            for m in self.metrics:
+                metrics.update(lvis_evaluate(gt, results, iou_type=m, classwise=self.classwise))
+        return dist.broadcast_object(metrics)
+
+
 class VOCMetric:
     """VOC mAP at `iou_thr` ('area' or '11points'), difficult boxes ignored."""
 
@@ -177,7 +204,7 @@ def _gt_in_original(sample: Any) -> Any:
     return Instances(bboxes=boxes, labels=gt.labels, ignore=gt.ignore)
 
 
-EVALUATORS = {"CocoMetric": CocoMetric, "VOCMetric": VOCMetric}
+EVALUATORS = {"CocoMetric": CocoMetric, "LVISMetric": LVISMetric, "VOCMetric": VOCMetric}
 
 
 def build_evaluator(cfg: dict | None, dataset: Any) -> Any:

@@ -7,6 +7,9 @@
 //  * per IoU threshold, each detection takes the best still-free ground truth (crowds may match
 //    many times) with IoU >= min(t, 1 - 1e-10), later ground truths winning ties, and stops at
 //    the first ignored one once it holds a regular match;
+//  * ground truths are ignored when flagged (pycocotools: iscrowd; LVIS: 'ignore') or outside the
+//    area range; unmatched detections are ignored outside the area range or when flagged lenient
+//    (LVIS: a class not exhaustively annotated in that image);
 //  * a match stores the ground truth's id, so (as in pycocotools) a ground truth with id 0 counts
 //    as no match for TP/FP and for the area-range ignore of unmatched detections;
 //  * accumulation concatenates, per category, the first maxDet detections of every image in
@@ -26,7 +29,7 @@ namespace {
 enum Code : uint8_t { kFP = 0, kTP = 1, kIgnored = 2 };
 
 struct Inputs {
-  const int64_t *gt_img, *gt_cat, *gt_crowd, *gt_id, *dt_img, *dt_cat;
+  const int64_t *gt_img, *gt_cat, *gt_crowd, *gt_ignore, *gt_id, *dt_img, *dt_cat, *dt_lenient;
   const double *gt_box, *gt_area, *dt_box, *dt_area, *dt_score;
   const double* ious;          // image-local (dts x gts) matrices, or nullptr for box IoU
   const int64_t* iou_offsets;  // per image start in `ious`
@@ -92,7 +95,7 @@ void match_group(const Inputs& in, const Params& p, Groups& gr, int64_t g, int64
     int64_t regular = 0;
     for (int64_t j = 0; j < G; ++j) {
       const double area = in.gt_area[gts[j]];
-      ig[j] = in.gt_crowd[gts[j]] != 0 || area < p.area_lo[a] || area > p.area_hi[a];
+      ig[j] = in.gt_ignore[gts[j]] != 0 || area < p.area_lo[a] || area > p.area_hi[a];
       regular += ig[j] == 0;
     }
     gr.npig[g * p.A + a] = regular;
@@ -113,7 +116,7 @@ void match_group(const Inputs& in, const Params& p, Groups& gr, int64_t g, int64
           m = j;
         }
         const double area = in.dt_area[dts[d]];
-        const bool outside = area < p.area_lo[a] || area > p.area_hi[a];
+        const bool outside = area < p.area_lo[a] || area > p.area_hi[a] || in.dt_lenient[dts[d]] != 0;
         const bool matched = m > -1 && in.gt_id[gts[m]] != 0;
         if (m > -1) taken[m] = 1;
         const bool ignored = (m > -1 && ig[m]) || (!matched && outside);
@@ -197,13 +200,15 @@ void image_local(const int64_t* img, int64_t n, int64_t I, std::vector<int64_t>&
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> coco_evaluate_cpu(
     const at::Tensor& gt_img, const at::Tensor& gt_cat, const at::Tensor& gt_box, const at::Tensor& gt_area,
-    const at::Tensor& gt_crowd, const at::Tensor& gt_id, const at::Tensor& dt_img, const at::Tensor& dt_cat,
+    const at::Tensor& gt_crowd, const at::Tensor& gt_ignore, const at::Tensor& gt_id, const at::Tensor& dt_img,
+    const at::Tensor& dt_cat, const at::Tensor& dt_lenient,
     const at::Tensor& dt_box, const at::Tensor& dt_area, const at::Tensor& dt_score, const at::Tensor& ious,
     const at::Tensor& iou_offsets, int64_t num_images, int64_t num_cats, const at::Tensor& iou_thrs,
     const at::Tensor& rec_thrs, const at::Tensor& area_rng, const at::Tensor& max_dets) {
   const int64_t ng = gt_img.numel(), nd = dt_img.numel(), I = num_images, K = num_cats;
   for (auto [t, n, name] : {std::tuple{&gt_img, ng, "gt_img"}, {&gt_cat, ng, "gt_cat"}, {&gt_crowd, ng, "gt_crowd"},
-                            {&gt_id, ng, "gt_id"}, {&dt_img, nd, "dt_img"}, {&dt_cat, nd, "dt_cat"}}) {
+                            {&gt_ignore, ng, "gt_ignore"}, {&gt_id, ng, "gt_id"}, {&dt_img, nd, "dt_img"},
+                            {&dt_cat, nd, "dt_cat"}, {&dt_lenient, nd, "dt_lenient"}}) {
     check_1d(*t, n, at::kLong, name);
   }
   for (auto [t, n, name] : {std::tuple{&gt_box, 4 * ng, "gt_box"}, {&gt_area, ng, "gt_area"},
@@ -219,7 +224,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> coco_evaluate_cpu(
   p.T = p.iou_thrs.size(), p.R = p.rec_thrs.size(), p.A = p.area_lo.size(), p.M = p.max_dets.size(), p.I = I, p.K = K;
   TORCH_CHECK(p.M > 0, "det coco_evaluate: max_dets is empty");
   Inputs in{gt_img.data_ptr<int64_t>(), gt_cat.data_ptr<int64_t>(), gt_crowd.data_ptr<int64_t>(),
-            gt_id.data_ptr<int64_t>(), dt_img.data_ptr<int64_t>(), dt_cat.data_ptr<int64_t>(),
+            gt_ignore.data_ptr<int64_t>(), gt_id.data_ptr<int64_t>(), dt_img.data_ptr<int64_t>(),
+            dt_cat.data_ptr<int64_t>(), dt_lenient.data_ptr<int64_t>(),
             gt_box.data_ptr<double>(), gt_area.data_ptr<double>(), dt_box.data_ptr<double>(),
             dt_area.data_ptr<double>(), dt_score.data_ptr<double>(), nullptr, nullptr};
   for (int64_t j = 0; j < ng; ++j) {
@@ -278,8 +284,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> coco_evaluate_cpu(
 
 TORCH_LIBRARY_FRAGMENT(det, m) {
   m.def(
-      "coco_evaluate(Tensor gt_img, Tensor gt_cat, Tensor gt_box, Tensor gt_area, Tensor gt_crowd, Tensor gt_id, "
-      "Tensor dt_img, Tensor dt_cat, Tensor dt_box, Tensor dt_area, Tensor dt_score, Tensor ious, "
+      "coco_evaluate(Tensor gt_img, Tensor gt_cat, Tensor gt_box, Tensor gt_area, Tensor gt_crowd, Tensor gt_ignore, "
+      "Tensor gt_id, Tensor dt_img, Tensor dt_cat, Tensor dt_lenient, Tensor dt_box, Tensor dt_area, Tensor dt_score, "
+      "Tensor ious, "
       "Tensor iou_offsets, int num_images, int num_cats, Tensor iou_thrs, Tensor rec_thrs, Tensor area_rng, "
       "Tensor max_dets) -> (Tensor, Tensor, Tensor)");
 }

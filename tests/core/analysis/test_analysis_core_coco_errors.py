@@ -74,6 +74,7 @@ def test_error_precisions_equal_pycocotools_procedure(seed):
     assert overall[2] > overall[1] and overall[4] > overall[2]  # localisation and class confusions exist
 
 
+@pytest.mark.slow
 def test_analyze_results_errors_command(det_inproc, tmp_path):
     data, dets = random_coco(3, n_img=6, n_cls=2)
     gt_p, res_p = write(tmp_path / "gt.json", data), write(tmp_path / "res.json", dets)
