@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from det.cli.common import ForceOption, JsonOption, out, print_json
+from det.cli.common import ForceOption, JsonOption, in_range, out, print_json
 from det.core.errors import DetError
 from det.core.fileio import ensure_new
 
@@ -16,9 +16,9 @@ def analyze_results(
     results: Path = typer.Argument(..., help="COCO results JSON (bbox)."),
     ann: Path = typer.Option(..., "--ann", help="COCO ground-truth JSON."),
     img_dir: Optional[Path] = typer.Option(None, "--img-dir", help="Folder holding the images named in --ann (not with --errors)."),
-    topk: int = typer.Option(20, "--topk", help="How many best and worst images to draw."),
+    topk: int = typer.Option(20, "--topk", callback=in_range(0), help="How many best and worst images to draw."),
     out_dir: Path = typer.Option(Path("analyze_results"), "--out-dir", help="Output folder (good/, bad/, per_image_ap.json)."),
-    show_score_thr: float = typer.Option(0.3, "--show-score-thr", help="Draw predictions scoring at least this."),
+    show_score_thr: float = typer.Option(0.3, "--show-score-thr", callback=in_range(0, 1), help="Draw predictions scoring at least this."),
     errors: bool = typer.Option(False, "--errors", help="COCO error analysis instead: C75, C50, Loc, Sim, Oth, BG, FN "
                                 "PR curves per class and overall (PNGs) and a table (errors.csv, errors.json)."),
     metric: str = typer.Option("bbox", "--metric", help="With --errors: bbox or segm."),
