@@ -114,7 +114,7 @@ def main() -> None:
              f"det through coco_evaluate (with result validation, MMDetection maxDets 100/300/1000): {full_ms:.0f} ms",
              "ratio = peer_ms / det_ms (> 1: det faster); det and faster-coco-eval: median of interleaved runs "
              "in one process; pycocotools: one run right after"]
-    emit("COCO bbox evaluation: det backend vs pycocotools and faster-coco-eval (`benchmarks/coco_eval.py`)",
+    emit("COCO bbox evaluation: det backend vs pycocotools and faster-coco-eval",
          rows, notes, args.json)
     if not identical:
         sys.exit("det's stats differ from pycocotools'")
