@@ -45,6 +45,8 @@ SECTION_CHECKS: dict[str, Callable[[dict], None]] = {
 
 def validate_preset(cfg: dict) -> list[str]:
     """Raise ConfigError on the first problem; return the sections that were built."""
+    if not cfg:
+        raise ConfigError("preset is empty (no model, data or train section)")
     for key in cfg:
         if key not in KNOWN_SECTIONS:
             raise ConfigError(f"{key}: unknown top-level section{did_you_mean(key, KNOWN_SECTIONS)}")
