@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import inspect
+import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -71,7 +72,16 @@ def build(cfg: Mapping[str, Any] | None, table: Mapping[str, Callable], key: str
         if missing:
             raise ConfigError(f"{config_path(missing[0])}: required by {name} but missing")
         check_value_types(factory, kwargs, name)
-        return factory(**kwargs)
+        try:
+            return factory(**kwargs)
+        except (ValueError, TypeError, ZeroDivisionError, OverflowError, RuntimeError) as exc:
+            # a value the signature allows but the component cannot use (widen_factor: 0); --debug
+            # shows where it failed
+            if os.environ.get("DET_DEBUG") == "1":
+                raise
+            lines = str(exc).strip().splitlines()
+            raise ConfigError(f"{where}: {name} cannot be built from these values: "
+                              f"{type(exc).__name__}: {lines[0][:200] if lines else ''}") from exc
 
 
 # Annotations simple enough to check before calling a constructor ('float', 'int | None', ...).
