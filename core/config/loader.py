@@ -158,7 +158,11 @@ def load_preset(path: str | Path, overrides: list[str] | None = None) -> dict:
     cfg = _load_with_bases(resolved, stack=())
     if not isinstance(cfg, dict):
         raise ConfigError(f"{resolved}: a preset must be a YAML mapping, got {type(cfg).__name__}")
-    return apply_overrides(cfg, overrides or [])
+    cfg = apply_overrides(cfg, overrides or [])
+    from det.core.config.plugins import import_custom
+
+    import_custom(cfg, resolved)  # plugins register their components before anything is built
+    return cfg
 
 
 def _load_with_bases(path: Path, stack: tuple[Path, ...]) -> dict:

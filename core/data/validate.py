@@ -40,6 +40,9 @@ def check_data_section(cfg: dict) -> None:
                 for key in ("pipeline", "switch_pipeline"):
                     if section.get(key) is not None:
                         build_pipeline(section[key], key)
+                from det.core.data.loader import loader_options
+
+                loader_options(section, split == "train")  # reads every loader key as building does
                 for key, least in (("batch_size", 1), ("num_workers", 0), ("size_divisor", 1)):
                     value = section.get(key)
                     if key in section and (isinstance(value, bool) or not isinstance(value, int) or value < least):
@@ -58,7 +61,7 @@ def _check_dataset(cfg: Any, key: str) -> None:
         if name not in DATASETS:
             raise ConfigError(f"{config_path('type')}: unknown dataset type '{name}'{did_you_mean(str(name), DATASETS)}")
         names, _ = signature_keys(DATASETS[name])
-        for k in cfg:
+        for k, _value in cfg.items():  # items(): each key counts as read (--strict), as building passes it on
             if k != "type" and k not in names:
                 raise ConfigError(f"{config_path(k)}: unknown key for {name}{did_you_mean(k, names)}")
         if isinstance(cfg.get("dataset"), dict):
