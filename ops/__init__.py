@@ -6,6 +6,7 @@ rebuild command when it is missing or was built from other sources (see docs/ops
 from det.ops._ext import _C  # noqa: F401  - first: fails early on a missing/stale build
 from det.ops.bbox_overlaps import bbox_overlaps
 from det.ops.focal_loss import sigmoid_focal_loss
+from det.ops.ms_deform_attn import ms_deform_attn
 from det.ops.nms import batched_nms, batched_soft_nms, nms, soft_nms
 from det.ops.roi_align import roi_align
 from det.ops.wbf import weighted_boxes_fusion, weighted_boxes_fusion_batch
@@ -14,6 +15,7 @@ __all__ = [
     "batched_nms",
     "batched_soft_nms",
     "bbox_overlaps",
+    "ms_deform_attn",
     "nms",
     "roi_align",
     "sigmoid_focal_loss",
