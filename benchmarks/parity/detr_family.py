@@ -12,8 +12,8 @@ initialisation plus random norm statistics, saved as an MMDetection checkpoint, 
   of every decoder layer within 1e-4. DINO's denoising noise is made identical by seeding the
   global RNG with the same seed right before each toolkit's loss call (both draw the label and
   box noise with the same ops in the same order).
-`--write-fixture` also runs reduced configs (ResNet-18 with 4 base channels, 32-wide 2+2-layer
-transformers, 5 classes) and saves MMDetection's weights, inputs and outputs (< 2 MB) for
+`--write-fixture` also runs reduced configs (see `reduced`) with weights generated from a seed
+(tests/core/models/detr_parity_weights.py) and saves the inputs and MMDetection's outputs for
 tests/core/models/test_detr_family_parity.py, which checks det against them without the peer.
 """
 from __future__ import annotations
@@ -31,6 +31,9 @@ sys.path.insert(0, str(REPO / "benchmarks" / "parity"))
 from common import arg_parser, emit, median_ms  # noqa: E402
 from mmdet_peer import load_mmdet  # noqa: E402
 
+sys.path.insert(0, str(REPO))
+from tests.core.models.detr_parity_weights import seeded_state  # noqa: E402
+
 CASES = [
     ("detr", "detr/detr_r50_8xb2-150e_coco.py", "presets/detr/detr_r50_8xb2-150e_coco.yaml"),
     ("deformable-detr", "deformable_detr/deformable-detr_r50_16xb2-50e_coco.py",
@@ -42,29 +45,21 @@ CASES = [
     ("dino-4scale", "dino/dino-4scale_r50_8xb2-12e_coco.py", "presets/dino/dino-4scale_r50_8xb2-12e_coco.yaml"),
 ]
 BOX_BOUND, SCORE_BOUND, LOSS_BOUND = 1e-3, 1e-5, 1e-4
+FIXTURE_SEED = 7
 
 
 def reduced(name: str) -> dict:
-    """Overrides (dotted key -> value) shrinking a model for the CI fixture, same on both sides."""
-    multi = name != "detr"
+    """Overrides (dotted key -> value) shrinking a model for the CI fixture, same on both sides:
+    ResNet-18 with 4 base channels, 1 encoder and 2 decoder layers with 64-wide FFNs, 5 classes,
+    few queries. The width stays 256: MMDetection's two-stage and DINO query embeddings assume it."""
+    dino = name.startswith("dino")
     out = {"model.backbone.depth": 18, "model.backbone.base_channels": 4, "model.bbox_head.num_classes": 5,
-           "model.num_queries": 12 if name.startswith("dino") else 10,
-           "model.test_cfg.max_per_img": 12 if name.startswith("dino") else 10,
-           "model.neck.in_channels": [8, 16, 32] if multi else [32], "model.neck.out_channels": 32,
-           "model.positional_encoding.num_feats": 16, "model.encoder.num_layers": 2, "model.decoder.num_layers": 2}
-    if name != "detr":
-        out["model.neck.norm_cfg"] = {"type": "GN", "num_groups": 8}
-    for part in ("encoder", "decoder"):
-        cfg = f"model.{part}.layer_cfg"
-        out[f"{cfg}.self_attn_cfg.embed_dims"] = 32
-        out[f"{cfg}.self_attn_cfg.num_heads"] = 4
-        out[f"{cfg}.ffn_cfg.embed_dims"] = 32
-        out[f"{cfg}.ffn_cfg.feedforward_channels"] = 64
-        if part == "decoder":
-            out[f"{cfg}.cross_attn_cfg.embed_dims"] = 32
-            out[f"{cfg}.cross_attn_cfg.num_heads"] = 4
-    out["model.bbox_head.embed_dims"] = 32
-    if name.startswith("dino"):
+           "model.num_queries": 12 if dino else 10, "model.test_cfg.max_per_img": 12 if dino else 10,
+           "model.neck.in_channels": [32] if name == "detr" else [8, 16, 32],
+           "model.encoder.num_layers": 1, "model.decoder.num_layers": 2,
+           "model.encoder.layer_cfg.ffn_cfg.feedforward_channels": 64,
+           "model.decoder.layer_cfg.ffn_cfg.feedforward_channels": 64}
+    if dino:
         out["model.dn_cfg.group_cfg.num_dn_queries"] = 8
     return out
 
@@ -193,6 +188,9 @@ def case(name, cfg_rel, preset, peer, size, tmp, small: bool, timing: bool):
     for k, v in overrides.items():
         set_dotted(cfg, k, v)
     mm = build_mm(MODELS, cfg, seed=0)
+    shapes = {k: list(v.shape) for k, v in mm.state_dict().items()}
+    if small:  # weights the CI test regenerates from the seed (the fixture holds none)
+        mm.load_state_dict(seeded_state(shapes, FIXTURE_SEED), strict=True)
     import yaml
 
     det_over = [f"{k}={yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}"
@@ -204,7 +202,7 @@ def case(name, cfg_rel, preset, peer, size, tmp, small: bool, timing: bool):
            "missing": len(info["missing"]), **compare(res)}
     if timing:
         row.update(det_ms=res["det_ms"], peer_ms=res["peer_ms"], ratio=res["peer_ms"] / res["det_ms"])
-    fixture = {"overrides": det_over, "preset": preset, "state_dict": mm.state_dict(), "imgs": imgs,
+    fixture = {"overrides": det_over, "preset": preset, "shapes": shapes, "seed": FIXTURE_SEED, "imgs": imgs,
                "targets": targets, "size": list(size), "mm_pred": res["mm_pred"], "mm_loss": res["mm_loss"]}
     return row, fixture
 
@@ -236,7 +234,8 @@ def main() -> int:
                 rows.append(row)
     if args.write_fixture:
         torch.save(fixtures, args.write_fixture)
-        notes.append(f"fixture: {args.write_fixture} ({os.path.getsize(args.write_fixture) / 1e6:.2f} MB)")
+        notes.append(f"fixture: {args.write_fixture} ({os.path.getsize(args.write_fixture) / 1e6:.2f} MB), reduced "
+                     "configs on 2 images 64x96")
     emit("DETR-family parity (det vs MMDetection 3.3, same converted weights)", rows, notes, args.json)
     return 0 if all(r["within_bounds"] for r in rows) else 1
 
