@@ -86,36 +86,40 @@ def build_mm(MODELS, cfg, seed: int):
     return model.eval()
 
 
-def make_batch(size: tuple[int, int], seed: int):
-    """Two uint8 images and their targets (3 and 2 objects), as det and MMDetection inputs."""
+def make_batch(size: tuple[int, int], seed: int, shapes: list[tuple[int, int]]):
+    """Two uint8 images and their targets (3 and 2 objects inside each image's own shape)."""
     g = torch.Generator().manual_seed(seed)
-    h, w = size
-    imgs = torch.randint(0, 256, (2, 3, h, w), dtype=torch.uint8, generator=g)
+    imgs = torch.randint(0, 256, (2, 3, *size), dtype=torch.uint8, generator=g)
     targets = []
-    for n in (3, 2):
+    for n, (h, w) in zip((3, 2), shapes):
         xy = torch.rand(n, 2, generator=g) * torch.tensor([w * 0.6, h * 0.6])
         wh = 8 + torch.rand(n, 2, generator=g) * torch.tensor([w * 0.35, h * 0.35])
         targets.append((torch.cat([xy, xy + wh], 1), torch.randint(0, 5, (n,), generator=g)))
     return imgs, targets
 
 
-def det_samples(size, targets):
+def image_shapes(size, padded: bool) -> list[tuple[int, int]]:
+    """Per-image (h, w) inside the (h, w) batch: with `padded` the second image is smaller (the
+    rest is batch padding, so the models build padding masks and valid ratios)."""
+    return [tuple(size), (size[0] * 3 // 4, size[1] * 5 // 6) if padded else tuple(size)]
+
+
+def det_samples(size, targets, shapes=None):
     from det.core.structures import DetSample, Instances
 
-    h, w = size
-    return [DetSample(ori_shape=(h, w), img_shape=(h, w), pad_shape=(h, w), batch_input_shape=(h, w),
-                      gt=Instances(bboxes=b.clone(), labels=lab.clone())) for b, lab in targets]
+    return [DetSample(ori_shape=hw, img_shape=hw, pad_shape=hw, batch_input_shape=tuple(size),
+                      gt=Instances(bboxes=b.clone(), labels=lab.clone()))
+            for (b, lab), hw in zip(targets, shapes or image_shapes(size, False))]
 
 
-def mm_samples(size, targets):
+def mm_samples(size, targets, shapes=None):
     from mmdet.structures import DetDataSample
     from mmengine.structures import InstanceData
 
-    h, w = size
     out = []
-    for b, lab in targets:
-        s = DetDataSample(metainfo={"img_shape": (h, w), "ori_shape": (h, w), "pad_shape": (h, w),
-                                    "batch_input_shape": (h, w), "scale_factor": (1.0, 1.0)})
+    for (b, lab), hw in zip(targets, shapes or image_shapes(size, False)):
+        s = DetDataSample(metainfo={"img_shape": hw, "ori_shape": hw, "pad_shape": hw,
+                                    "batch_input_shape": tuple(size), "scale_factor": (1.0, 1.0)})
         s.gt_instances = InstanceData(bboxes=b.clone(), labels=lab.clone())
         out.append(s)
     return out
@@ -127,18 +131,18 @@ def no_dropout(model: torch.nn.Module) -> None:
             m.eval()
 
 
-def run_pair(mm, det, imgs, size, targets, timing: bool) -> dict:
+def run_pair(mm, det, imgs, size, targets, timing: bool, shapes=None) -> dict:
     """Detections (eval) and losses (train, dropout off, same RNG seed) of both models."""
-    x, _ = det.data_preprocessor(imgs, det_samples(size, targets))
+    x, _ = det.data_preprocessor(imgs, det_samples(size, targets, shapes))
     with torch.no_grad():
-        mm_pred = [s.pred_instances for s in mm.predict(x, mm_samples(size, targets), rescale=True)]
-        det_pred = det.predict(imgs, det_samples(size, targets), rescale=True)
+        mm_pred = [s.pred_instances for s in mm.predict(x, mm_samples(size, targets, shapes), rescale=True)]
+        det_pred = det.predict(imgs, det_samples(size, targets, shapes), rescale=True)
     mm.train(), det.train()
     no_dropout(mm), no_dropout(det)
     torch.manual_seed(123)
-    mm_loss = {k: v.detach() for k, v in mm.loss(x, mm_samples(size, targets)).items()}
+    mm_loss = {k: v.detach() for k, v in mm.loss(x, mm_samples(size, targets, shapes)).items()}
     torch.manual_seed(123)
-    det_loss = {k: v.detach() for k, v in det.loss(imgs, det_samples(size, targets)).items()}
+    det_loss = {k: v.detach() for k, v in det.loss(imgs, det_samples(size, targets, shapes)).items()}
     mm.eval(), det.eval()
     out = {"mm_pred": [(p.bboxes, p.scores, p.labels) for p in mm_pred],
            "det_pred": [(p.bboxes, p.scores, p.labels) for p in det_pred], "mm_loss": mm_loss, "det_loss": det_loss}
@@ -181,29 +185,32 @@ def convert_and_build(mm, preset: Path, overrides: list[str], tmp: str, name: st
     return det.eval(), info
 
 
-def case(name, cfg_rel, preset, peer, size, tmp, small: bool, timing: bool):
+def case(name, cfg_rel, preset, peer, size, tmp, small: bool, timing: bool, padded: bool = False):
     MODELS, Config, cfg_dir = peer
     cfg = Config.fromfile(os.path.join(cfg_dir, cfg_rel))
     overrides = reduced(name) if small else {}
     for k, v in overrides.items():
         set_dotted(cfg, k, v)
     mm = build_mm(MODELS, cfg, seed=0)
-    shapes = {k: list(v.shape) for k, v in mm.state_dict().items()}
+    weight_shapes = {k: list(v.shape) for k, v in mm.state_dict().items()}
     if small:  # weights the CI test regenerates from the seed (the fixture holds none)
-        mm.load_state_dict(seeded_state(shapes, FIXTURE_SEED), strict=True)
+        mm.load_state_dict(seeded_state(weight_shapes, FIXTURE_SEED), strict=True)
     import yaml
 
     det_over = [f"{k}={yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}"
                 for k, v in overrides.items()]
     det, info = convert_and_build(mm, REPO / preset, det_over, tmp, name)
-    imgs, targets = make_batch(size, seed=1)
-    res = run_pair(mm, det, imgs, size, targets, timing)
-    row = {"case": name + (" (reduced)" if small else ""), "unmapped": len(info["unmapped"]),
+    shapes = image_shapes(size, padded)
+    imgs, targets = make_batch(size, seed=1, shapes=shapes)
+    res = run_pair(mm, det, imgs, size, targets, timing, shapes)
+    label = name + (" (reduced)" if small else "") + (", padded batch" if padded else "")
+    row = {"case": label, "unmapped": len(info["unmapped"]),
            "missing": len(info["missing"]), **compare(res)}
     if timing:
         row.update(det_ms=res["det_ms"], peer_ms=res["peer_ms"], ratio=res["peer_ms"] / res["det_ms"])
-    fixture = {"overrides": det_over, "preset": preset, "shapes": shapes, "seed": FIXTURE_SEED, "imgs": imgs,
-               "targets": targets, "size": list(size), "mm_pred": res["mm_pred"], "mm_loss": res["mm_loss"]}
+    fixture = {"overrides": det_over, "preset": preset, "weight_shapes": weight_shapes, "seed": FIXTURE_SEED,
+               "imgs": imgs, "targets": targets, "size": list(size), "shapes": [list(hw) for hw in shapes],
+               "mm_pred": res["mm_pred"], "mm_loss": res["mm_loss"]}
     return row, fixture
 
 
@@ -223,15 +230,17 @@ def main() -> int:
     logging.getLogger("mmengine").setLevel(logging.ERROR)
     size = (128, 160) if args.quick else (256, 320)
     rows, fixtures = [], {}
-    notes = [f"batch of 2 images {size[0]}x{size[1]}, random weights; bounds: boxes {BOX_BOUND} px, scores "
+    notes = [f"presets as shipped: batch of 2 images {size[0]}x{size[1]}, random weights; bounds: boxes {BOX_BOUND} px, scores "
              f"{SCORE_BOUND}, losses {LOSS_BOUND}; DINO's denoising noise identical (same RNG seed)"]
     with tempfile.TemporaryDirectory() as tmp:
         for name, cfg_rel, preset in CASES:
             if name in args.cases and not args.reduced_only:
                 rows.append(case(name, cfg_rel, preset, peer, size, tmp, small=False, timing=True)[0])
             if args.write_fixture and name in args.cases:
-                row, fixtures[name] = case(name, cfg_rel, preset, peer, (64, 96), tmp, small=True, timing=False)
-                rows.append(row)
+                for padded in (False, True):
+                    row, fixtures[name + ("-padded" if padded else "")] = case(
+                        name, cfg_rel, preset, peer, (64, 96), tmp, small=True, timing=False, padded=padded)
+                    rows.append(row)
     if args.write_fixture:
         torch.save(fixtures, args.write_fixture)
         notes.append(f"fixture: {args.write_fixture} ({os.path.getsize(args.write_fixture) / 1e6:.2f} MB), reduced "

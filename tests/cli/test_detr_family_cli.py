@@ -72,3 +72,8 @@ def test_flops_counts_the_transformer(name, det_inproc):
     rows = {row["module"]: row for row in res["modules"]}
     assert rows["encoder"]["flops"] > 0 and rows["decoder"]["flops"] > 0
     assert "ms_deform_attn" not in res["uncounted_ops"]
+
+
+def test_dino_demo_preset_validates(det_inproc):
+    r = det_inproc("config", "validate", "presets/demo/dino_r18.yaml")
+    assert r.returncode == 0, r.stderr

@@ -18,7 +18,8 @@ from tests.core.models.detr_parity_weights import seeded_state
 
 REPO = Path(__file__).resolve().parents[3]
 FIXTURE = REPO / "tests" / "fixtures" / "detr_family_parity.pt"
-CASES = ["detr", "deformable-detr", "deformable-detr-refine", "deformable-detr-refine-twostage", "dino-4scale"]
+MODELS = ["detr", "deformable-detr", "deformable-detr-refine", "deformable-detr-refine-twostage", "dino-4scale"]
+CASES = MODELS + [f"{m}-padded" for m in MODELS]  # -padded: the second image is smaller than the batch
 
 
 @pytest.fixture(scope="module")
@@ -26,15 +27,16 @@ def fixture() -> dict:
     return torch.load(FIXTURE, weights_only=True)
 
 
-def samples(size, targets) -> list[DetSample]:
-    h, w = size
-    return [DetSample(ori_shape=(h, w), img_shape=(h, w), pad_shape=(h, w), batch_input_shape=(h, w),
-                      gt=Instances(bboxes=b.clone(), labels=lab.clone())) for b, lab in targets]
+def samples(case: dict) -> list[DetSample]:
+    """The fixture's images: each with its own shape inside the batch (padded cases differ)."""
+    return [DetSample(ori_shape=tuple(hw), img_shape=tuple(hw), pad_shape=tuple(hw),
+                      batch_input_shape=tuple(case["size"]), gt=Instances(bboxes=b.clone(), labels=lab.clone()))
+            for (b, lab), hw in zip(case["targets"], case["shapes"])]
 
 
 def converted(case: dict, tmp_path: Path) -> torch.nn.Module:
     src, out = tmp_path / "mmdet.pth", tmp_path / "det.pt"
-    torch.save({"state_dict": seeded_state(case["shapes"], case["seed"])}, src)
+    torch.save({"state_dict": seeded_state(case["weight_shapes"], case["seed"])}, src)
     info = convert_mmdet_weights(src, out, REPO / case["preset"], overrides=case["overrides"])
     assert info["unmapped"] == [] and info["missing"] == []
     ckpt = load_checkpoint(out)
@@ -48,9 +50,9 @@ def converted(case: dict, tmp_path: Path) -> torch.nn.Module:
 def test_matches_mmdetection(name, fixture, tmp_path):
     case = fixture[name]
     model = converted(case, tmp_path)
-    size, imgs, targets = tuple(case["size"]), case["imgs"], case["targets"]
+    imgs = case["imgs"]
     with torch.no_grad():
-        preds = model.predict(imgs, samples(size, targets))
+        preds = model.predict(imgs, samples(case))
     for pred, (boxes, scores, labels) in zip(preds, case["mm_pred"]):
         assert torch.equal(pred.labels, labels)
         torch.testing.assert_close(pred.bboxes, boxes, atol=1e-3, rtol=0)
@@ -60,7 +62,7 @@ def test_matches_mmdetection(name, fixture, tmp_path):
         if isinstance(m, torch.nn.Dropout):
             m.eval()
     torch.manual_seed(123)
-    losses = model.loss(imgs, samples(size, targets))
+    losses = model.loss(imgs, samples(case))
     assert sorted(losses) == sorted(case["mm_loss"])
     for key, want in case["mm_loss"].items():
         assert float(losses[key].detach().sum()) == pytest.approx(float(want.sum()), abs=1e-4), key
