@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from det.ops._ext import _C  # noqa: F401  - registers torch.ops.det.*
+from det.ops._ext import _C, has_kernel  # noqa: F401  - _C registers torch.ops.det.*
 
 
 def ms_deform_attn(value: Tensor, spatial_shapes: Tensor, level_start_index: Tensor, sampling_locations: Tensor,
@@ -22,14 +22,14 @@ def ms_deform_attn(value: Tensor, spatial_shapes: Tensor, level_start_index: Ten
 
     Returns:
         (B, Q, heads * C), differentiable with respect to value, locations and weights. CUDA
-        tensors take the grid_sample formulation (no CUDA kernel is built).
+        tensors use det's CUDA kernel where the build has one, else the grid_sample formulation.
     """
     spatial_shapes = spatial_shapes.to(torch.int64)
     level_start_index = level_start_index.to(torch.int64)
-    if value.is_cuda:
+    if value.is_cuda and not has_kernel("ms_deform_attn", "CUDA"):
         return ms_deform_attn_pytorch(value, spatial_shapes, sampling_locations, attention_weights)
-    return torch.ops.det.ms_deform_attn(value, spatial_shapes.cpu(), level_start_index.cpu(), sampling_locations,
-                                        attention_weights)
+    return torch.ops.det.ms_deform_attn(value, spatial_shapes.to(value.device), level_start_index.to(value.device),
+                                        sampling_locations, attention_weights)
 
 
 def ms_deform_attn_pytorch(value: Tensor, spatial_shapes: Tensor, sampling_locations: Tensor,
