@@ -54,17 +54,46 @@ class RoIAlign(torch.nn.Module):
 PROVIDED = {"batched_nms": batched_nms, "RoIAlign": RoIAlign}
 
 
+def _deform_attn_spec(fullname: str):
+    """Spec of mmcv's own ops/multi_scale_deform_attn.py with a dummy extension loader: its
+    MultiScaleDeformableAttention runs multi_scale_deformable_attn_pytorch on CPU tensors."""
+    import importlib.util
+
+    import mmcv.utils.ext_loader as ext_loader
+
+    ext_loader.load_ext = lambda *args, **kwargs: types.SimpleNamespace()
+    path = os.path.join(os.path.dirname(ext_loader.__file__), "..", "ops", "multi_scale_deform_attn.py")
+    return importlib.util.spec_from_file_location(fullname, os.path.abspath(path))
+
+
+def _mmcv_deform_attn_module():
+    import importlib
+
+    return importlib.import_module(DEFORM_ATTN)
+
+
+DEFORM_ATTN = "mmcv.ops.multi_scale_deform_attn"
+# names provided from mmcv's own pure-PyTorch code on first use
+LAZY = {"MultiScaleDeformableAttention": lambda: _mmcv_deform_attn_module().MultiScaleDeformableAttention,
+        "multi_scale_deformable_attn_pytorch":
+            lambda: _mmcv_deform_attn_module().multi_scale_deformable_attn_pytorch}
+
+
 class _OpsModule(types.ModuleType):
     def __getattr__(self, name):
         if name.startswith("__"):
             raise AttributeError(name)
         if name in PROVIDED:
             return PROVIDED[name]
+        if name in LAZY:
+            return LAZY[name]()
         return type(name, (_Unavailable,), {})
 
 
 class _OpsFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def find_spec(self, fullname, path=None, target=None):
+        if fullname == DEFORM_ATTN:
+            return _deform_attn_spec(fullname)
         if fullname in ("mmcv.ops", "mmcv._ext") or fullname.startswith("mmcv.ops."):
             return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
         return None

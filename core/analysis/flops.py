@@ -1,7 +1,7 @@
 """Parameters, MACs and FLOPs of a detector's `forward(x)` with torch.utils.flop_counter.
 
-FlopCounterMode counts FLOPs of the matrix ops (convolutions, mm/addmm/bmm, attention), 2 per
-multiply-accumulate. MMDetection's get_flops reports "Flops" that are multiply-accumulates
+FlopCounterMode counts FLOPs of the matrix ops (convolutions, mm/addmm/bmm, attention, and det's
+multi-scale deformable attention: 4 channel vectors blended per sample), 2 per multiply-accumulate. MMDetection's get_flops reports "Flops" that are multiply-accumulates
 (MACs), so compare its numbers with `macs` here (= flops / 2). Every other op that computes
 something (normalisation, activations, element-wise arithmetic, pooling, resizing) is not
 counted; they are listed with their call counts under `uncounted_ops`. They usually add well under
@@ -14,7 +14,9 @@ from typing import Any
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.flop_counter import FlopCounterMode, flop_registry
+from torch.utils.flop_counter import FlopCounterMode, flop_registry, register_flop_formula
+
+import det.ops  # noqa: F401  - registers torch.ops.det.*
 
 # Ops that move, view or allocate data: no arithmetic, so not worth a note.
 _NO_COMPUTE = {
@@ -26,6 +28,14 @@ _NO_COMPUTE = {
     "set_", "resize_", "unflatten", "narrow", "movedim", "_local_scalar_dense", "index", "gather", "masked_fill",
     "where", "scalar_tensor", "sym_size", "sym_stride", "sym_numel", "is_same_size", "dim", "size", "stride",
 }
+
+
+@register_flop_formula(torch.ops.det.ms_deform_attn)
+def _ms_deform_attn_flops(value_shape, shapes_shape, starts_shape, loc_shape, attn_shape, out_shape=None,
+                          **_: Any) -> int:
+    """Each sample of each (batch, query, head, level, point) blends 4 C-vectors: 4 * C MACs."""
+    b, q, heads, levels, points, _ = loc_shape
+    return 2 * b * q * heads * levels * points * 4 * value_shape[-1]
 
 
 class _OpRecorder(TorchDispatchMode):

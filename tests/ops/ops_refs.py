@@ -123,3 +123,23 @@ def wbf_ref(boxes_list, scores_list, labels_list, weights=None, iou_thr=0.55, sk
             out.append((score, label, box))
     out.sort(key=lambda r: -r[0])
     return ([r[2] for r in out], [r[0] for r in out], [r[1] for r in out])
+
+
+def ms_deform_attn_ref(value: torch.Tensor, shapes: torch.Tensor, loc: torch.Tensor,
+                       attn: torch.Tensor) -> torch.Tensor:
+    """mmcv's multi_scale_deformable_attn_pytorch, restated: one grid_sample per level and head."""
+    import torch.nn.functional as F
+
+    b, _, heads, c = value.shape
+    q, levels, points = loc.shape[1], loc.shape[3], loc.shape[4]
+    out = value.new_zeros(b, q, heads, c)
+    start = 0
+    for lvl, (h, w) in enumerate(shapes.tolist()):
+        v = value[:, start:start + h * w]  # (B, HW, heads, C)
+        start += h * w
+        for head in range(heads):
+            fmap = v[:, :, head].transpose(1, 2).reshape(b, c, h, w)
+            grid = 2 * loc[:, :, head, lvl] - 1  # (B, Q, P, 2)
+            s = F.grid_sample(fmap, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+            out[:, :, head] += (s * attn[:, None, :, head, lvl]).sum(-1).transpose(1, 2)
+    return out.flatten(2)

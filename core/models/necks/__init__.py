@@ -1,7 +1,9 @@
 """Necks: fuse backbone feature maps into the pyramid the heads consume."""
+from det.core.models.necks.channel_mapper import ChannelMapper
 from det.core.models.necks.cspnext_pafpn import CSPNeXtPAFPN
 from det.core.models.necks.fpn import FPN, PAFPN
 
 NECKS = {"FPN": FPN, "PAFPN": PAFPN, "CSPNeXtPAFPN": CSPNeXtPAFPN}
+NECKS["ChannelMapper"] = ChannelMapper
 
-__all__ = ["CSPNeXtPAFPN", "FPN", "NECKS", "PAFPN"]
+__all__ = ["ChannelMapper", "CSPNeXtPAFPN", "FPN", "NECKS", "PAFPN"]
