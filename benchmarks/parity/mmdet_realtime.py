@@ -287,6 +287,7 @@ def main() -> int:
         for name, cfg_rel, preset in CASES:
             if name in args.cases:
                 row, case_notes = run_case(name, cfg_rel, preset, peer, size, tmp, args.quick)
+                print(f"[parity] {row}", file=sys.stderr, flush=True)  # long runs: each row as it lands
                 rows.append(row)
                 notes += case_notes
         if args.write_fixture:
