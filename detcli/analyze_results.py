@@ -6,7 +6,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from det.cli.common import ForceOption, JsonOption, out, print_json
+from det.cli.common import ForceOption, JsonOption, in_range, out, print_json
 from det.core.fileio import ensure_new
 
 
@@ -14,9 +14,9 @@ def analyze_results(
     results: Path = typer.Argument(..., help="COCO results JSON (bbox)."),
     ann: Path = typer.Option(..., "--ann", help="COCO ground-truth JSON."),
     img_dir: Path = typer.Option(..., "--img-dir", help="Folder holding the images named in --ann."),
-    topk: int = typer.Option(20, "--topk", help="How many best and worst images to draw."),
+    topk: int = typer.Option(20, "--topk", callback=in_range(0), help="How many best and worst images to draw."),
     out_dir: Path = typer.Option(Path("analyze_results"), "--out-dir", help="Output folder (good/, bad/, per_image_ap.json)."),
-    show_score_thr: float = typer.Option(0.3, "--show-score-thr", help="Draw predictions scoring at least this."),
+    show_score_thr: float = typer.Option(0.3, "--show-score-thr", callback=in_range(0, 1), help="Draw predictions scoring at least this."),
     force: bool = ForceOption,
     json_: bool = JsonOption,
 ) -> None:
