@@ -19,22 +19,23 @@ from det.core.errors import ConfigError, did_you_mean
 
 T = TypeVar("T")
 
-# kind -> (module, table attribute). New kinds are one line each.
-KINDS: dict[str, tuple[str, str]] = {
-    "backbone": ("det.core.models.backbones", "BACKBONES"),
-    "neck": ("det.core.models.necks", "NECKS"),
-    "head": ("det.core.models.dense_heads", "HEADS"),
-    "roi_head": ("det.core.models.roi_heads", "ROI_HEADS"),
-    "detector": ("det.core.models.detectors", "DETECTORS"),
-    "loss": ("det.core.models.losses", "LOSSES"),
-    "transform": ("det.core.data.transforms", "TRANSFORMS"),
-    "dataset": ("det.core.data.datasets", "DATASETS"),
-    "hook": ("det.core.engine.train_hooks", "HOOKS"),
-    "metric": ("det.core.evaluation.evaluator", "EVALUATORS"),
-    "tracker": ("det.core.tracking", "TRACKERS"),
-    "optimizer": ("det.core.engine.optim", "OPTIMIZERS"),
-    "scheduler": ("det.core.engine.schedulers", "FACTORS"),
-}
+# kind, module, table attribute (a new kind is one line).
+_TABLES = """
+backbone   det.core.models.backbones     BACKBONES
+neck       det.core.models.necks         NECKS
+head       det.core.models.dense_heads   HEADS
+roi_head   det.core.models.roi_heads     ROI_HEADS
+detector   det.core.models.detectors     DETECTORS
+loss       det.core.models.losses        LOSSES
+transform  det.core.data.transforms      TRANSFORMS
+dataset    det.core.data.datasets        DATASETS
+hook       det.core.engine.train_hooks   HOOKS
+metric     det.core.evaluation.evaluator EVALUATORS
+tracker    det.core.tracking             TRACKERS
+optimizer  det.core.engine.optim         OPTIMIZERS
+scheduler  det.core.engine.schedulers    FACTORS
+"""
+KINDS: dict[str, tuple[str, str]] = {k: (m, t) for k, m, t in (line.split() for line in _TABLES.strip().splitlines())}
 
 
 def table(kind: str) -> MutableMapping[str, Any]:

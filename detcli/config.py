@@ -51,9 +51,9 @@ def list_(json_: bool = JsonOption) -> None:
 @config_app.command("validate")
 def validate(
     preset: str = typer.Argument(..., help="A preset file or a bundled preset name."),
+    strict: bool = typer.Option(False, "--strict", help="Also fail on any key that building the preset never reads."),
     set_: Optional[list[str]] = SetOption,
     json_: bool = JsonOption,
-    strict: bool = typer.Option(False, "--strict", help="Also fail on any key that building the preset never reads."),
 ) -> None:
     """Check that a preset resolves and that its components build (no data is read). With
     --strict, a key that nothing reads (a misspelling in a free-form place) fails too.

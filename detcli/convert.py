@@ -264,5 +264,35 @@ def torchvision_weights(
     _report([convert_torchvision_weights(src, out, preset, prefix, strict, force, overrides(set_), allow_empty)], json_)
 
 
+@convert_app.command("occluded-separated")
+def occluded_separated(
+    inputs: list[Path] = typer.Argument(..., metavar="IN.pkl...", help="The published occluded_coco.pkl and/or "
+                                        "separated_coco.pkl (the kind is read from the file name)."),
+    out_path: Path = typer.Option(..., "--out", "-o", help="JSON file to write ({occluded: [...], separated: [...]})."),
+    kind: Optional[str] = typer.Option(None, "--kind", help="occluded or separated, for one input whose name says neither."),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow unpickling the inputs: a pickle can run "
+                                      "any code when loaded, so only for files from a source you trust."),
+    force: bool = ForceOption,
+    json_: bool = JsonOption,
+) -> None:
+    """Occluded / separated COCO annotation pickles -> the JSON form `det eval --occluded-separated` reads.
+
+    Example: det convert occluded-separated occluded_coco.pkl separated_coco.pkl --out occ_sep.json --trust-pickle
+    """
+    from det.core.errors import DetError
+    from det.core.evaluation.occluded import KINDS, convert_pickles, kind_of
+    from det.core.fileio import atomic_write_json, ensure_new
+
+    if kind is not None and (kind not in KINDS or len(inputs) != 1):
+        raise DetError("--kind takes occluded or separated, with one input file")
+    kinds = [kind] if kind else [kind_of(p) for p in inputs]
+    if len(set(kinds)) != len(kinds):
+        raise DetError(f"two inputs of the same kind ({', '.join(kinds)})")
+    ensure_new(out_path, force)
+    data = convert_pickles(inputs, kinds, trust_pickle)
+    atomic_write_json(out_path, data)
+    _report([{"file": str(out_path), **{k: len(v) for k, v in data.items()}}], json_)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(convert_app, name="convert", help="Convert datasets to COCO / YOLO and checkpoints between toolkits.")

@@ -51,11 +51,13 @@ def train(
     Example: det train presets/demo/rtmdet_tiny.yaml --work-dir work_dirs/demo --set train.max_epochs=3
     """
     from det.core.config import load_preset
+    from det.core.config.validate import validate_preset
     from det.core.engine import dist
     from det.core.engine.runner import train as run_train
 
     preset, resume_arg = _split_resume(preset, resume_ckpt, resume, resume_from)
     cfg = load_preset(preset, overrides(set_))
+    validate_preset(cfg)  # the checks of `det config validate`, before any work
     if work_dir is None:
         name = Path(preset).with_suffix("").name if Path(preset).suffix else Path(preset).name
         work_dir = Path("work_dirs") / name

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import inspect
+import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -70,7 +71,46 @@ def build(cfg: Mapping[str, Any] | None, table: Mapping[str, Callable], key: str
         missing = [k for k in required if k not in kwargs]
         if missing:
             raise ConfigError(f"{config_path(missing[0])}: required by {name} but missing")
-        return factory(**kwargs)
+        check_value_types(factory, kwargs, name)
+        try:
+            return factory(**kwargs)
+        except (ValueError, TypeError, ZeroDivisionError, OverflowError, RuntimeError) as exc:
+            # a value the signature allows but the component cannot use (widen_factor: 0); --debug
+            # shows where it failed
+            if os.environ.get("DET_DEBUG") == "1":
+                raise
+            lines = str(exc).strip().splitlines()
+            raise ConfigError(f"{where}: {name} cannot be built from these values: "
+                              f"{type(exc).__name__}: {lines[0][:200] if lines else ''}") from exc
+
+
+# Annotations simple enough to check before calling a constructor ('float', 'int | None', ...).
+_SIMPLE_TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,),
+                                               "None": (type(None),)}
+
+
+def check_value_types(factory: Callable, kwargs: Mapping[str, Any], name: str) -> None:
+    """A value whose parameter is annotated with plain types (int, float, bool, str, None and
+    unions of them) must be one of them, and a float finite: `widen_factor: "wide"` is an
+    error naming the key, not a TypeError deep inside the constructor."""
+    import math
+
+    target = factory.__init__ if inspect.isclass(factory) else factory
+    params = inspect.signature(target).parameters
+    for key, value in kwargs.items():
+        param = params.get(key)
+        annotation = param.annotation if param is not None else inspect.Parameter.empty
+        if not isinstance(annotation, str):
+            annotation = getattr(annotation, "__name__", "") if isinstance(annotation, type) else ""
+        parts = [p.strip() for p in annotation.split("|")] if annotation else []
+        if not parts or any(p not in _SIMPLE_TYPES for p in parts):
+            continue
+        allowed = tuple(t for p in parts for t in _SIMPLE_TYPES[p])
+        wrong = not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed)
+        if not wrong and isinstance(value, float) and not math.isfinite(value):
+            wrong = True
+        if wrong:
+            raise ConfigError(f"{config_path(key)}: expected {' or '.join(parts)} for {name}, got {value!r}")
 
 
 def build_list(cfgs: list | None, table: Mapping[str, Callable], key: str = "") -> list:

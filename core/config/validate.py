@@ -92,6 +92,8 @@ def _fail_on_unread(cfg: dict) -> None:
 
 
 def _validate(cfg: dict) -> list[str]:
+    if not cfg:
+        raise ConfigError("preset is empty (no model, data or train section)")
     for key in cfg:
         if key not in KNOWN_SECTIONS:
             raise ConfigError(f"{key}: unknown top-level section{did_you_mean(key, KNOWN_SECTIONS)}")

@@ -281,7 +281,7 @@ def coco_to_yolo(ann_file: str | Path, out_dir: str | Path, split: str = "train"
     for key in ("images", "categories"):
         if not isinstance(coco, dict) or not isinstance(coco.get(key), list):
             raise DataError(f"{ann_file}: missing '{key}' list")
-    cats = sorted(coco["categories"], key=lambda c: c["id"])
+    cats = _categories(coco["categories"], ann_file)
     class_index = {c["id"]: i for i, c in enumerate(cats)}
     names = {i: str(c["name"]) for i, c in enumerate(cats)}
     by_image: dict[int, list[dict]] = {}
@@ -345,6 +345,21 @@ def image_rel_path(file_name: str, split: str, where: str = "file_name") -> Path
     is absolute or climbs out with '..' is an error naming `where`."""
     rel = Path(os.path.normpath(inside(".", file_name, where, follow_links=False)))
     return rel if "images" in rel.parts[:-1] else Path("images") / split / rel
+
+
+def _categories(cats: list, ann_file: Path) -> list[dict]:
+    """Categories sorted by id: each an object with an integer id (unique) and a name."""
+    seen: set[int] = set()
+    for index, cat in enumerate(cats):
+        cid = cat.get("id") if isinstance(cat, dict) else None
+        if isinstance(cid, bool) or not isinstance(cid, int) or "name" not in cat:
+            raise DataError(f"{ann_file}: categories[{index}]: needs an integer 'id' and a 'name'")
+        if cid in seen:
+            raise DataError(f"{ann_file}: categories[{index}]: duplicate category id {cid}")
+        seen.add(cid)
+    if not cats:
+        raise DataError(f"{ann_file}: 'categories' is empty")
+    return sorted(cats, key=lambda c: c["id"])
 
 
 def _image_source(img_dir: str | Path, img: dict, ann_file: Path) -> Path:

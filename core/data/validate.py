@@ -43,9 +43,10 @@ def check_data_section(cfg: dict) -> None:
                 from det.core.data.loader import loader_options
 
                 loader_options(section, split == "train")  # reads every loader key as building does
-                for key in ("batch_size", "num_workers", "size_divisor"):
-                    if key in section and (not isinstance(section[key], int) or section[key] < 0):
-                        raise ConfigError(f"{config_path(key)}: expected a non-negative integer, got {section[key]!r}")
+                for key, least in (("batch_size", 1), ("num_workers", 0), ("size_divisor", 1)):
+                    value = section.get(key)
+                    if key in section and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+                        raise ConfigError(f"{config_path(key)}: expected an integer >= {least}, got {value!r}")
 
 
 def _check_dataset(cfg: Any, key: str) -> None:

@@ -227,7 +227,6 @@ def test(cfg: dict, checkpoint: str | Path, *, work_dir: str | Path | None = Non
     A MOT preset (a `tracker` section and MOTChallengeDataset test data) evaluates detector +
     tracker instead: `out` is then the folder of the per-sequence tracks (default
     `work_dir/tracks`), detections go to `work_dir/detections`, metrics are HOTA/CLEAR/Identity."""
-    from det.core.evaluation.evaluator import CocoMetric, build_evaluator
     from det.core.models import build_detector
     from det.core.models.layers import fuse_conv_bn
     from det.core.tracking.evaluate import is_mot_preset
@@ -256,27 +255,8 @@ def test(cfg: dict, checkpoint: str | Path, *, work_dir: str | Path | None = Non
     if meta_classes and list(getattr(dataset, "classes", meta_classes)) != list(meta_classes):
         raise ConfigError(f"{checkpoint}: trained on classes {list(meta_classes)[:6]}, the test data has "
                           f"{list(dataset.classes)[:6]}")
-    if mot:
-        from det.core.tracking.evaluate import MOTTrackingEvaluator
-
-        evaluator = MOTTrackingEvaluator(dataset, cfg["tracker"], Path(out) if out is not None else work_dir / "tracks",
-                                         work_dir / "detections", force=force)
-        keep_results = False
-    elif format_only or out is not None:
-        base = cfg.get("evaluation") or {}
-        evaluator = CocoMetric(dataset, metric=base.get("metric", "bbox") if base.get("type", "CocoMetric") == "CocoMetric" else "bbox",
-                               classwise=bool(base.get("classwise", False)), format_only=format_only)
-        keep_results = True
-    else:
-        evaluator = build_evaluator(cfg.get("evaluation"), dataset)
-        keep_results = False
-    predictor = None
-    if tta:
-        from det.core.engine.tta import TTAPredictor
-
-        tcfg = (cfg.get("model") or {}).get("test_cfg") or {}
-        predictor = TTAPredictor(scales=tta_scales, flip=True, iou_thr=float((tcfg.get("nms") or {}).get("iou_threshold", 0.6)),
-                                 max_per_img=int(tcfg.get("max_per_img", 100)))
+    evaluator, keep_results = _test_evaluator(cfg, dataset, mot, out, work_dir, format_only, force)
+    predictor = _tta_predictor(cfg, tta_scales) if tta else None
     drawer = _Drawer(show_dir, dataset, score_thr) if show_dir else None
     if drawer is not None:
         evaluator = _Tee(evaluator, drawer)
@@ -301,6 +281,32 @@ def test(cfg: dict, checkpoint: str | Path, *, work_dir: str | Path | None = Non
             summary["show_dir"] = str(show_dir)
     dist.barrier()
     return summary
+
+
+def _test_evaluator(cfg: dict, dataset: Any, mot: bool, out: str | Path | None, work_dir: Path, format_only: bool,
+                    force: bool) -> tuple[Any, bool]:
+    """(evaluator, whether its COCO results are kept for `out`) of `det test`."""
+    from det.core.evaluation.evaluator import CocoMetric, build_evaluator
+
+    if mot:
+        from det.core.tracking.evaluate import MOTTrackingEvaluator
+
+        return MOTTrackingEvaluator(dataset, cfg["tracker"], Path(out) if out is not None else work_dir / "tracks",
+                                    work_dir / "detections", force=force), False
+    if format_only or out is not None:
+        base = cfg.get("evaluation") or {}
+        metric = base.get("metric", "bbox") if base.get("type", "CocoMetric") == "CocoMetric" else "bbox"
+        return CocoMetric(dataset, metric=metric, classwise=bool(base.get("classwise", False)),
+                          format_only=format_only), True
+    return build_evaluator(cfg.get("evaluation"), dataset), False
+
+
+def _tta_predictor(cfg: dict, scales: Sequence[float]) -> Any:
+    from det.core.engine.tta import TTAPredictor
+
+    tcfg = (cfg.get("model") or {}).get("test_cfg") or {}
+    return TTAPredictor(scales=scales, flip=True, iou_thr=float((tcfg.get("nms") or {}).get("iou_threshold", 0.6)),
+                        max_per_img=int(tcfg.get("max_per_img", 100)))
 
 
 class _Drawer:

@@ -1,6 +1,7 @@
 """The `train` section of a preset, checked once with errors naming the key."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,7 @@ class TrainSettings:
             _positive_int(max_iters, "train.max_iters")
         if "optimizer" not in cfg:
             raise ConfigError("train.optimizer: required (e.g. {type: SGD, lr: 0.01, momentum: 0.9})")
+        _check_optimizer_numbers(cfg["optimizer"])
         ckpt = dict(_mapping(cfg.get("checkpoint"), "train.checkpoint", CHECKPOINT_KEYS))
         by_epoch = ckpt.pop("by_epoch", max_epochs is not None)
         if by_epoch != (max_epochs is not None):
@@ -161,6 +163,21 @@ def native_bf16(device: torch.device) -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def _check_optimizer_numbers(opt: Any) -> None:
+    """lr > 0 and the usual coefficients >= 0, all finite numbers (`lr=abc` or `lr=nan` would
+    otherwise fail inside the optimizer, or train on NaN)."""
+    if not isinstance(opt, dict):
+        raise ConfigError(f"train.optimizer: expected a mapping like {{type: SGD, lr: 0.01}}, got {opt!r}")
+    for key in ("lr", "weight_decay", "momentum", "eps"):
+        if key not in opt:
+            continue
+        value = opt[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0 \
+                or (key == "lr" and value == 0):
+            raise ConfigError(f"train.optimizer.{key}: expected a finite number {'> 0' if key == 'lr' else '>= 0'}, "
+                              f"got {value!r}")
 
 
 def _bool(value: Any, where: str) -> bool:

@@ -63,8 +63,8 @@ def image_too_large(path: str) -> str | None:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 width, height = img.size
-    except Image.DecompressionBombError as exc:
-        return f"header claims too many pixels ({exc})"
+    except Image.DecompressionBombError:
+        return f"header claims more than {2 * Image.MAX_IMAGE_PIXELS} pixels (PIL's decompression-bomb limit)"
     except Exception:  # noqa: BLE001 - unreadable headers are the decoder's to report
         return None
     if width * height > limit:

@@ -273,8 +273,9 @@ class _Tracking:
 
     def update(self, pred: Prediction) -> Prediction:
         self.frame_id += 1
-        tracks = np.asarray(self.tracker.update(self.frame_id, pred.bboxes.astype(np.float64),
-                                                pred.scores.astype(np.float64))).reshape(-1, 6)
+        tracks, det_index = self.tracker.update_indexed(self.frame_id, pred.bboxes.astype(np.float64),
+                                                        pred.scores.astype(np.float64))
+        tracks = np.asarray(tracks).reshape(-1, 6)
         if len(tracks):
             xyxy = tracks[:, 1:5]
             self.rows.append(np.column_stack([np.full(len(tracks), self.frame_id), tracks[:, 0], xyxy[:, 0], xyxy[:, 1],
@@ -283,12 +284,10 @@ class _Tracking:
             out = pred.select(np.zeros(len(pred), bool))
             out.track_ids = np.zeros((0,), np.int64)
             return out
-        from det.core.structures import box_iou
-
-        match = box_iou(tracks[:, 1:5].astype(np.float32), pred.bboxes.astype(np.float32)).argmax(1)
-        out = pred.select(match)
-        out.bboxes = tracks[:, 1:5].astype(np.float32)
-        out.track_ids = tracks[:, 0].astype(np.int64)
+        seen = det_index >= 0  # tracks without a detection this frame have no class or mask to report
+        out = pred.select(det_index[seen])
+        out.bboxes = tracks[seen, 1:5].astype(np.float32)
+        out.track_ids = tracks[seen, 0].astype(np.int64)
         return out
 
     def close(self) -> dict[str, str]:

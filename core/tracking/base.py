@@ -54,6 +54,7 @@ class BaseTracker(ABC):
         self.tracks: list[Track] = []
         self.next_id = 1
         self.first_frame: int | None = None
+        self._reported: list[Track] = []
 
     # -- helpers shared by the subclasses ---------------------------------------------------
     def predict(self, tracks: list[Track], freeze_lost_height: bool = False, frame_id: int = 0) -> None:
@@ -110,13 +111,29 @@ class BaseTracker(ABC):
     # -- the public interface -----------------------------------------------------------------
     def update(self, frame_id: int, boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
         """Associate one frame's detections; (K, 6) rows id, x1, y1, x2, y2, score."""
+        return self.update_indexed(frame_id, boxes, scores)[0]
+
+    def update_indexed(self, frame_id: int, boxes: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`update`, plus for each reported track the index of this frame's detection behind it
+        (-1 for a track reported without one). A matched track's box is that detection's row
+        itself, so the index is found by identity of values, not by re-matching on IoU."""
+        rows = self._update(frame_id, boxes, scores)
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        index = np.full(len(rows), -1, dtype=np.int64)
+        for k, t in enumerate(self._reported):
+            if t.last_frame == frame_id:
+                same = np.flatnonzero((boxes == t.box).all(1))
+                index[k] = same[0] if len(same) else -1
+        return rows, index
+
+    def _update(self, frame_id: int, boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         scores = np.asarray(scores, dtype=np.float64).reshape(-1)
         if len(boxes) != len(scores):
             raise ValueError(f"{len(boxes)} boxes but {len(scores)} scores")
         if self.first_frame is None:
             self.first_frame = frame_id
-        reported = self._step(frame_id, boxes, scores)
+        reported = self._reported = self._step(frame_id, boxes, scores)
         if not reported:
             return np.empty((0, 6))
         return np.array([[t.track_id, *t.box, t.score] for t in reported], dtype=np.float64)

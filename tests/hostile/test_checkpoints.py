@@ -11,22 +11,23 @@ import pytest
 from tests.conftest import TINY_DEMO_OVERRIDES
 
 
-def _args(*extra: str) -> list[str]:
+def _args(*extra: str, small: bool = True) -> list[str]:
     out = []
-    for item in (*TINY_DEMO_OVERRIDES, "data.train.dataset.num_train=2", *extra):
+    for item in (*TINY_DEMO_OVERRIDES, *(["data.train.dataset.num_train=2"] if small else []), *extra):
         out += ["--set", item]
     return out
 
 
-def _named_outputs(stderr: str) -> tuple[Path, list[str]]:
-    text = " ".join(stderr.split())
-    m = re.search(r"outputs in (\S+): (.+?)(?: peak memory|$)", text)
-    assert m, stderr
+def _named_outputs(log_text: str) -> tuple[Path, list[str]]:
+    """The work dir and names of the closing 'outputs in WORK_DIR: a, b, c' log line."""
+    lines = [line for line in log_text.splitlines() if "outputs in " in line]
+    m = re.search(r"outputs in (\S+): (.+)$", lines[-1].strip()) if lines else None
+    assert m, log_text
     return Path(m.group(1)), [n.strip() for n in m.group(2).split(",")]
 
 
 @pytest.mark.slow
-def test_pruning_keeps_the_current_runs_checkpoints(tmp_path, det_inproc, tiny_checkpoint):
+def test_pruning_keeps_the_current_runs_checkpoints(tmp_path, det_inproc, tiny_checkpoint, caplog):
     work = tmp_path / "run"
     work.mkdir()
     shutil.copy(tiny_checkpoint, work / "epoch_9.pt")  # an older run's file ranks higher by number
@@ -36,7 +37,7 @@ def test_pruning_keeps_the_current_runs_checkpoints(tmp_path, det_inproc, tiny_c
     assert (work / "epoch_2.pt").is_file()  # the newest of this run survives
     assert not (work / "epoch_1.pt").exists()  # pruned: beyond max_keep among this run's own files
     assert (work / "epoch_9.pt").read_bytes() == tiny_checkpoint.read_bytes()  # not ours: left alone
-    where, names = _named_outputs(r.stderr)
+    where, names = _named_outputs(caplog.text)
     assert "epoch_2.pt" in names and all((where / n).exists() for n in names)
 
 
@@ -59,15 +60,15 @@ def test_force_moves_the_old_run_aside_and_says_so(tmp_path, det_inproc, tiny_ch
 
 
 @pytest.mark.slow
-def test_closing_message_names_only_existing_files(tmp_path, det_inproc, tiny_checkpoint):
+def test_closing_message_names_only_existing_files(tmp_path, det_inproc, tiny_checkpoint, caplog):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     shutil.copy(tiny_checkpoint, elsewhere / "epoch_1.pt")  # a finished 1-epoch run, resumed into a new dir
     work = tmp_path / "new"
     r = det_inproc("train", "demo/rtmdet_tiny", "--work-dir", work, "--device", "cpu",
-                   "--resume", elsewhere / "epoch_1.pt", *_args())
+                   "--resume", elsewhere / "epoch_1.pt", *_args(small=False))
     assert r.returncode == 0, r.stderr
-    where, names = _named_outputs(r.stderr)
+    where, names = _named_outputs(caplog.text)
     assert where == work
     for name in names:
         assert (where / name).exists() or Path(name).is_file(), f"{name} named but missing"

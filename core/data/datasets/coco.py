@@ -39,8 +39,12 @@ class CocoDataset(BaseDetDataset):
         super().__init__(pipeline=pipeline, classes=classes, palette=palette, filter_empty_gt=filter_empty_gt,
                          min_size=min_size, test_mode=test_mode, max_refetch=max_refetch)
 
+    def load_raw(self) -> Any:
+        """The annotation file's JSON (subclasses adapt other COCO-like layouts here)."""
+        return read_json(self.ann_file, "COCO annotation file")
+
     def load_data_list(self) -> list[dict]:
-        raw = read_json(self.ann_file, "COCO annotation file")
+        raw = self.load_raw()
         if not isinstance(raw, dict):
             raise DataError(f"{self.ann_file}: expected a COCO JSON object with images/annotations/categories")
         for key in ("images", "categories"):

@@ -3,6 +3,7 @@ flattening and post-processing (score threshold, nms_pre, batched NMS, max_per_i
 boxes back to the original image)."""
 from __future__ import annotations
 
+from abc import ABCMeta, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 from dataclasses import dataclass
@@ -111,9 +112,24 @@ def flatten_levels(maps: Sequence[torch.Tensor], channels: int) -> torch.Tensor:
     return torch.cat([m.permute(0, 2, 3, 1).reshape(b, -1, channels) for m in maps], dim=1)
 
 
-class DenseHead(nn.Module):
-    """Base of single-stage heads. Subclasses define `forward`, `loss_by_feat` and
-    `decode_level` (per-level boxes for post-processing)."""
+class DenseHead(nn.Module, metaclass=ABCMeta):
+    """Base of single-stage heads. A head must implement `forward(feats)` (per-level outputs,
+    class scores first), `loss_by_feat(*outs, samples)` and `decode_level` (per-level boxes
+    for post-processing); a head that cannot be built without them fails at construction.
+    `level_scores` and `level_priors` have sigmoid / prior-generator defaults."""
+
+    @abstractmethod
+    def forward(self, feats: Sequence[torch.Tensor]) -> tuple:
+        """Per-level outputs of the head for a batch of feature maps."""
+
+    @abstractmethod
+    def loss_by_feat(self, *outs: Any, samples: Sequence[DetSample]) -> dict[str, torch.Tensor]:
+        """Losses from the head's outputs and the samples' ground truth."""
+
+    @abstractmethod
+    def decode_level(self, outs: list[torch.Tensor], priors: torch.Tensor, prior_idx: torch.Tensor, level: int,
+                     img_shape: tuple[int, int]) -> torch.Tensor:
+        """(K, 4) boxes of the kept priors of one level of one image."""
 
     num_classes: int
 

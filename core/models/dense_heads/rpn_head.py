@@ -12,8 +12,8 @@ from torch import nn
 
 from det.core.config.build import build, config_path
 from det.core.errors import ConfigError
-from det.core.models.dense_heads.base import DenseHead, apply_nms_cfg, flatten_levels, image_shape, run_nms
-from det.core.models.dense_heads.retina_head import anchor_targets
+from det.core.models.dense_heads.anchor_head import AnchorHead
+from det.core.models.dense_heads.base import apply_nms_cfg, flatten_levels, image_shape, run_nms
 from det.core.models.layers import check_keys, normal_init
 from det.core.models.losses import LOSSES
 from det.core.models.task import CODERS, PRIOR_GENERATORS
@@ -40,10 +40,9 @@ class ProposalSettings:
         return apply_nms_cfg(cls(**{k: v for k, v in cfg.items() if k != "nms"}), cfg.get("nms"))
 
 
-class RPNHead(DenseHead):
+class RPNHead(AnchorHead):
     """MMDetection's RPNHead (`rpn_conv`, `rpn_cls`, `rpn_reg`); `num_classes` is 1."""
 
-    train_keys = frozenset({"allowed_border", "pos_weight"})
     default_assigner = {"type": "MaxIoUAssigner", "pos_iou_thr": 0.7, "neg_iou_thr": 0.3, "min_pos_iou": 0.3,
                         "match_low_quality": True, "ignore_iof_thr": -1}
 
@@ -92,7 +91,7 @@ class RPNHead(DenseHead):
 
     def loss_by_feat(self, cls_scores: list[torch.Tensor], bbox_preds: list[torch.Tensor],
                      samples: Sequence[DetSample]) -> dict[str, torch.Tensor]:
-        _, labels, label_w, targets, pos = anchor_targets(self, cls_scores, samples, class_agnostic=True)
+        _, labels, label_w, targets, pos = self.anchor_targets(cls_scores, samples, class_agnostic=True)
         labels = (labels == 0).float()  # objectness: 1 for the (single) foreground class
         cls = flatten_levels(cls_scores, 1).reshape(-1)
         reg = flatten_levels(bbox_preds, 4).reshape(-1, 4)
@@ -116,12 +115,10 @@ class RPNHead(DenseHead):
             boxes_all, scores_all, levels = [], [], []
             for lvl, (c, r) in enumerate(zip(cls_scores, bbox_preds)):
                 scores = c[i].detach().permute(1, 2, 0).reshape(-1).sigmoid()
-                deltas = r[i].detach().permute(1, 2, 0).reshape(-1, 4)
-                anchors = priors[lvl]
+                idx = torch.arange(scores.numel(), device=scores.device)
                 if 0 < cfg.nms_pre < scores.numel():
                     scores, idx = scores.topk(cfg.nms_pre)
-                    deltas, anchors = deltas[idx], anchors[idx]
-                boxes_all.append(self.bbox_coder.decode(anchors, deltas, max_shape=img_shape))
+                boxes_all.append(self.decode_level([c[i], r[i].detach()], priors[lvl], idx, lvl, img_shape))
                 scores_all.append(scores)
                 levels.append(torch.full_like(scores, lvl, dtype=torch.long))
             boxes, scores, lvl_ids = torch.cat(boxes_all).float(), torch.cat(scores_all).float(), torch.cat(levels)

@@ -12,15 +12,15 @@ from det.core.config.build import at_path, build, config_path
 from det.core.errors import ConfigError
 from det.core.models.dense_heads.base import image_shape
 from det.core.models.roi_heads.roi_extractor import boxes_to_rois
-from det.core.models.roi_heads.standard_roi_head import (BBOX_HEADS, ROI_EXTRACTORS, RCNNTestSettings,
-                                                           StandardRoIHead, parse_rcnn_train_cfg, sample_rois)
+from det.core.models.roi_heads.standard_roi_head import (BBOX_HEADS, ROI_EXTRACTORS, BaseRoIHead,
+                                                           parse_rcnn_train_cfg, sample_rois)
 from det.core.structures import DetSample, Instances
 
 
-class CascadeRoIHead(StandardRoIHead):
+class CascadeRoIHead(BaseRoIHead):
     def __init__(self, num_stages: int, stage_loss_weights: Sequence[float], bbox_roi_extractor: dict | list,
                  bbox_head: list, train_cfg: list | None = None, test_cfg: dict | None = None) -> None:
-        nn.Module.__init__(self)
+        super().__init__()
         if len(stage_loss_weights) != num_stages:
             raise ConfigError(f"{config_path('stage_loss_weights')}: needs {num_stages} values")
         if not isinstance(bbox_head, (list, tuple)) or len(bbox_head) != num_stages:
@@ -47,9 +47,6 @@ class CascadeRoIHead(StandardRoIHead):
         for i, cfg in enumerate(cfgs):
             with at_path(str(i)):
                 self.stage_train.append(parse_rcnn_train_cfg(cfg))
-
-    def set_test_cfg(self, test_cfg: dict | None) -> None:
-        self.test_cfg = RCNNTestSettings.parse(test_cfg)
 
     def forward(self, feats: Sequence[torch.Tensor], proposals: Sequence[torch.Tensor]) -> tuple:
         rois = boxes_to_rois(proposals)

@@ -4,6 +4,7 @@ and, for positives, the mask head. At test time boxes are decoded per class, fil
 NMS'ed per class and masks of the kept boxes pasted into the image."""
 from __future__ import annotations
 
+from abc import ABCMeta, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -144,31 +145,29 @@ def unflip_masks(probs: torch.Tensor, direction: str | None) -> torch.Tensor:
     return probs
 
 
-class StandardRoIHead(nn.Module):
-    def __init__(self, bbox_roi_extractor: dict, bbox_head: dict, mask_roi_extractor: dict | None = None,
-                 mask_head: dict | None = None, share_roi_extractor: bool = False,
-                 train_cfg: dict | None = None, test_cfg: dict | None = None) -> None:
-        super().__init__()
-        self.bbox_roi_extractor = build(bbox_roi_extractor, ROI_EXTRACTORS, "bbox_roi_extractor")
-        self.bbox_head = build(bbox_head, BBOX_HEADS, "bbox_head")
-        self.num_classes = self.bbox_head.num_classes
-        self.mask_head = build(mask_head, MASK_HEADS, "mask_head") if mask_head is not None else None
-        self.mask_roi_extractor = None
-        if self.mask_head is not None:
-            if share_roi_extractor or mask_roi_extractor is None:
-                self.share_roi_extractor = True
-            else:
-                self.share_roi_extractor = False
-                self.mask_roi_extractor = build(mask_roi_extractor, ROI_EXTRACTORS, "mask_roi_extractor")
-        self.set_train_cfg(train_cfg)
-        self.set_test_cfg(test_cfg)
+class BaseRoIHead(nn.Module, metaclass=ABCMeta):
+    """What RoI heads share (standard and cascade are siblings below it): box/mask forward on
+    RoIs, box and mask losses of sampled RoIs, post-processing and mask prediction. A subclass
+    builds its extractors and heads (setting `mask_head` and `mask_roi_extractor`, None when
+    absent) and implements `set_train_cfg`, `loss` and `predict`."""
+
+    @abstractmethod
+    def set_train_cfg(self, train_cfg: object) -> None:
+        """Parse `train_cfg.rcnn` (one mapping, or one per stage)."""
+
+    @abstractmethod
+    def loss(self, feats: Sequence[torch.Tensor], proposals: Sequence[Instances],
+             samples: Sequence[DetSample]) -> dict[str, torch.Tensor]:
+        """Losses of the sampled proposals."""
+
+    @abstractmethod
+    def predict(self, feats: Sequence[torch.Tensor], proposals: Sequence[Instances], samples: Sequence[DetSample],
+                rescale: bool = True) -> list[Instances]:
+        """Detections per image."""
 
     @property
     def with_mask(self) -> bool:
         return self.mask_head is not None
-
-    def set_train_cfg(self, train_cfg: dict | None) -> None:
-        self.train_cfg, self.assigner, self.sampler = parse_rcnn_train_cfg(train_cfg)
 
     def set_test_cfg(self, test_cfg: dict | None) -> None:
         self.test_cfg = RCNNTestSettings.parse(test_cfg)
@@ -181,23 +180,6 @@ class StandardRoIHead(nn.Module):
     def mask_forward(self, feats: Sequence[torch.Tensor], rois: torch.Tensor) -> torch.Tensor:
         extractor = self.bbox_roi_extractor if self.mask_roi_extractor is None else self.mask_roi_extractor
         return self.mask_head(extractor(feats[: extractor.num_inputs], rois))
-
-    def forward(self, feats: Sequence[torch.Tensor], proposals: Sequence[torch.Tensor]) -> tuple:
-        """Raw outputs for proposal boxes per image (flop counting, benchmarks); the mask head
-        runs on as many RoIs as test time keeps detections (`max_per_img`)."""
-        rois = boxes_to_rois(proposals)
-        out = self.bbox_forward(feats, rois)
-        return out + (self.mask_forward(feats, rois[: self.test_cfg.max_per_img]),) if self.with_mask else out
-
-    # -- training --------------------------------------------------------------------------
-    def loss(self, feats: Sequence[torch.Tensor], proposals: Sequence[Instances],
-             samples: Sequence[DetSample]) -> dict[str, torch.Tensor]:
-        sampled = [sample_rois(p.bboxes, s, self.assigner, self.sampler, self.num_classes)
-                   for p, s in zip(proposals, samples)]
-        losses = self.bbox_loss(feats, sampled)[0]
-        if self.with_mask:
-            losses.update(self.mask_loss(feats, sampled, samples))
-        return losses
 
     def bbox_loss(self, feats: Sequence[torch.Tensor], sampled: Sequence[RoISamples], head: nn.Module | None = None,
                   extractor: nn.Module | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor,
@@ -231,14 +213,6 @@ class StandardRoIHead(nn.Module):
         return self.mask_head.loss(logits, labels, torch.cat(targets))
 
     # -- inference -------------------------------------------------------------------------
-    def predict(self, feats: Sequence[torch.Tensor], proposals: Sequence[Instances], samples: Sequence[DetSample],
-                rescale: bool = True) -> list[Instances]:
-        rois = boxes_to_rois([p.bboxes for p in proposals])
-        cls_score, bbox_pred = self.bbox_forward(feats, rois)
-        counts = [len(p) for p in proposals]
-        return self.finish(feats, rois.split(counts), cls_score.split(counts), bbox_pred.split(counts),
-                           samples, rescale, self.bbox_head)
-
     def finish(self, feats: Sequence[torch.Tensor], rois: Sequence[torch.Tensor], cls_scores: Sequence[torch.Tensor],
                bbox_preds: Sequence[torch.Tensor], samples: Sequence[DetSample], rescale: bool,
                head: nn.Module) -> list[Instances]:
@@ -272,3 +246,51 @@ class StandardRoIHead(nn.Module):
                 boxes = res.bboxes
                 h, w = image_shape(sample)
             res.masks = paste_masks(p, boxes, h, w, self.test_cfg.mask_thr_binary)
+
+
+class StandardRoIHead(BaseRoIHead):
+    def __init__(self, bbox_roi_extractor: dict, bbox_head: dict, mask_roi_extractor: dict | None = None,
+                 mask_head: dict | None = None, share_roi_extractor: bool = False,
+                 train_cfg: dict | None = None, test_cfg: dict | None = None) -> None:
+        super().__init__()
+        self.bbox_roi_extractor = build(bbox_roi_extractor, ROI_EXTRACTORS, "bbox_roi_extractor")
+        self.bbox_head = build(bbox_head, BBOX_HEADS, "bbox_head")
+        self.num_classes = self.bbox_head.num_classes
+        self.mask_head = build(mask_head, MASK_HEADS, "mask_head") if mask_head is not None else None
+        self.mask_roi_extractor = None
+        if self.mask_head is not None:
+            if share_roi_extractor or mask_roi_extractor is None:
+                self.share_roi_extractor = True
+            else:
+                self.share_roi_extractor = False
+                self.mask_roi_extractor = build(mask_roi_extractor, ROI_EXTRACTORS, "mask_roi_extractor")
+        self.set_train_cfg(train_cfg)
+        self.set_test_cfg(test_cfg)
+
+    def set_train_cfg(self, train_cfg: dict | None) -> None:
+        self.train_cfg, self.assigner, self.sampler = parse_rcnn_train_cfg(train_cfg)
+
+    def forward(self, feats: Sequence[torch.Tensor], proposals: Sequence[torch.Tensor]) -> tuple:
+        """Raw outputs for proposal boxes per image (flop counting, benchmarks); the mask head
+        runs on as many RoIs as test time keeps detections (`max_per_img`)."""
+        rois = boxes_to_rois(proposals)
+        out = self.bbox_forward(feats, rois)
+        return out + (self.mask_forward(feats, rois[: self.test_cfg.max_per_img]),) if self.with_mask else out
+
+    # -- training --------------------------------------------------------------------------
+    def loss(self, feats: Sequence[torch.Tensor], proposals: Sequence[Instances],
+             samples: Sequence[DetSample]) -> dict[str, torch.Tensor]:
+        sampled = [sample_rois(p.bboxes, s, self.assigner, self.sampler, self.num_classes)
+                   for p, s in zip(proposals, samples)]
+        losses = self.bbox_loss(feats, sampled)[0]
+        if self.with_mask:
+            losses.update(self.mask_loss(feats, sampled, samples))
+        return losses
+
+    def predict(self, feats: Sequence[torch.Tensor], proposals: Sequence[Instances], samples: Sequence[DetSample],
+                rescale: bool = True) -> list[Instances]:
+        rois = boxes_to_rois([p.bboxes for p in proposals])
+        cls_score, bbox_pred = self.bbox_forward(feats, rois)
+        counts = [len(p) for p in proposals]
+        return self.finish(feats, rois.split(counts), cls_score.split(counts), bbox_pred.split(counts),
+                           samples, rescale, self.bbox_head)
