@@ -35,7 +35,8 @@ class Hook:
 
 class PipelineSwitchHook(Hook):
     """Replace the training pipeline from epoch `switch_epoch` (0-based) on: RTMDet's second
-    stage drops Mosaic/MixUp for the last epochs. Also applied when resuming past that epoch."""
+    stage drops Mosaic/MixUp for the last epochs; a model with `switch_stage()` (YOLOX) is told
+    too. Also applied when resuming past that epoch."""
 
     priority = 48
 
@@ -53,6 +54,9 @@ class PipelineSwitchHook(Hook):
                 raise ConfigError(f"data.train.switch_pipeline: dataset {type(dataset).__name__} cannot change its pipeline")
             dataset.set_pipeline(self.pipeline)
             trainer.rebuild_loader()  # persistent workers hold copies of the old pipeline
+            switch_stage = getattr(trainer.unwrapped, "switch_stage", None)
+            if callable(switch_stage):  # YOLOX: the L1 loss of the last epochs
+                switch_stage()
             self.switched = True
             trainer.log.info(f"epoch {trainer.epoch + 1}: switched to data.train.switch_pipeline "
                              f"({len(self.pipeline)} transforms)")

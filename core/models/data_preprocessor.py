@@ -1,8 +1,6 @@
 """Turns the loader's uint8 BGR batch into the network input: float, optional BGR->RGB,
-(x - mean) / std, padding re-filled with `pad_value` and the batch padded to `pad_size_divisor`.
-
-Batch augments (YOLOX's BatchSyncRandomResize) are not implemented: the RetinaNet, FCOS and
-RTMDet recipes do not use them.
+(x - mean) / std, padding re-filled with `pad_value` and the batch padded to `pad_size_divisor`;
+then, while training, the `batch_augments` (YOLOX's BatchSyncRandomResize).
 """
 from __future__ import annotations
 
@@ -13,15 +11,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from det.core.config.build import config_path
+from det.core.config.build import build_list, config_path
 from det.core.errors import ConfigError
+from det.core.models.batch_augments import BATCH_AUGMENTS
 from det.core.structures import DetSample
 
 
 class DetDataPreprocessor(nn.Module):
     def __init__(self, mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                  bgr_to_rgb: bool = False, rgb_to_bgr: bool = False, pad_size_divisor: int = 1,
-                 pad_value: float = 0.0) -> None:
+                 pad_value: float = 0.0, batch_augments: list[dict] | None = None) -> None:
         super().__init__()
         if bgr_to_rgb and rgb_to_bgr:
             raise ConfigError(f"{config_path('bgr_to_rgb')}: bgr_to_rgb and rgb_to_bgr cannot both be true")
@@ -36,6 +35,7 @@ class DetDataPreprocessor(nn.Module):
         self.swap_channels = bool(bgr_to_rgb or rgb_to_bgr)
         self.pad_size_divisor = int(pad_size_divisor)
         self.pad_value = float(pad_value)
+        self.batch_augments = nn.ModuleList(build_list(batch_augments, BATCH_AUGMENTS, "batch_augments"))
 
     def forward(self, inputs: torch.Tensor | Sequence[torch.Tensor],
                 samples: Sequence[DetSample] | None = None) -> tuple[torch.Tensor, Sequence[DetSample] | None]:
@@ -64,6 +64,9 @@ class DetDataPreprocessor(nn.Module):
         if samples is not None:
             for s in samples:
                 s.batch_input_shape = (int(x.shape[-2]), int(x.shape[-1]))
+            if self.training:
+                for augment in self.batch_augments:
+                    x, samples = augment(x, samples)
         return x.contiguous(), samples
 
 

@@ -1,4 +1,5 @@
-"""CSP building blocks shared by the CSPNeXt backbone and the CSPNeXt-PAFPN neck (RTMDet)."""
+"""CSP building blocks shared by the CSPNeXt / CSPDarknet backbones and the CSPNeXt-PAFPN /
+YOLOX-PAFPN necks (RTMDet, YOLOX)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -47,13 +48,33 @@ class CSPNeXtBlock(nn.Module):
         return out + x if self.add_identity else out
 
 
+class DarknetBottleneck(nn.Module):
+    """1x1 conv then 3x3 conv (YOLOX's CSP block), with an optional identity shortcut."""
+
+    def __init__(self, in_channels: int, out_channels: int, expansion: float = 0.5, add_identity: bool = True,
+                 use_depthwise: bool = False, norm_cfg: dict | None = None, act_cfg: dict | None = None) -> None:
+        super().__init__()
+        norm_cfg = norm_cfg or DEFAULT_NORM
+        act_cfg = act_cfg or DEFAULT_ACT
+        hidden = int(out_channels * expansion)
+        conv = DepthwiseSeparableConvModule if use_depthwise else ConvModule
+        self.conv1 = ConvModule(in_channels, hidden, 1, norm_cfg=norm_cfg, act_cfg=act_cfg)
+        self.conv2 = conv(hidden, out_channels, 3, stride=1, padding=1, norm_cfg=norm_cfg, act_cfg=act_cfg)
+        self.add_identity = add_identity and in_channels == out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv2(self.conv1(x))
+        return out + x if self.add_identity else out
+
+
 class CSPLayer(nn.Module):
     """Cross Stage Partial layer: a shortcut 1x1 branch and a 1x1 + blocks branch, concatenated,
-    optionally re-weighted by channel attention, then fused by a 1x1 conv."""
+    optionally re-weighted by channel attention, then fused by a 1x1 conv. Blocks are CSPNeXt
+    blocks (RTMDet) or, with `use_cspnext_block=False`, Darknet bottlenecks (YOLOX)."""
 
     def __init__(self, in_channels: int, out_channels: int, expand_ratio: float = 0.5, num_blocks: int = 1,
                  add_identity: bool = True, use_depthwise: bool = False, channel_attention: bool = False,
-                 norm_cfg: dict | None = None, act_cfg: dict | None = None) -> None:
+                 norm_cfg: dict | None = None, act_cfg: dict | None = None, use_cspnext_block: bool = True) -> None:
         super().__init__()
         norm_cfg = norm_cfg or DEFAULT_NORM
         act_cfg = act_cfg or DEFAULT_ACT
@@ -61,8 +82,9 @@ class CSPLayer(nn.Module):
         self.main_conv = ConvModule(in_channels, mid, 1, norm_cfg=norm_cfg, act_cfg=act_cfg)
         self.short_conv = ConvModule(in_channels, mid, 1, norm_cfg=norm_cfg, act_cfg=act_cfg)
         self.final_conv = ConvModule(2 * mid, out_channels, 1, norm_cfg=norm_cfg, act_cfg=act_cfg)
+        block = CSPNeXtBlock if use_cspnext_block else DarknetBottleneck
         self.blocks = nn.Sequential(*[
-            CSPNeXtBlock(mid, mid, 1.0, add_identity, use_depthwise, norm_cfg=norm_cfg, act_cfg=act_cfg)
+            block(mid, mid, 1.0, add_identity, use_depthwise, norm_cfg=norm_cfg, act_cfg=act_cfg)
             for _ in range(num_blocks)])
         self.attention = ChannelAttention(2 * mid) if channel_attention else None
 

@@ -19,6 +19,7 @@ class CSPNeXt(nn.Module):
     deepen_factor=0.167, widen_factor=0.375; RTMDet-s 0.33 / 0.5.
     """
 
+    use_cspnext_block = True  # CSPDarknet (YOLOX) uses Darknet bottlenecks
     # in_channels, out_channels, num_blocks, add_identity, use_spp
     arch_settings = {
         "P5": [[64, 128, 3, True, False], [128, 256, 6, True, False], [256, 512, 6, True, False],
@@ -46,12 +47,8 @@ class CSPNeXt(nn.Module):
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         conv = DepthwiseSeparableConvModule if use_depthwise else ConvModule
-        stem_mid = int(setting[0][0] * widen_factor // 2)
         stem_out = int(setting[0][0] * widen_factor)
-        self.stem = nn.Sequential(
-            ConvModule(3, stem_mid, 3, stride=2, padding=1, norm_cfg=norm_cfg, act_cfg=act_cfg),
-            ConvModule(stem_mid, stem_mid, 3, stride=1, padding=1, norm_cfg=norm_cfg, act_cfg=act_cfg),
-            ConvModule(stem_mid, stem_out, 3, stride=1, padding=1, norm_cfg=norm_cfg, act_cfg=act_cfg))
+        self.stem = self.build_stem(stem_out, widen_factor, norm_cfg, act_cfg)
         self.layers = ["stem"]
         self.out_channels: list[int] = []
         channels = [stem_out]
@@ -62,12 +59,21 @@ class CSPNeXt(nn.Module):
             if use_spp:
                 stage.append(SPPBottleneck(cout, cout, spp_kernel_sizes, norm_cfg=norm_cfg, act_cfg=act_cfg))
             stage.append(CSPLayer(cout, cout, expand_ratio, n, add_identity, use_depthwise,
-                                  channel_attention=channel_attention, norm_cfg=norm_cfg, act_cfg=act_cfg))
+                                  channel_attention=channel_attention, norm_cfg=norm_cfg, act_cfg=act_cfg,
+                                  use_cspnext_block=self.use_cspnext_block))
             self.add_module(f"stage{i + 1}", nn.Sequential(*stage))
             self.layers.append(f"stage{i + 1}")
             channels.append(cout)
         self.out_channels = [channels[i] for i in self.out_indices]
         self._freeze_stages()
+
+    def build_stem(self, out_channels: int, widen_factor: float, norm_cfg: dict, act_cfg: dict) -> nn.Module:
+        """Three 3x3 convs, the first with stride 2."""
+        mid = int(self.arch_settings["P5"][0][0] * widen_factor // 2)
+        return nn.Sequential(
+            ConvModule(3, mid, 3, stride=2, padding=1, norm_cfg=norm_cfg, act_cfg=act_cfg),
+            ConvModule(mid, mid, 3, stride=1, padding=1, norm_cfg=norm_cfg, act_cfg=act_cfg),
+            ConvModule(mid, out_channels, 3, stride=1, padding=1, norm_cfg=norm_cfg, act_cfg=act_cfg))
 
     def _freeze_stages(self) -> None:
         freeze(getattr(self, self.layers[i]) for i in range(self.frozen_stages + 1))

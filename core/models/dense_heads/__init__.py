@@ -4,8 +4,13 @@ from det.core.models.dense_heads.fcos_head import FCOSHead
 from det.core.models.dense_heads.retina_head import RetinaHead
 from det.core.models.dense_heads.rpn_head import RPNHead
 from det.core.models.dense_heads.rtmdet_head import RTMDetSepBNHead
+from det.core.models.dense_heads.rtmdet_ins_head import RTMDetInsSepBNHead
+from det.core.models.dense_heads.yolox_head import YOLOXHead
 
 HEADS = {"RetinaHead": RetinaHead, "FCOSHead": FCOSHead, "RTMDetSepBNHead": RTMDetSepBNHead,
          "RPNHead": RPNHead}
+HEADS["YOLOXHead"] = YOLOXHead
+HEADS["RTMDetInsSepBNHead"] = RTMDetInsSepBNHead
 
-__all__ = ["DenseHead", "FCOSHead", "HEADS", "RPNHead", "RTMDetSepBNHead", "RetinaHead", "TestSettings", "to_original"]
+__all__ = ["DenseHead", "FCOSHead", "HEADS", "RPNHead", "RTMDetInsSepBNHead", "RTMDetSepBNHead", "RetinaHead",
+           "TestSettings", "YOLOXHead", "to_original"]

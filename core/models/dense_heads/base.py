@@ -219,14 +219,15 @@ class DenseHead(nn.Module, metaclass=ABCMeta):
         return cls.permute(1, 2, 0).reshape(-1, self.num_classes).sigmoid(), None
 
 
-def to_original(boxes: torch.Tensor, sample: DetSample) -> torch.Tensor:
-    """Network-input boxes -> original image: undo the flip (in img_shape), then the resize."""
+def to_original(boxes: torch.Tensor, sample: DetSample, clip: bool = True) -> torch.Tensor:
+    """Network-input boxes -> original image: undo the flip (in img_shape), then the resize, then
+    (with `clip`) clamp to the original image."""
     h, w = image_shape(sample)
     if sample.flip_direction:
         boxes = flip_boxes(boxes, int(h), int(w), sample.flip_direction)
     sw, sh = sample.scale_factor
     boxes = boxes / boxes.new_tensor([sw, sh, sw, sh])
-    if sample.ori_shape and sample.ori_shape[0] > 0:
+    if clip and sample.ori_shape and sample.ori_shape[0] > 0:
         oh, ow = sample.ori_shape[:2]
         boxes = torch.stack([boxes[:, 0].clamp(0, ow), boxes[:, 1].clamp(0, oh),
                              boxes[:, 2].clamp(0, ow), boxes[:, 3].clamp(0, oh)], dim=1)

@@ -86,14 +86,25 @@ class RTMDetSepBNHead(DenseHead):
 
     def loss_by_feat(self, cls_scores: list[torch.Tensor], bbox_preds: list[torch.Tensor],
                      samples: Sequence) -> dict[str, torch.Tensor]:
+        priors, cls, decoded = self.flatten_outputs(cls_scores, bbox_preds)
+        targets = self.get_targets(priors, cls, decoded, [tuple(c.shape[-2:]) for c in cls_scores], samples)
+        return self.box_losses(cls, decoded, *targets[:4])
+
+    def flatten_outputs(self, cls_scores: list[torch.Tensor], bbox_preds: list[torch.Tensor]
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(priors (N, 4) with strides, class logits (B, N, C), decoded unclipped boxes (B, N, 4))."""
         sizes = [tuple(c.shape[-2:]) for c in cls_scores]
-        device = cls_scores[0].device
-        priors = torch.cat(self.prior_generator.grid_priors(sizes, device=device, with_stride=True))
-        b = len(samples)
-        cls = flatten_levels(cls_scores, self.num_classes)  # (B, N, C)
+        priors = torch.cat(self.prior_generator.grid_priors(sizes, device=cls_scores[0].device, with_stride=True))
+        cls = flatten_levels(cls_scores, self.num_classes)
         dist = flatten_levels(bbox_preds, 4).float()
-        decoded = self.bbox_coder.decode(priors[None, :, :2], dist)  # (B, N, 4), not clipped
-        n = priors.size(0)
+        return priors, cls, self.bbox_coder.decode(priors[None, :, :2], dist)
+
+    def get_targets(self, priors: torch.Tensor, cls: torch.Tensor, decoded: torch.Tensor, sizes: list,
+                    samples: Sequence) -> tuple:
+        """Flat (labels, label weights, box targets, IoU metrics) over the batch, and per image
+        (positive prior indices, their gt indices)."""
+        b, n = cls.shape[:2]
+        device = cls.device
         labels = torch.full((b, n), self.num_classes, dtype=torch.long, device=device)
         label_w = torch.zeros((b, n), device=device)
         targets = torch.zeros((b, n, 4), device=device)
@@ -101,6 +112,7 @@ class RTMDetSepBNHead(DenseHead):
         cls_d, dec_d = cls.detach(), decoded.detach()
         border = self.train_cfg.get("allowed_border", -1)
         pos_weight = self.train_cfg.get("pos_weight", -1)
+        assigned = []
         for i, s in enumerate(samples):
             valid = torch.cat(self.prior_generator.valid_flags(sizes, valid_shape(s), device))
             if border >= 0:
@@ -119,13 +131,17 @@ class RTMDetSepBNHead(DenseHead):
                 label_w[i, pos] = 1.0 if pos_weight <= 0 else float(pos_weight)
                 metrics[i, pos] = assign.max_overlaps[res.pos_inds].float()
             label_w[i, neg] = 1.0
-        labels, label_w, metrics = labels.reshape(-1), label_w.reshape(-1), metrics.reshape(-1)
+            assigned.append((pos, res.pos_assigned_gt_inds))
+        return labels.reshape(-1), label_w.reshape(-1), targets.reshape(-1, 4), metrics.reshape(-1), assigned
+
+    def box_losses(self, cls: torch.Tensor, decoded: torch.Tensor, labels: torch.Tensor, label_w: torch.Tensor,
+                   targets: torch.Tensor, metrics: torch.Tensor) -> dict[str, torch.Tensor]:
+        """QFL over all priors and IoU-weighted GIoU over positives, each over its reduced weight sum."""
         loss_cls = self.loss_cls(cls.reshape(-1, self.num_classes), (labels, metrics), label_w, avg_factor=1.0)
         pos = ((labels >= 0) & (labels < self.num_classes)).nonzero().squeeze(1)
         if pos.numel():
             pos_w = metrics[pos]
-            loss_bbox = self.loss_bbox(decoded.reshape(-1, 4)[pos], targets.reshape(-1, 4)[pos], weight=pos_w,
-                                       avg_factor=1.0)
+            loss_bbox = self.loss_bbox(decoded.reshape(-1, 4)[pos], targets[pos], weight=pos_w, avg_factor=1.0)
             bbox_avg = pos_w.sum()
         else:
             loss_bbox = decoded.sum() * 0

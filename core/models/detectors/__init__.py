@@ -2,7 +2,7 @@
 from det.core.models.detectors.deformable_detr import DeformableDETR
 from det.core.models.detectors.detr import DETR
 from det.core.models.detectors.dino import DINO
-from det.core.models.detectors.single_stage import FCOS, RTMDet, RetinaNet, SingleStageDetector
+from det.core.models.detectors.single_stage import FCOS, YOLOX, RTMDet, RetinaNet, SingleStageDetector
 from det.core.models.detectors.two_stage import CascadeRCNN, FasterRCNN, MaskRCNN, TwoStageDetector
 
 DETECTORS = {"SingleStageDetector": SingleStageDetector, "RetinaNet": RetinaNet, "FCOS": FCOS, "RTMDet": RTMDet,
@@ -11,6 +11,7 @@ DETECTORS = {"SingleStageDetector": SingleStageDetector, "RetinaNet": RetinaNet,
 DETECTORS["DETR"] = DETR
 DETECTORS["DeformableDETR"] = DeformableDETR
 DETECTORS["DINO"] = DINO
+DETECTORS["YOLOX"] = YOLOX
 
-__all__ = ["CascadeRCNN", "DETECTORS", "DETR", "DINO", "DeformableDETR", "FCOS", "FasterRCNN", "MaskRCNN", "RTMDet", "RetinaNet", "SingleStageDetector",
-           "TwoStageDetector"]
+__all__ = ["CascadeRCNN", "DETECTORS", "DETR", "DINO", "DeformableDETR", "FCOS", "FasterRCNN", "MaskRCNN", "RTMDet",
+           "RetinaNet", "SingleStageDetector", "TwoStageDetector", "YOLOX"]

@@ -53,3 +53,11 @@ class FCOS(SingleStageDetector):
 
 class RTMDet(SingleStageDetector):
     """RTMDet (CSPNeXt + CSPNeXtPAFPN + RTMDetSepBNHead)."""
+
+
+class YOLOX(SingleStageDetector):
+    """YOLOX (CSPDarknet + YOLOXPAFPN + YOLOXHead); `switch_stage()` turns on the L1 loss of
+    YOLOX's last epochs (called by the trainer when it switches to `data.train.switch_pipeline`)."""
+
+    def switch_stage(self) -> None:
+        self.bbox_head.use_l1 = True

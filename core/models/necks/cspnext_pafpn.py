@@ -15,6 +15,9 @@ class CSPNeXtPAFPN(nn.Module):
     """1x1 reduce + nearest 2x upsample + CSPLayer top-down, stride-2 conv + CSPLayer bottom-up,
     then a 3x3 conv per level to `out_channels`."""
 
+    use_cspnext_block = True
+    out_kernel_size = 3
+
     def __init__(self, in_channels: Sequence[int], out_channels: int, num_csp_blocks: int = 3,
                  use_depthwise: bool = False, expand_ratio: float = 0.5, upsample_cfg: dict | None = None,
                  norm_cfg: dict | None = None, act_cfg: dict | None = None) -> None:
@@ -33,7 +36,7 @@ class CSPNeXtPAFPN(nn.Module):
                                                  act_cfg=act_cfg))
             self.top_down_blocks.append(CSPLayer(in_channels[idx - 1] * 2, in_channels[idx - 1], expand_ratio,
                                                  num_csp_blocks, False, use_depthwise, norm_cfg=norm_cfg,
-                                                 act_cfg=act_cfg))
+                                                 act_cfg=act_cfg, use_cspnext_block=self.use_cspnext_block))
         self.downsamples = nn.ModuleList()
         self.bottom_up_blocks = nn.ModuleList()
         for idx in range(n - 1):
@@ -41,9 +44,11 @@ class CSPNeXtPAFPN(nn.Module):
                                          norm_cfg=norm_cfg, act_cfg=act_cfg))
             self.bottom_up_blocks.append(CSPLayer(in_channels[idx] * 2, in_channels[idx + 1], expand_ratio,
                                                   num_csp_blocks, False, use_depthwise, norm_cfg=norm_cfg,
-                                                  act_cfg=act_cfg))
+                                                  act_cfg=act_cfg, use_cspnext_block=self.use_cspnext_block))
+        k = self.out_kernel_size
+        out_conv = conv if k > 1 else ConvModule
         self.out_convs = nn.ModuleList(
-            conv(c, out_channels, 3, padding=1, norm_cfg=norm_cfg, act_cfg=act_cfg) for c in in_channels)
+            out_conv(c, out_channels, k, padding=k // 2, norm_cfg=norm_cfg, act_cfg=act_cfg) for c in in_channels)
 
     def forward(self, inputs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
         n = len(self.in_channels)

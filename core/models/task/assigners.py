@@ -181,32 +181,90 @@ class DynamicSoftLabelAssigner:
             v_scores.sigmoid().pow(2.0)
         cls_cost = cls_cost + neg_terms.sum(-1, keepdim=True) - neg_terms[:, gt_labels]
         cost = cls_cost + iou_cost + center_cost
-        matched_ious, matched_gt, fg = self._dynamic_k(cost, ious)
+        matched_ious, matched_gt, fg = dynamic_k_matching(cost, ious, self.topk)
         idx = valid.nonzero().squeeze(1)[fg]
         gt_inds[idx] = matched_gt + 1
         labels[idx] = gt_labels[matched_gt]
         max_overlaps[idx] = matched_ious
         return AssignResult(num_gts, gt_inds, max_overlaps, labels)
 
-    def _dynamic_k(self, cost: torch.Tensor, ious: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        num_gts = cost.size(1)
-        matching = torch.zeros_like(cost, dtype=torch.bool)
-        k = min(self.topk, ious.size(0))
-        topk_ious, _ = torch.topk(ious, k, dim=0)
-        dynamic_ks = torch.clamp(topk_ious.sum(0).int(), min=1)
-        for g in range(num_gts):
-            _, pos = torch.topk(cost[:, g], k=int(dynamic_ks[g]), largest=False)
-            matching[pos, g] = True
-        multi = matching.sum(1) > 1
-        if multi.any():
-            argmin = cost[multi].argmin(dim=1)
-            matching[multi] = False
-            matching[multi.nonzero().squeeze(1), argmin] = True
-        fg = matching.any(dim=1)
-        matched_gt = matching[fg].float().argmax(1)
-        matched_ious = (matching.float() * ious).sum(1)[fg]
-        return matched_ious, matched_gt, fg
+
+def dynamic_k_matching(cost: torch.Tensor, ious: torch.Tensor, topk: int
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """SimOTA's matching on (V, G) cost and IoU: gt g takes its k_g = max(1, int(sum of its
+    top-`topk` IoUs)) lowest-cost candidates; a candidate taken by several gts keeps the cheapest.
+    -> (IoU with the matched gt, matched gt index, mask of matched candidates)."""
+    num_gts = cost.size(1)
+    matching = torch.zeros_like(cost, dtype=torch.bool)
+    k = min(topk, ious.size(0))
+    topk_ious, _ = torch.topk(ious, k, dim=0)
+    dynamic_ks = torch.clamp(topk_ious.sum(0).int(), min=1)
+    for g in range(num_gts):
+        _, pos = torch.topk(cost[:, g], k=int(dynamic_ks[g]), largest=False)
+        matching[pos, g] = True
+    multi = matching.sum(1) > 1
+    if multi.any():
+        argmin = cost[multi].argmin(dim=1)
+        matching[multi] = False
+        matching[multi.nonzero().squeeze(1), argmin] = True
+    fg = matching.any(dim=1)
+    matched_gt = matching[fg].float().argmax(1)
+    matched_ious = (matching.float() * ious).sum(1)[fg]
+    return matched_ious, matched_gt, fg
+
+
+class SimOTAAssigner:
+    """YOLOX's SimOTA: candidates are priors (cx, cy, stride_w, stride_h) whose centre lies in a
+    gt box or within `center_radius` strides of a gt centre; cost = cls_weight * BCE(scores,
+    one-hot gt class) summed over classes + iou_weight * -log(IoU) + a large constant unless the
+    prior is both in that gt's box and its centre region; dynamic-k matching over the
+    `candidate_topk` best IoUs. `pred_scores` are probabilities (YOLOX: sqrt(cls * obj))."""
+
+    INF = 100000.0
+
+    def __init__(self, center_radius: float = 2.5, candidate_topk: int = 10, iou_weight: float = 3.0,
+                 cls_weight: float = 1.0) -> None:
+        self.center_radius = center_radius
+        self.candidate_topk = candidate_topk
+        self.iou_weight = iou_weight
+        self.cls_weight = cls_weight
+
+    def assign(self, priors: torch.Tensor, gt_bboxes: torch.Tensor, gt_labels: torch.Tensor,
+               pred_scores: torch.Tensor, pred_bboxes: torch.Tensor, **_: object) -> AssignResult:
+        num_gts, num_priors = gt_bboxes.size(0), priors.size(0)
+        device = priors.device
+        gt_inds = torch.zeros(num_priors, dtype=torch.long, device=device)
+        labels = torch.full((num_priors,), -1, dtype=torch.long, device=device)
+        max_overlaps = torch.zeros(num_priors, device=device)
+        if num_gts == 0 or num_priors == 0:
+            return AssignResult(num_gts, gt_inds, max_overlaps, labels)
+        valid, in_both = self._candidates(priors, gt_bboxes)
+        if not valid.any():
+            return AssignResult(num_gts, gt_inds, max_overlaps, labels)
+        ious = bbox_overlaps(pred_bboxes[valid].float(), gt_bboxes.float())
+        iou_cost = -torch.log(ious + EPS)
+        scores = pred_scores[valid].float()
+        onehot = F.one_hot(gt_labels.long(), scores.size(-1)).float()
+        cls_cost = F.binary_cross_entropy(scores[:, None].expand(-1, num_gts, -1),
+                                          onehot[None].expand(scores.size(0), -1, -1), reduction="none").sum(-1)
+        cost = cls_cost * self.cls_weight + iou_cost * self.iou_weight + (~in_both) * self.INF
+        matched_ious, matched_gt, fg = dynamic_k_matching(cost, ious, self.candidate_topk)
+        idx = valid.nonzero().squeeze(1)[fg]
+        gt_inds[idx] = matched_gt + 1
+        labels[idx] = gt_labels[matched_gt].long()
+        max_overlaps[idx] = matched_ious
+        return AssignResult(num_gts, gt_inds, max_overlaps, labels)
+
+    def _candidates(self, priors: torch.Tensor, gt_bboxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(priors inside some gt box or centre region, (V, G) inside both for that gt)."""
+        xy, stride = priors[:, None, :2], priors[:, None, 2:4]
+        in_box = torch.cat([xy - gt_bboxes[None, :, :2], gt_bboxes[None, :, 2:] - xy], -1).min(-1).values > 0
+        centre = (gt_bboxes[None, :, :2] + gt_bboxes[None, :, 2:]) / 2.0
+        radius = self.center_radius * stride
+        in_ctr = torch.cat([xy - (centre - radius), (centre + radius) - xy], -1).min(-1).values > 0
+        valid = in_box.any(1) | in_ctr.any(1)
+        return valid, in_box[valid] & in_ctr[valid]
 
 
 ASSIGNERS = {"MaxIoUAssigner": MaxIoUAssigner, "ATSSAssigner": ATSSAssigner,
-             "DynamicSoftLabelAssigner": DynamicSoftLabelAssigner}
+             "DynamicSoftLabelAssigner": DynamicSoftLabelAssigner, "SimOTAAssigner": SimOTAAssigner}
