@@ -1,7 +1,7 @@
 """Backbones: feature extractors returning a tuple of multi-scale feature maps."""
 from det.core.models.backbones.cspnext import CSPNeXt
-from det.core.models.backbones.resnet import ResNet
+from det.core.models.backbones.resnet import ResNet, ResNeXt
 
-BACKBONES = {"ResNet": ResNet, "CSPNeXt": CSPNeXt}
+BACKBONES = {"ResNet": ResNet, "ResNeXt": ResNeXt, "CSPNeXt": CSPNeXt}
 
-__all__ = ["BACKBONES", "CSPNeXt", "ResNet"]
+__all__ = ["BACKBONES", "CSPNeXt", "ResNeXt", "ResNet"]
