@@ -13,7 +13,10 @@ import torch
 from zoo_index import canonical_model, flatten
 
 # Settings det writes down that only steer det's own training code (no MMDetection counterpart)
-DET_ONLY = ("train_cfg.",)
+DET_ONLY: tuple[str, ...] = ()
+# MMDetection settings whose value is what det's modules always do (no option in det):
+# RTMDet heads without an objectness branch; masks padded with the batch in training.
+DET_BUILTIN = {"bbox_head.with_objectness": False, "data_preprocessor.pad_mask": True}
 _MISSING = object()
 
 
@@ -76,6 +79,8 @@ def settings_problems(registries: list, mm_model: dict, det_model: dict) -> list
         elif not _same(value, want):
             problems.append(f"model.{key}: det {value!r} vs MMDetection {want!r}")
     for key, want in mm_flat.items():
+        if key in DET_BUILTIN and _same(want, DET_BUILTIN[key]):
+            continue
         if key not in det_flat and not key.startswith(DET_ONLY):
             problems.append(f"model.{key}: MMDetection sets {want!r}, det's preset does not")
     return problems

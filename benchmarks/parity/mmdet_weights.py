@@ -101,14 +101,20 @@ def _order(inst) -> torch.Tensor:
 
 
 def detections_diff(mm_inst, det_inst) -> dict:
-    """Sort both the same way and compare rank by rank."""
-    mo, do = _order(mm_inst), _order(det_inst)
+    """Sort both the same way and compare rank by rank. Detections tied with the lowest kept score
+    are left out of the comparison: which of equal scores survive the max_per_img cut is
+    implementation-defined (random weights tie often); `boundary_ties` counts them."""
+    floor = max(float(mm_inst.scores.min()), float(det_inst.scores.min())) if len(mm_inst) and len(det_inst) else 0.0
+    mm_keep = mm_inst[mm_inst.scores > floor] if len(mm_inst) else mm_inst
+    det_keep = det_inst[det_inst.scores > floor] if len(det_inst) else det_inst
+    mo, do = _order(mm_keep), _order(det_keep)
     n = min(len(mo), len(do))
-    labels_equal = bool(torch.equal(mm_inst.labels[mo][:n].cpu(), det_inst.labels[do][:n].cpu()))
+    labels_equal = len(mo) == len(do) and bool(torch.equal(mm_keep.labels[mo].cpu(), det_keep.labels[do].cpu()))
     return {
-        "mm_dets": int(len(mo)), "det_dets": int(len(do)), "labels_equal": labels_equal,
-        "boxes_max_abs": float((mm_inst.bboxes[mo][:n] - det_inst.bboxes[do][:n]).abs().max()) if n else 0.0,
-        "scores_max_abs": float((mm_inst.scores[mo][:n] - det_inst.scores[do][:n]).abs().max()) if n else 0.0,
+        "mm_dets": int(len(mm_inst)), "det_dets": int(len(det_inst)), "boundary_ties": int(len(mm_inst) - len(mo)),
+        "labels_equal": labels_equal,
+        "boxes_max_abs": float((mm_keep.bboxes[mo][:n] - det_keep.bboxes[do][:n]).abs().max()) if n else 0.0,
+        "scores_max_abs": float((mm_keep.scores[mo][:n] - det_keep.scores[do][:n]).abs().max()) if n else 0.0,
     }
 
 

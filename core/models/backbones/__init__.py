@@ -1,7 +1,8 @@
 """Backbones: feature extractors returning a tuple of multi-scale feature maps."""
 from det.core.models.backbones.cspnext import CSPNeXt
 from det.core.models.backbones.resnet import ResNet, ResNeXt
+from det.core.models.backbones.timm_backbone import TimmBackbone
 
-BACKBONES = {"ResNet": ResNet, "ResNeXt": ResNeXt, "CSPNeXt": CSPNeXt}
+BACKBONES = {"ResNet": ResNet, "ResNeXt": ResNeXt, "CSPNeXt": CSPNeXt, "TimmBackbone": TimmBackbone}
 
-__all__ = ["BACKBONES", "CSPNeXt", "ResNeXt", "ResNet"]
+__all__ = ["BACKBONES", "CSPNeXt", "ResNeXt", "ResNet", "TimmBackbone"]

@@ -31,6 +31,9 @@ class DetectorTrunk(nn.Module):
         # ImageNet initialisation for training from a preset (det.core.zoo.pretrained), not a module setting
         self.backbone_init = _backbone_init(backbone.pop("init", None))
         self.backbone = build(backbone, BACKBONES, "backbone")
+        channels = getattr(self.backbone, "out_feature_channels", None)
+        if channels is not None and isinstance(neck, dict) and "in_channels" not in neck:
+            neck = {**neck, "in_channels": list(channels)}  # e.g. TimmBackbone: known once built
         self.neck = build(neck, NECKS, "neck")
 
     def extract_feat(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
