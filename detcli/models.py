@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Optional
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from det.cli.common import ForceOption, JsonOption, out, print_json
@@ -39,7 +40,8 @@ def list_(
     for r in rows:
         table.add_row(r["name"], str(r.get("family")), ",".join(r.get("tasks") or []), _ap(r.get("box_ap")),
                       _ap(r.get("mask_ap")), _ap(r.get("params_m")), str(r.get("preset")))
-    out.print(table, width=None if out.is_terminal else 250)
+    # piped: wide enough for full names (Console.print(width=...) does not widen a Table)
+    (out if out.is_terminal else Console(soft_wrap=True, width=250)).print(table)
 
 
 @models_app.command("info")

@@ -60,7 +60,9 @@ def test_download_then_infer_with_model(det, zoo_env, tmp_path):
 
 
 def test_infer_with_an_unknown_model_exits_2(det, zoo_env, tmp_path):
-    r = det("infer", str(tmp_path), "--model", "rtmdet_tiny_8xb32-300e", env=zoo_env)
+    img = tmp_path / "img.jpg"
+    cv2.imwrite(str(img), np.zeros((32, 32, 3), dtype=np.uint8))
+    r = det("infer", str(img), "--model", "rtmdet_tiny_8xb32-300e", env=zoo_env)
     assert r.returncode == 2 and f"closest: {NAME}" in r.stderr
 
 

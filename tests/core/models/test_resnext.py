@@ -31,7 +31,30 @@ def test_grouped_widths_follow_the_32x4d_rule():
     assert model.out_channels == [256, 512, 1024, 2048]
 
 
-def test_x101_preset_builds_with_mmdetections_parameter_count():
+def test_matches_torchvision_resnext50_32x4d():
+    """torchvision's resnext50_32x4d is the same network (same names, stride on the 3x3 conv)."""
+    import torchvision
+
+    torch.manual_seed(0)
+    reference = torchvision.models.resnext50_32x4d().eval()
+    for m in reference.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):  # non-trivial statistics (zero-init residual BN too)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.running_var.uniform_(0.5, 1.5)
+    model = ResNeXt(depth=50, groups=32, base_width=4, out_indices=(3,)).eval()
+    result = model.load_state_dict({k: v for k, v in reference.state_dict().items() if not k.startswith("fc.")})
+    assert not result.missing_keys and not result.unexpected_keys
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = torch.nn.Sequential(*list(reference.children())[:-2])(x)
+        (mine,) = model(x)
+    torch.testing.assert_close(mine, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_x101_preset_backbone_has_torchvisions_parameter_count():
+    import torchvision
+
     model = build_detector(load_preset("zoo/faster-rcnn_x101-64x4d_fpn")["model"])
-    # MMDetection's faster-rcnn_x101-64x4d_fpn: 99.38 M parameters (counted from its own module)
-    assert abs(sum(p.numel() for p in model.parameters()) / 1e6 - 99.38) < 0.01
+    reference = torchvision.models.resnext101_64x4d()
+    expected = sum(p.numel() for n, p in reference.named_parameters() if not n.startswith("fc."))
+    assert sum(p.numel() for p in model.backbone.parameters()) == expected
