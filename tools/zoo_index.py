@@ -113,7 +113,8 @@ def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def load_config(Config, cfg_dir: Path, rel: str) -> Any:
-    return Config.fromfile(str(cfg_dir / rel))
+    # custom_imports (mmpretrain backbones, ...) are not needed to read a model dict
+    return Config.fromfile(str(cfg_dir / rel), import_custom_modules=False)
 
 
 def metafile_entries(cfg_dir: Path, folders: list[str]) -> list[tuple[str, dict]]:
