@@ -11,7 +11,7 @@ _det() {
 }
 _det_words() {
   case "$1" in
-    "det") echo "analyze-logs analyze-results browse config confusion-matrix convert eval flops fuse-results infer mot-search optimize-anchors synth test train --debug --help --version" ;;
+    "det") echo "analyze-logs analyze-results browse config confusion-matrix convert eval flops fuse-results infer models mot-search optimize-anchors synth test train --debug --help --version" ;;
     "det analyze-logs") echo "plot summary train-time --help" ;;
     "det analyze-logs plot") echo "--force --help --json --keys --legend --out --smooth --style --title --x -f" ;;
     "det analyze-logs summary") echo "--help --json" ;;
@@ -40,13 +40,17 @@ _det_words() {
     "det eval") echo "--ann --backend --benchmark --classwise --help --iou-thr --json --metric --mot --occluded-separated --score-thr" ;;
     "det flops") echo "--depth --help --json --set --shape -s" ;;
     "det fuse-results") echo "--ann --conf-type --eval-single --force --fusion-iou-thr --help --json --out --skip-box-thr --weights -f" ;;
-    "det infer") echo "--amp --ann --batch-size --channels-last --classes --device --force --format --help --limit --merge --merge-iou --no-full --no-pred --no-vis --out-dir --out-mot --out-video --overlap --preset --score-thr --set --show --slice --strict --track --weights --workers -b -d -f -o -p -s -w" ;;
+    "det infer") echo "--amp --ann --batch-size --channels-last --classes --device --force --format --help --limit --merge --merge-iou --model --no-full --no-pred --no-vis --out-dir --out-mot --out-video --overlap --preset --score-thr --set --show --slice --strict --track --weights --workers -b -d -f -o -p -s -w" ;;
+    "det models") echo "download info list --help" ;;
+    "det models download") echo "--force --help --json -f" ;;
+    "det models info") echo "--help --json" ;;
+    "det models list") echo "--family --help --json --task" ;;
     "det mot-search") echo "--benchmark --classes --data --det-score-thr --detections --device --force --help --jobs --json --metric --out --plot --public --set --top --weights -f -j -s" ;;
     "det optimize-anchors") echo "--algorithm --ann --force --help --input-shape --iters --json --num-anchors --out-dir --seed --set -f -s" ;;
     "det synth") echo "mot shapes --help" ;;
     "det synth mot") echo "--force --frames --height --help --json --no-images --seed --seqs --width -f" ;;
     "det synth shapes") echo "--force --help --json --max-object-size --min-object-size --num-train --num-val --seed --size -f" ;;
-    "det test") echo "--device --force --format-only --help --json --out --score-thr --set --show-dir --tta --tta-scales --work-dir -f -o -s -w" ;;
+    "det test") echo "--device --force --format-only --help --json --model --out --score-thr --set --show-dir --tta --tta-scales --work-dir -f -o -s -w" ;;
     "det train") echo "--amp --auto-scale-lr --deterministic --device --force --help --json --load-from --no-amp --resume --resume-from --seed --set --work-dir -f -s -w" ;;
   esac
 }

@@ -40,6 +40,15 @@ def make_progress(transient: bool = False) -> Progress:
     )
 
 
+def make_download_progress() -> Progress:
+    """A rich progress bar in bytes (size, speed, ETA) for downloads, drawn on stderr."""
+    from rich.progress import DownloadColumn, TransferSpeedColumn
+
+    return Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), DownloadColumn(),
+                    TransferSpeedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console,
+                    disable=not sys.stderr.isatty() and not _force_progress())
+
+
 def _force_progress() -> bool:
     import os
 

@@ -43,6 +43,25 @@ def overrides(values: Optional[list[str]]) -> list[str]:
     return list(values or [])
 
 
+ModelOption = typer.Option(None, "--model", help="A model name from `det models list` (downloaded and converted on "
+                           "first use) instead of --weights.")
+
+
+def weights_or_model(weights: Optional[Path], model: Optional[str]) -> Path:
+    """The checkpoint to use: --weights PATH, or the cached det checkpoint of --model NAME."""
+    from det.core.errors import DetError
+
+    if weights is not None and model is not None:
+        raise DetError("--weights and --model exclude each other")
+    if model is not None:
+        from det.core.zoo import resolve_weights
+
+        return resolve_weights(model)
+    if weights is None:
+        raise DetError("give --weights CKPT or --model NAME (see det models list)")
+    return weights
+
+
 def in_range(lo: float | None = None, hi: float | None = None, lo_open: bool = False, hi_open: bool = False):
     """A Typer callback that accepts finite numbers in [lo, hi] (open ends with `lo_open` /
     `hi_open`), a list of them, or None; anything else is a one-line DetError (exit 2) naming

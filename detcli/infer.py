@@ -8,13 +8,14 @@ from typing import Optional
 
 import typer
 
-from det.cli.common import SetOption, in_range, overrides
+from det.cli.common import ModelOption, SetOption, in_range, overrides, weights_or_model
 from det.core.log import get_logger
 
 
 def infer(
     inputs: list[str] = typer.Argument(..., metavar="INPUT", help="Image files, folders (recursive), globs, video files, or '-' to read paths from stdin."),
-    weights: Path = typer.Option(..., "--weights", "-w", help="Checkpoint (.pt) written by det train; it carries its preset."),
+    weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="Checkpoint (.pt) written by det train; it carries its preset."),
+    model: Optional[str] = ModelOption,
     preset: Optional[str] = typer.Option(None, "--preset", "-p", help="Preset file or bundled name (default: the one stored in the checkpoint)."),
     set_: Optional[list[str]] = SetOption,
     out_dir: Path = typer.Option(Path("outputs"), "--out-dir", "-o", help="Where preds/<name>.json, vis/<name>.jpg and results.json go."),
@@ -45,6 +46,7 @@ def infer(
     """Detect objects in images, folders, globs, videos or a list of paths on stdin.
 
     Example: det infer demo_images/ --weights work_dirs/demo/latest.pt --format jsonl | jq .scores
+    Example: det infer img.jpg --model rtmdet_tiny_8xb32-300e_coco
     """
     from det.core.apis import Detector
     from det.core.inference.inputs import discover
@@ -62,7 +64,7 @@ def infer(
     sources = discover(inputs, stdin=sys.stdin)
     with contextlib.redirect_stdout(sys.stderr):
         detector = Detector.from_checkpoint(
-            weights, device=device, preset=preset, overrides=overrides(set_), score_thr=score_thr,
+            weights_or_model(weights, model), device=device, preset=preset, overrides=overrides(set_), score_thr=score_thr,
             classes=[c.strip() for c in classes.split(",") if c.strip()] if classes else None,
             amp=amp, channels_last=channels_last, batch_size=batch_size,
         )

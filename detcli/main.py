@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "det.cli.flops",
     "det.cli.fuse_results",
     "det.cli.infer",
+    "det.cli.models",
     "det.cli.optimize_anchors",
     "det.cli.synth",
     "det.cli.synth_mot",

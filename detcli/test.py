@@ -8,11 +8,11 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from det.cli.common import ForceOption, JsonOption, SetOption, in_range, out, overrides, print_json
+from det.cli.common import ForceOption, JsonOption, ModelOption, SetOption, in_range, out, overrides, print_json
 
 
 def test(
-    first: str = typer.Argument(..., metavar="PRESET_OR_CKPT", help="A checkpoint (its stored preset is used), or a preset followed by CKPT."),
+    first: Optional[str] = typer.Argument(None, metavar="PRESET_OR_CKPT", help="A checkpoint (its stored preset is used), or a preset followed by CKPT."),
     ckpt: Optional[str] = typer.Argument(None, show_default=False, help="The checkpoint when a preset is given first."),
     out_file: Optional[Path] = typer.Option(None, "--out", "-o", help="Write predictions as a COCO results JSON (MOT "
                                             "preset: the folder of the per-sequence tracks, default WORK_DIR/tracks)."),
@@ -24,6 +24,7 @@ def test(
     work_dir: Optional[Path] = typer.Option(None, "--work-dir", "-w", help="Where metrics.json goes (MOT preset: also tracks/ and detections/) (default: CKPT_DIR/test_CKPT_NAME)."),
     set_: Optional[list[str]] = SetOption,
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    model: Optional[str] = ModelOption,
     force: bool = ForceOption,
     json_: bool = JsonOption,
 ) -> None:
@@ -33,6 +34,7 @@ def test(
 
     Example: det test work_dirs/demo/last.pt --out results.json --show-dir work_dirs/demo/vis
     Example: det test mot/bytetrack_rtmdet_tiny_synth work_dirs/mot_synth/last.pt --out work_dirs/mot_synth/tracks
+    Example: det test --model rtmdet_tiny_8xb32-300e_coco  (COCO val under data/coco)
     """
     from det.core.engine import dist
     from det.core.engine.runner import resolve_test_inputs
@@ -41,6 +43,7 @@ def test(
 
     if format_only and out_file is None:
         raise DetError("--format-only needs --out FILE (where the results go)")
+    first, ckpt = _model_inputs(first, ckpt, model)
     cfg, ckpt_path = resolve_test_inputs(first, ckpt, overrides(set_))
     scales = tuple(tta_scales) if tta_scales else (1.0,)
     result = run_test(cfg, ckpt_path, work_dir=work_dir, out=out_file, show_dir=show_dir, score_thr=score_thr, tta=tta,
@@ -65,6 +68,22 @@ def test(
     for key in ("out", "metrics_file", "show_dir"):
         if key in result:
             out.print(f"{key.replace('_', ' ')}: {result[key]}", markup=False, highlight=False)
+
+
+def _model_inputs(first: Optional[str], ckpt: Optional[str], model: Optional[str]) -> tuple[str, Optional[str]]:
+    """(PRESET_OR_CKPT, CKPT) with --model NAME standing for the checkpoint."""
+    from det.core.errors import DetError
+
+    if model is None:
+        if first is None:
+            raise DetError("give a checkpoint, PRESET CKPT, or --model NAME (see det models list)")
+        return first, ckpt
+    if ckpt is not None:
+        raise DetError("--model stands for CKPT: give --model NAME alone or PRESET --model NAME")
+    from det.core.zoo import resolve_weights
+
+    path = str(resolve_weights(model))
+    return (path, None) if first is None else (first, path)
 
 
 def _print_mot(result: dict, name: str) -> None:

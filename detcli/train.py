@@ -34,7 +34,7 @@ def train(
     set_: Optional[list[str]] = SetOption,
     resume: bool = typer.Option(False, "--resume", help="Resume the latest checkpoint in the work dir, or CKPT when given (--resume CKPT)."),
     resume_from: Optional[str] = typer.Option(None, "--resume-from", help="Resume from this checkpoint (same as --resume CKPT)."),
-    load_from: Optional[Path] = typer.Option(None, "--load-from", help="Initialise weights from a checkpoint (weights only; reports missing/unexpected keys)."),
+    load_from: Optional[str] = typer.Option(None, "--load-from", help="Initialise weights from a checkpoint or a model name from `det models list` (weights only; mismatched head tensors are skipped and listed)."),
     amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", show_default=False,
                                        help="Mixed precision: bf16 autocast on CPU, fp16 with a grad scaler on CUDA (default: train.amp)."),
     auto_scale_lr: bool = typer.Option(False, "--auto-scale-lr", help="Scale the lr by total batch / train.auto_scale_lr.base_batch_size."),
@@ -63,6 +63,10 @@ def train(
         work_dir = Path("work_dirs") / name
     if resume_arg is not None and load_from is not None:
         raise DetError("--resume and --load-from exclude each other (resume restores everything)")
+    if load_from is not None:
+        from det.core.zoo import resolve_weights
+
+        load_from = str(resolve_weights(load_from))
     result = run_train(cfg, work_dir, resume=resume_arg, load_from=load_from, amp=amp,
                        auto_scale_lr=auto_scale_lr or None, seed=seed, deterministic=deterministic, device=device, force=force)
     if not dist.is_main():

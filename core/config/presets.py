@@ -18,8 +18,8 @@ def list_presets() -> list[str]:
     names = []
     for path in sorted(root.rglob("*.yaml")):
         rel = path.relative_to(root)
-        if any(part.startswith("_") for part in rel.parts):
-            continue
+        if any(part.startswith("_") for part in rel.parts) or rel.as_posix() == "zoo/index.yaml":
+            continue  # bases, and the model index (not a preset)
         names.append(rel.with_suffix("").as_posix())
     return names
 

@@ -154,6 +154,10 @@ def _train(cfg: dict, work_dir: Path, resume_path: Path | None, load_from: str |
         val_set, val_collate, val_section = build_split(cfg, "val")
         evaluator = build_evaluator(cfg.get("evaluation"), val_set)
     model = build_detector(cfg["model"])
+    if getattr(model, "backbone_init", None) and resume_path is None and not load_from:
+        from det.core.zoo.pretrained import init_backbone
+
+        init_backbone(model.backbone, model.backbone_init)
     if load_from:
         ckpt_io.load_weights(model, load_from)
     if rank == 0:

@@ -3,6 +3,7 @@ style). Parameter names match torchvision's `resnetNN` (minus `fc`), so torchvis
 weights load with `load_state_dict(strict=False)` after dropping `fc.*`."""
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -80,15 +81,18 @@ class Bottleneck(nn.Module):
     expansion = 4
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
-                 style: str = "pytorch", norm_cfg: dict | None = None, act_cfg: dict | None = None) -> None:
+                 style: str = "pytorch", norm_cfg: dict | None = None, act_cfg: dict | None = None,
+                 groups: int = 1, base_width: int = 4, base_channels: int = 64) -> None:
         super().__init__()
         # 'pytorch' puts the stride on the 3x3 conv, 'caffe' on the first 1x1 conv.
         s1, s2 = (1, stride) if style == "pytorch" else (stride, 1)
-        self.conv1 = nn.Conv2d(inplanes, planes, 1, s1, bias=False)
-        self.bn1 = _norm(norm_cfg, planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, s2, 1, bias=False)
-        self.bn2 = _norm(norm_cfg, planes)
-        self.conv3 = nn.Conv2d(planes, planes * self.expansion, 1, bias=False)
+        # ResNeXt: `groups` paths of base_width channels per 64 planes (MMDetection's rule)
+        width = planes if groups == 1 else math.floor(planes * base_width / base_channels) * groups
+        self.conv1 = nn.Conv2d(inplanes, width, 1, s1, bias=False)
+        self.bn1 = _norm(norm_cfg, width)
+        self.conv2 = nn.Conv2d(width, width, 3, s2, 1, groups=groups, bias=False)
+        self.bn2 = _norm(norm_cfg, width)
+        self.conv3 = nn.Conv2d(width, planes * self.expansion, 1, bias=False)
         self.bn3 = _norm(norm_cfg, planes * self.expansion)
         self.relu = build_act(act_cfg)
         self.downsample = downsample
@@ -155,9 +159,9 @@ class ResNet(nn.Module):
                 downsample = nn.Sequential(
                     nn.Conv2d(inplanes, planes * block.expansion, 1, stride, bias=False),
                     _norm(norm_cfg, planes * block.expansion))
-            blocks = [block(inplanes, planes, stride, downsample, style, norm_cfg, act_cfg)]
+            blocks = [self.make_block(block, inplanes, planes, stride, downsample, style, norm_cfg, act_cfg)]
             inplanes = planes * block.expansion
-            blocks += [block(inplanes, planes, 1, None, style, norm_cfg, act_cfg)
+            blocks += [self.make_block(block, inplanes, planes, 1, None, style, norm_cfg, act_cfg)
                        for _ in range(1, stage_blocks[i])]
             name = f"layer{i + 1}"
             self.add_module(name, nn.Sequential(*blocks))
@@ -165,6 +169,9 @@ class ResNet(nn.Module):
             self.out_channels.append(inplanes)
         self._init_weights(zero_init_residual)
         self._freeze_stages()
+
+    def make_block(self, block: type, *args: object) -> nn.Module:
+        return block(*args)
 
     def _init_weights(self, zero_init_residual: bool) -> None:
         for m in self.modules():
@@ -207,3 +214,19 @@ class ResNet(nn.Module):
             if i in self.out_indices:
                 outs.append(x)
         return tuple(outs)
+
+
+class ResNeXt(ResNet):
+    """ResNeXt (MMDetection's `ResNeXt`): bottlenecks with a grouped 3x3 conv of `groups` paths,
+    `base_width` channels each per 64 planes; names and shapes as MMDetection's, so its X-101
+    checkpoints convert key for key."""
+
+    arch_settings = {50: ResNet.arch_settings[50], 101: ResNet.arch_settings[101], 152: ResNet.arch_settings[152]}
+
+    def __init__(self, depth: int, groups: int = 1, base_width: int = 4, **kwargs: object) -> None:
+        self.groups, self.base_width = groups, base_width
+        self.base_channels = int(kwargs.get("base_channels", 64))  # type: ignore[call-overload]
+        super().__init__(depth, **kwargs)  # type: ignore[arg-type]
+
+    def make_block(self, block: type, *args: object) -> nn.Module:
+        return block(*args, groups=self.groups, base_width=self.base_width, base_channels=self.base_channels)
