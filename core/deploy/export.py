@@ -22,8 +22,10 @@ from det.core.fileio import ensure_new
 FORMATS = {"onnx": ".onnx", "openvino": ".xml", "torchscript": ".torchscript"}
 
 
-class VerifyError(Exception):
+class VerifyError(DetError):
     """The exported model disagrees with PyTorch beyond the tolerances (exit 1)."""
+
+    exit_code = 1
 
 
 @dataclass
@@ -62,6 +64,23 @@ def default_imgsz(pipeline: list[dict], divisor: int) -> tuple[int, int]:
     return side, side
 
 
+def fit_pipeline(detector, imgsz: tuple[int, int]) -> None:
+    """Make the test pipeline resize and pad into the export size (kept in the sidecar's preset)."""
+    import copy
+
+    from det.core.apis.detector import inference_pipeline_cfg, test_loader_cfg
+    from det.core.data.transforms import build_pipeline
+
+    cfg = copy.deepcopy(detector.preset)
+    for t in test_loader_cfg(cfg)["pipeline"]:
+        if isinstance(t, dict) and t.get("type") == "Resize" and t.get("scale"):
+            t["scale"] = [imgsz[1], imgsz[0]]
+        if isinstance(t, dict) and t.get("type") == "Pad" and t.get("size"):
+            t["size"] = [imgsz[1], imgsz[0]]
+    detector.preset = cfg
+    detector.pipeline = build_pipeline(inference_pipeline_cfg(cfg), "data.test.pipeline")
+
+
 def check_options(opts: ExportOptions) -> None:
     if opts.format not in FORMATS:
         raise DetError(f"--format: unknown format '{opts.format}' (one of: {', '.join(FORMATS)})")
@@ -96,6 +115,8 @@ def export_checkpoint(ckpt: str | Path, opts: ExportOptions, log=print) -> dict:
     imgsz = tuple(opts.imgsz) if opts.imgsz else default_imgsz(inference_pipeline_cfg(detector.preset), divisor)
     if imgsz[0] % divisor or imgsz[1] % divisor:
         raise DetError(f"--imgsz: {imgsz[0]} {imgsz[1]} must be multiples of the padding divisor {divisor}")
+    if opts.imgsz:
+        fit_pipeline(detector, imgsz)
     groups = output_groups(model, imgsz)
     names = ["boxes", "scores", "labels"] if opts.nms else [f"out{g}_l{lv}" for g in range(groups[0]) for lv in range(groups[1])]
     meta = build_sidecar(model, detector.preset, detector.class_names, opts.format, imgsz, opts.batch, opts.dynamic,
