@@ -28,7 +28,7 @@ def make_checkpoint(preset: str, path: Path, overrides: tuple[str, ...] = ()) ->
     sd = model.state_dict()
     for k, v in sd.items():
         if v.ndim == 4 and any(s in k for s in ("rtm_cls", "conv_cls", "retina_cls")):
-            sd[k] = v * 3
+            sd[k] = v * 0.5
     classes = cfg["data"]["classes"]
     return atomic_torch_save(path, {"state_dict": sd, "preset": cfg, "meta": {"classes": classes}})
 
