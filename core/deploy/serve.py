@@ -4,11 +4,11 @@ POST /v1/detect takes raw image bytes or a multipart upload and answers the `det
 --format jsonl` record of the image; GET /healthz; GET /v1/model; OpenAPI docs at /docs.
 Bad input answers a JSON error: not an image 415, too large 413, unreadable 400.
 """
-from __future__ import annotations
 
 import asyncio
 import json
 import os
+import signal
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -178,6 +178,9 @@ def app_from_env() -> Any:
 def run_server(cfg: ServeConfig) -> None:
     """Serve until SIGINT/SIGTERM; uvicorn finishes in-flight requests before returning."""
     uvicorn = require("uvicorn", "det serve")
+    # uvicorn re-raises the captured SIGTERM after its graceful shutdown; with a Python-level
+    # handler in place that re-raise returns instead of killing the process, so it exits 0.
+    signal.signal(signal.SIGTERM, lambda *_: None)
     common = {"host": cfg.host, "port": cfg.port, "log_level": "info", "timeout_graceful_shutdown": 30}
     if cfg.workers > 1:
         os.environ[CONFIG_ENV] = json.dumps(asdict(cfg))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core" / "deploy"))
-from deployfixtures import make_checkpoint, shapes_image  # noqa: E402
+from deployfixtures import agree, make_checkpoint, shapes_image  # noqa: E402
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("onnxruntime")
@@ -21,24 +21,6 @@ pytest.importorskip("openvino")
 def _records(stdout: str) -> dict[str, dict]:
     recs = [json.loads(line) for line in stdout.splitlines() if line.strip()]
     return {Path(r["img_path"]).name: r for r in recs}
-
-
-def _agree(a: dict, b: dict, thr: float) -> None:
-    """Same detections (order among equal scores aside), each matched to the closest box of the
-    same label; detections within 1e-3 of the threshold may fall on either side."""
-    sa, sb = np.array(a["scores"]), np.array(b["scores"])
-    ba, bb = np.array(a["bboxes"]).reshape(-1, 4), np.array(b["bboxes"]).reshape(-1, 4)
-    la, lb = np.array(a["labels"]), np.array(b["labels"])
-    firm_a, firm_b = sa > thr + 1e-3, sb > thr + 1e-3
-    assert firm_a.sum() == firm_b.sum()
-    used = np.zeros(len(sb), bool)
-    for i in np.flatnonzero(firm_a):
-        cand = np.flatnonzero(~used & (lb == la[i]))
-        d = np.abs(bb[cand] - ba[i]).max(1)
-        j = cand[int(d.argmin())]
-        used[j] = True
-        # records round boxes to 0.01 px: one rounding step on top of the 1e-2 tolerance
-        assert d.min() <= 1e-2 + 0.0101 and abs(sb[j] - sa[i]) <= 1e-3 + 1e-5
 
 
 def test_three_backends_agree(tmp_path, det_inproc):
@@ -63,7 +45,7 @@ def test_three_backends_agree(tmp_path, det_inproc):
     assert sum(len(rec["scores"]) for rec in outs["torch"].values()) >= 10
     for backend in ("onnxruntime", "openvino"):
         for name, rec in outs["torch"].items():
-            _agree(rec, outs[backend][name], 0.2)
+            agree(rec, outs[backend][name], 0.2)
 
 
 def test_export_errors(tmp_path, det_inproc):

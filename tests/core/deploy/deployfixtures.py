@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
 
@@ -37,3 +38,21 @@ def shapes_image(seed: int, size: int = 64):
     from det.core.data.synthetic.shapes import render_image
 
     return render_image(seed, "val", 0, size)[0]
+
+
+def agree(a: dict, b: dict, thr: float) -> None:
+    """Same detections (order among equal scores aside), each matched to the closest box of the
+    same label; detections within 1e-3 of the threshold may fall on either side."""
+    sa, sb = np.array(a["scores"]), np.array(b["scores"])
+    ba, bb = np.array(a["bboxes"]).reshape(-1, 4), np.array(b["bboxes"]).reshape(-1, 4)
+    la, lb = np.array(a["labels"]), np.array(b["labels"])
+    firm_a, firm_b = sa > thr + 1e-3, sb > thr + 1e-3
+    assert firm_a.sum() == firm_b.sum()
+    used = np.zeros(len(sb), bool)
+    for i in np.flatnonzero(firm_a):
+        cand = np.flatnonzero(~used & (lb == la[i]))
+        d = np.abs(bb[cand] - ba[i]).max(1)
+        j = cand[int(d.argmin())]
+        used[j] = True
+        # records round boxes to 0.01 px: one rounding step on top of the 1e-2 tolerance
+        assert d.min() <= 1e-2 + 0.0101 and abs(sb[j] - sa[i]) <= 1e-3 + 1e-5
