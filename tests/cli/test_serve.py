@@ -111,18 +111,33 @@ def test_multipart_query_and_bad_inputs(server, images):
 
 
 def test_sigterm_finishes_in_flight_requests(server, images):
+    """Each request sends half its body, SIGTERM arrives, then the rest: all three answer 200."""
     codes: list[int] = []
+    started = [threading.Event() for _ in range(3)]
+    resume = threading.Event()
+    data = images["1.png"]
 
-    def one() -> None:
-        r = httpx.post(f"{server['url']}/v1/detect", content=images["1.png"], headers={"content-type": "image/png"},
-                       timeout=120)
-        codes.append(r.status_code)
+    def one(k: int) -> None:
+        def body():
+            yield data[: len(data) // 2]
+            started[k].set()
+            resume.wait(60)
+            yield data[len(data) // 2:]
+        try:
+            r = httpx.post(f"{server['url']}/v1/detect", content=body(), headers={"content-type": "image/png"},
+                           timeout=120)
+            codes.append(r.status_code)
+        except httpx.HTTPError as exc:
+            codes.append(repr(exc))
 
-    threads = [threading.Thread(target=one) for _ in range(3)]
+    threads = [threading.Thread(target=one, args=(k,)) for k in range(3)]
     for t in threads:
         t.start()
-    time.sleep(0.15)  # inside the batcher's 300 ms wait
+    assert all(e.wait(60) for e in started)
+    time.sleep(0.5)
     server["proc"].send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    resume.set()
     for t in threads:
         t.join(timeout=120)
     assert server["proc"].wait(timeout=120) == 0
