@@ -30,7 +30,7 @@ def make_checkpoint(preset: str, path: Path, overrides: tuple[str, ...] = ()) ->
     for k, v in sd.items():
         if v.ndim == 4 and any(s in k for s in ("rtm_cls", "conv_cls", "retina_cls")):
             sd[k] = v * 0.5
-    classes = cfg["data"]["classes"]
+    classes = cfg["data"].get("classes") or [f"class{i}" for i in range(model.bbox_head.num_classes)]
     return atomic_torch_save(path, {"state_dict": sd, "preset": cfg, "meta": {"classes": classes}})
 
 
