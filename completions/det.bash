@@ -11,7 +11,7 @@ _det() {
 }
 _det_words() {
   case "$1" in
-    "det") echo "analyze-logs analyze-results browse config confusion-matrix convert eval flops fuse-results infer mot-search optimize-anchors synth test train --debug --help --version" ;;
+    "det") echo "analyze-logs analyze-results browse config confusion-matrix convert eval export flops fuse-results infer mot-search optimize-anchors serve synth test train --debug --help --version" ;;
     "det analyze-logs") echo "plot summary train-time --help" ;;
     "det analyze-logs plot") echo "--force --help --json --keys --legend --out --smooth --style --title --x -f" ;;
     "det analyze-logs summary") echo "--help --json" ;;
@@ -37,11 +37,13 @@ _det_words() {
     "det convert yolo2coco") echo "--force --help --json --nproc --out-dir --split -f -j -o" ;;
     "det convert youtubevis") echo "--force --help --json --out-dir --version -f -o" ;;
     "det eval") echo "--ann --classwise --help --json --metric" ;;
+    "det export") echo "--batch --dynamic --force --format --help --imgsz --json --nms --no-nms --no-verify --opset --out -f -o" ;;
     "det flops") echo "--depth --help --json --set --shape -s" ;;
     "det fuse-results") echo "--ann --conf-type --eval-single --force --fusion-iou-thr --help --json --out --skip-box-thr --weights -f" ;;
-    "det infer") echo "--amp --ann --batch-size --channels-last --classes --device --force --format --help --limit --merge --merge-iou --no-full --no-pred --no-vis --out-dir --out-mot --out-video --overlap --preset --score-thr --set --show --slice --strict --track --weights --workers -b -d -f -o -p -s -w" ;;
+    "det infer") echo "--amp --ann --backend --batch-size --channels-last --classes --device --force --format --help --limit --merge --merge-iou --no-full --no-pred --no-vis --out-dir --out-mot --out-video --overlap --preset --score-thr --set --show --slice --strict --track --weights --workers -b -d -f -o -p -s -w" ;;
     "det mot-search") echo "--benchmark --classes --data --det-score-thr --detections --device --force --help --jobs --json --metric --out --plot --public --set --top --weights -f -j -s" ;;
     "det optimize-anchors") echo "--algorithm --ann --force --help --input-shape --iters --json --num-anchors --out-dir --seed --set -f -s" ;;
+    "det serve") echo "--backend --device --help --host --max-batch --max-image-mb --max-wait-ms --port --score-thr --workers -d" ;;
     "det synth") echo "mot shapes --help" ;;
     "det synth mot") echo "--force --frames --height --help --json --no-images --seed --seqs --width -f" ;;
     "det synth shapes") echo "--force --help --json --max-object-size --min-object-size --num-train --num-val --seed --size -f" ;;
