@@ -40,6 +40,8 @@ def verify_export(detector, path: Path, fmt: str, imgsz: tuple[int, int], batch:
     summary = (f"verify ({RUNTIME_OF_FORMAT[fmt]} vs PyTorch): {n} detections in {batch} image(s), max box diff {box:.2e} px "
                f"(tol {BOX_TOL}), max score diff {score:.2e} (tol {SCORE_TOL}), "
                + ("labels equal" if not problems else "; ".join(problems[:3])))
+    if n == 0:
+        summary += " (warning: the sample image gave no detections above score_thr, so only their absence was compared)"
     return {"ok": ok, "compared": n, "max_box_diff": box, "max_score_diff": score, "problems": problems, "summary": summary}
 
 
