@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 
-def make_checkpoint(preset: str, path: Path, overrides: tuple[str, ...] = ()) -> Path:
+def make_checkpoint(preset: str, path: Path, overrides: tuple[str, ...] = (), sharpen: float = 0.5) -> Path:
     from det.core.config import load_preset
     from det.core.data.synthetic.shapes import render_image
     from det.core.fileio import atomic_torch_save
@@ -29,7 +29,7 @@ def make_checkpoint(preset: str, path: Path, overrides: tuple[str, ...] = ()) ->
     sd = model.state_dict()
     for k, v in sd.items():
         if v.ndim == 4 and any(s in k for s in ("rtm_cls", "conv_cls", "retina_cls")):
-            sd[k] = v * 0.5
+            sd[k] = v * sharpen
     classes = cfg["data"].get("classes") or [f"class{i}" for i in range(model.bbox_head.num_classes)]
     return atomic_torch_save(path, {"state_dict": sd, "preset": cfg, "meta": {"classes": classes}})
 
