@@ -21,10 +21,14 @@ complete -c det -n '__fish_seen_subcommand_from analyze-logs && __fish_seen_subc
 complete -c det -n '__fish_seen_subcommand_from analyze-logs && __fish_seen_subcommand_from train-time' -l include-outliers
 complete -c det -n '__fish_seen_subcommand_from analyze-logs && __fish_seen_subcommand_from train-time' -l json
 complete -c det -n '__fish_seen_subcommand_from analyze-results' -l ann
+complete -c det -n '__fish_seen_subcommand_from analyze-results' -l areas
+complete -c det -n '__fish_seen_subcommand_from analyze-results' -l errors
 complete -c det -n '__fish_seen_subcommand_from analyze-results' -l force
 complete -c det -n '__fish_seen_subcommand_from analyze-results' -l help
 complete -c det -n '__fish_seen_subcommand_from analyze-results' -l img-dir
 complete -c det -n '__fish_seen_subcommand_from analyze-results' -l json
+complete -c det -n '__fish_seen_subcommand_from analyze-results' -l metric
+complete -c det -n '__fish_seen_subcommand_from analyze-results' -l no-plots
 complete -c det -n '__fish_seen_subcommand_from analyze-results' -l out-dir
 complete -c det -n '__fish_seen_subcommand_from analyze-results' -l show-score-thr
 complete -c det -n '__fish_seen_subcommand_from analyze-results' -l topk
@@ -52,6 +56,7 @@ complete -c det -n '__fish_seen_subcommand_from config && __fish_seen_subcommand
 complete -c det -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from validate' -l help
 complete -c det -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from validate' -l json
 complete -c det -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from validate' -l set
+complete -c det -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from validate' -l strict
 complete -c det -n '__fish_seen_subcommand_from confusion-matrix' -l ann
 complete -c det -n '__fish_seen_subcommand_from confusion-matrix' -l force
 complete -c det -n '__fish_seen_subcommand_from confusion-matrix' -l help
@@ -61,7 +66,7 @@ complete -c det -n '__fish_seen_subcommand_from confusion-matrix' -l out-dir
 complete -c det -n '__fish_seen_subcommand_from confusion-matrix' -l score-thr
 complete -c det -n '__fish_seen_subcommand_from confusion-matrix' -l show
 complete -c det -n '__fish_seen_subcommand_from confusion-matrix' -l tp-iou-thr
-complete -c det -n '__fish_seen_subcommand_from convert' -f -a 'cityscapes coco2yolo crowdhuman images2coco mmdet-weights mot mot-reid publish torchvision-weights voc yolo2coco youtubevis'
+complete -c det -n '__fish_seen_subcommand_from convert' -f -a 'cityscapes coco2yolo crowdhuman images2coco mmdet-weights mot mot-reid occluded-separated publish torchvision-weights voc yolo2coco youtubevis'
 complete -c det -n '__fish_seen_subcommand_from convert' -l help
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from cityscapes' -l force
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from cityscapes' -l gt-dir
@@ -89,6 +94,7 @@ complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcomman
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from images2coco' -l help
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from images2coco' -l json
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from images2coco' -l nproc
+complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from mmdet-weights' -l allow-empty
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from mmdet-weights' -l force
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from mmdet-weights' -l help
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from mmdet-weights' -l json
@@ -110,9 +116,16 @@ complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcomman
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from mot-reid' -l out-dir
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from mot-reid' -l val-split
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from mot-reid' -l vis-threshold
+complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from occluded-separated' -l force
+complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from occluded-separated' -l help
+complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from occluded-separated' -l json
+complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from occluded-separated' -l kind
+complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from occluded-separated' -l out
+complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from occluded-separated' -l trust-pickle
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from publish' -l force
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from publish' -l help
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from publish' -l json
+complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from torchvision-weights' -l allow-empty
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from torchvision-weights' -l force
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from torchvision-weights' -l help
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from torchvision-weights' -l json
@@ -138,10 +151,16 @@ complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcomman
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from youtubevis' -l out-dir
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from youtubevis' -l version
 complete -c det -n '__fish_seen_subcommand_from eval' -l ann
+complete -c det -n '__fish_seen_subcommand_from eval' -l backend
+complete -c det -n '__fish_seen_subcommand_from eval' -l benchmark
 complete -c det -n '__fish_seen_subcommand_from eval' -l classwise
 complete -c det -n '__fish_seen_subcommand_from eval' -l help
+complete -c det -n '__fish_seen_subcommand_from eval' -l iou-thr
 complete -c det -n '__fish_seen_subcommand_from eval' -l json
 complete -c det -n '__fish_seen_subcommand_from eval' -l metric
+complete -c det -n '__fish_seen_subcommand_from eval' -l mot
+complete -c det -n '__fish_seen_subcommand_from eval' -l occluded-separated
+complete -c det -n '__fish_seen_subcommand_from eval' -l score-thr
 complete -c det -n '__fish_seen_subcommand_from export' -l batch
 complete -c det -n '__fish_seen_subcommand_from export' -l dynamic
 complete -c det -n '__fish_seen_subcommand_from export' -l force

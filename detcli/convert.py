@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from det.cli.common import ForceOption, JsonOption, SetOption, out, overrides, print_json
+from det.cli.common import ForceOption, JsonOption, SetOption, in_range, out, overrides, print_json
 
 convert_app = typer.Typer(
     help="Convert datasets (Cityscapes, VOC, MOT, CrowdHuman, YouTube-VIS, YOLO, plain images) to COCO JSON, "
@@ -14,6 +14,7 @@ convert_app = typer.Typer(
     no_args_is_help=True,
 )
 
+AllowEmptyOption = typer.Option(False, "--allow-empty", help="Write the output even when no tensor maps onto the model.")
 NprocOption = typer.Option(1, "--nproc", "-j", min=1, help="Worker processes for the per-file work.")
 
 
@@ -110,10 +111,10 @@ def mot(
 def mot_reid(
     root: Path = typer.Argument(..., help="MOTChallenge root holding train/."),
     out_dir: Path = typer.Option(..., "--out-dir", "-o", help="Output folder for imgs/ and meta/."),
-    val_split: float = typer.Option(0.2, "--val-split", help="Share of identities held out for validation."),
-    vis_threshold: float = typer.Option(0.3, "--vis-threshold", help="Minimum visibility of a kept box."),
-    min_per_person: int = typer.Option(8, "--min-per-person", help="Identities with fewer crops are not listed."),
-    max_per_person: int = typer.Option(1000, "--max-per-person", help="At most this many crops listed per identity."),
+    val_split: float = typer.Option(0.2, "--val-split", callback=in_range(0, 1), help="Share of identities held out for validation."),
+    vis_threshold: float = typer.Option(0.3, "--vis-threshold", callback=in_range(0, 1), help="Minimum visibility of a kept box."),
+    min_per_person: int = typer.Option(8, "--min-per-person", callback=in_range(1), help="Identities with fewer crops are not listed."),
+    max_per_person: int = typer.Option(1000, "--max-per-person", callback=in_range(1), help="At most this many crops listed per identity."),
     nproc: int = NprocOption,
     force: bool = ForceOption,
     json_: bool = JsonOption,
@@ -221,6 +222,7 @@ def mmdet_weights(
     out: Path = typer.Argument(..., help="Output det checkpoint."),
     preset: str = typer.Option(..., "--preset", "-p", help="det preset of the same model (e.g. a bundled name)."),
     strict: bool = typer.Option(False, "--strict", help="Fail when any key is unmapped or missing."),
+    allow_empty: bool = AllowEmptyOption,
     set_: Optional[list[str]] = SetOption,
     force: bool = ForceOption,
     json_: bool = JsonOption,
@@ -233,7 +235,7 @@ def mmdet_weights(
     """
     from det.core.convert.weights import convert_mmdet_weights
 
-    _report([convert_mmdet_weights(src, out, preset, strict, force, overrides(set_))], json_)
+    _report([convert_mmdet_weights(src, out, preset, strict, force, overrides(set_), allow_empty)], json_)
 
 
 @convert_app.command("torchvision-weights")
@@ -244,6 +246,7 @@ def torchvision_weights(
     preset: Optional[str] = typer.Option(None, "--preset", "-p", help="det preset to check against (required for detectors)."),
     prefix: str = typer.Option("backbone.", "--prefix", help="Key prefix for a ResNet classifier's weights."),
     strict: bool = typer.Option(False, "--strict", help="Fail when any key is unmapped or missing."),
+    allow_empty: bool = AllowEmptyOption,
     set_: Optional[list[str]] = SetOption,
     force: bool = ForceOption,
     json_: bool = JsonOption,
@@ -258,7 +261,37 @@ def torchvision_weights(
     """
     from det.core.convert.weights import convert_torchvision_weights
 
-    _report([convert_torchvision_weights(src, out, preset, prefix, strict, force, overrides(set_))], json_)
+    _report([convert_torchvision_weights(src, out, preset, prefix, strict, force, overrides(set_), allow_empty)], json_)
+
+
+@convert_app.command("occluded-separated")
+def occluded_separated(
+    inputs: list[Path] = typer.Argument(..., metavar="IN.pkl...", help="The published occluded_coco.pkl and/or "
+                                        "separated_coco.pkl (the kind is read from the file name)."),
+    out_path: Path = typer.Option(..., "--out", "-o", help="JSON file to write ({occluded: [...], separated: [...]})."),
+    kind: Optional[str] = typer.Option(None, "--kind", help="occluded or separated, for one input whose name says neither."),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow unpickling the inputs: a pickle can run "
+                                      "any code when loaded, so only for files from a source you trust."),
+    force: bool = ForceOption,
+    json_: bool = JsonOption,
+) -> None:
+    """Occluded / separated COCO annotation pickles -> the JSON form `det eval --occluded-separated` reads.
+
+    Example: det convert occluded-separated occluded_coco.pkl separated_coco.pkl --out occ_sep.json --trust-pickle
+    """
+    from det.core.errors import DetError
+    from det.core.evaluation.occluded import KINDS, convert_pickles, kind_of
+    from det.core.fileio import atomic_write_json, ensure_new
+
+    if kind is not None and (kind not in KINDS or len(inputs) != 1):
+        raise DetError("--kind takes occluded or separated, with one input file")
+    kinds = [kind] if kind else [kind_of(p) for p in inputs]
+    if len(set(kinds)) != len(kinds):
+        raise DetError(f"two inputs of the same kind ({', '.join(kinds)})")
+    ensure_new(out_path, force)
+    data = convert_pickles(inputs, kinds, trust_pickle)
+    atomic_write_json(out_path, data)
+    _report([{"file": str(out_path), **{k: len(v) for k, v in data.items()}}], json_)
 
 
 def register(app: typer.Typer) -> None:

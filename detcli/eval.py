@@ -1,10 +1,13 @@
-"""`det eval`: COCO evaluation of a results file (pycocotools), MMDetection's metric names."""
+"""`det eval`: COCO evaluation of a results file (MMDetection's metric names), or with `--mot` the
+HOTA/CLEAR/Identity scores of any tracker's MOTChallenge result files."""
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Optional
 
 import typer
+from rich import box
 from rich.table import Table
 
 from det.cli.common import JsonOption, out, print_json
@@ -16,23 +19,53 @@ def _f(v: float) -> str:
 
 
 def eval_(
-    results: Path = typer.Argument(..., help="COCO results JSON (image_id, category_id, score, bbox or segmentation)."),
-    ann: Path = typer.Option(..., "--ann", help="COCO ground-truth JSON."),
-    metric: str = typer.Option("bbox", "--metric", help="bbox, segm or proposal."),
+    results: Optional[Path] = typer.Argument(None, help="COCO results JSON (image_id, category_id, score, bbox or segmentation)."),
+    ann: Optional[Path] = typer.Option(None, "--ann", help="COCO ground-truth JSON."),
+    metric: str = typer.Option("bbox", "--metric", help="bbox, segm, proposal or lvis (LVIS v1 AP with APr/APc/APf; "
+                               "bbox, and segm too when the results have masks)."),
     classwise: bool = typer.Option(False, "--classwise", help="Also report AP per class."),
+    backend: str = typer.Option("det", "--backend", help="COCO evaluator: det (compiled) or pycocotools; same numbers."),
+    mot: Optional[tuple[Path, Path]] = typer.Option(
+        None, "--mot", metavar="GT_DIR TRACKS_DIR", help="Score MOTChallenge result files instead: GT_DIR holds "
+        "<seq>/gt/gt.txt and seqinfo.ini, TRACKS_DIR holds <seq>.txt of any tracker."),
+    benchmark: str = typer.Option("MOT17", "--benchmark", help="With --mot: MOT17 (or MOT16, MOT20) preprocessing."),
+    occluded_separated: Optional[Path] = typer.Option(
+        None, "--occluded-separated", metavar="ANN.json", help="Also report occluded / separated mask recall "
+        "(segm results; ANN.json from `det convert occluded-separated`)."),
+    score_thr: float = typer.Option(0.3, "--score-thr", help="With --occluded-separated: detection score threshold."),
+    iou_thr: float = typer.Option(0.75, "--iou-thr", help="With --occluded-separated: mask IoU for a recalled object."),
     json_: bool = JsonOption,
 ) -> None:
-    """Evaluate COCO results against COCO annotations (mAP, mAP_50, ..., or AR for proposals).
+    """Evaluate COCO results against COCO annotations (mAP, mAP_50, ..., or AR for proposals), or
+    tracker result files against MOTChallenge ground truth (HOTA/CLEAR/Identity per sequence and combined).
 
     Example: det eval work_dirs/rtmdet/results.bbox.json --ann data/coco/annotations/instances_val2017.json --classwise
+    Example: det eval results.segm.json --ann instances_val2017.json --metric segm --occluded-separated occ_sep.json
+    Example: det eval --mot data/MOT17/train work_dirs/bytetrack/tracks --json
     """
-    if metric not in IOU_TYPES:
-        from det.core.errors import DetError, did_you_mean
+    from det.core.errors import DetError, did_you_mean
 
-        raise DetError(f"--metric '{metric}' is not supported{did_you_mean(metric, IOU_TYPES)}")
+    if mot is not None:
+        if results is not None or ann is not None:
+            raise DetError("--mot GT_DIR TRACKS_DIR takes no results file and no --ann")
+        _eval_mot(mot[0], mot[1], benchmark, json_)
+        return
+    if results is None or ann is None:
+        raise DetError("give a COCO results file and --ann ANN.json (or --mot GT_DIR TRACKS_DIR)")
+    if metric not in METRICS:
+        raise DetError(f"--metric '{metric}' is not supported{did_you_mean(metric, METRICS)}")
+    if metric == "lvis":
+        _eval_lvis(results, ann, classwise, json_)
+        return
     coco = load_coco_gt(ann)
     dets = load_coco_results(results, coco, metric)
-    res = coco_evaluate(coco, dets, metric, classwise=classwise)
+    res = coco_evaluate(coco, dets, metric, classwise=classwise, backend=backend)
+    if occluded_separated is not None:
+        from det.core.evaluation.occluded import load_lists, occluded_separated_recall
+
+        if metric != "segm":
+            raise DetError("--occluded-separated needs mask results: add --metric segm")
+        res.update(occluded_separated_recall(coco, dets, load_lists(occluded_separated), score_thr, iou_thr))
     if json_:
         print_json(_no_nan(res))
         return
@@ -41,7 +74,9 @@ def eval_(
     table.add_column("value", justify="right")
     for key, value in res.items():
         if isinstance(value, float):
-            table.add_row(key, _f(value))
+            table.add_row(key, f"{value:.2f}%" if key.endswith("_recall") else _f(value))
+        elif isinstance(value, int):
+            table.add_row(key, str(value))
     out.print(table)
     if classwise and "classwise_detail" in res:
         table = Table(title="per class")
@@ -52,6 +87,61 @@ def eval_(
         for name, row in res["classwise_detail"].items():
             table.add_row(name, *[_f(row[c]) for c in cols])
         out.print(table)
+
+
+METRICS = (*IOU_TYPES, "lvis")
+
+
+def _eval_lvis(results: Path, ann: Path, classwise: bool, json_: bool) -> None:
+    from det.core.evaluation.lvis import lvis_evaluate
+    from det.core.fileio import read_json
+
+    dets = read_json(results, "results file")
+    kinds = ["bbox"] + (["segm"] if isinstance(dets, list) and dets and isinstance(dets[0], dict)
+                        and "segmentation" in dets[0] else [])
+    res: dict = {}
+    for kind in kinds:
+        part = lvis_evaluate(ann, results, kind, classwise=classwise)
+        if "classwise" in part:
+            res.setdefault("classwise", {})[kind] = part.pop("classwise")
+        res.update(part)
+    if json_:
+        print_json(_no_nan(res))
+        return
+    table = Table(title=f"{results.name}: LVIS ({', '.join(kinds)}; -1: no ground truth in that group)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in res.items():
+        if isinstance(value, float):
+            table.add_row(key, f"{value:.3f}")
+    out.print(table)
+
+
+MOT_COLUMNS = ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW", "FP", "FN")  # all metrics: --json
+
+
+def _eval_mot(gt_dir: Path, tracks_dir: Path, benchmark: str, json_: bool) -> None:
+    from det.core.errors import DetError
+    from det.core.evaluation.mot import evaluate_mot
+
+    if benchmark not in ("MOT15", "MOT16", "MOT17", "MOT20"):
+        raise DetError(f"--benchmark '{benchmark}': expected MOT15, MOT16, MOT17 or MOT20")
+    for folder in (gt_dir, tracks_dir):
+        if not folder.is_dir():
+            raise DetError(f"{folder}: folder not found")
+    res = evaluate_mot(gt_dir, tracks_dir, benchmark=benchmark)
+    if json_:
+        print_json(res)
+        return
+    table = Table(title=f"{tracks_dir.name}: HOTA / CLEAR / Identity ({benchmark}; --json for all metrics)",
+                  box=box.SIMPLE, pad_edge=False)
+    table.add_column("sequence")
+    for col in MOT_COLUMNS:
+        table.add_column(col, justify="right")
+    rows = list(res["sequences"].items()) + [("COMBINED", res)]
+    for name, m in rows:
+        table.add_row(name, *[str(m[c]) if isinstance(m[c], int) else f"{100 * m[c]:.2f}" for c in MOT_COLUMNS])
+    out.print(table)
 
 
 def _no_nan(obj):

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from det.cli.common import ForceOption, JsonOption, SetOption, out, overrides, print_json
+from det.cli.common import ForceOption, JsonOption, SetOption, in_range, out, overrides, print_json
 from det.core.analysis import anchors as A
 from det.core.errors import DetError
 from det.core.fileio import read_json
@@ -16,10 +16,10 @@ def optimize_anchors(
     preset: Optional[str] = typer.Argument(None, help="A preset; its training dataset gives the boxes."),
     ann: Optional[Path] = typer.Option(None, "--ann", help="COCO annotation JSON instead of a preset."),
     algorithm: str = typer.Option("kmeans", "--algorithm", help="kmeans or differential-evolution."),
-    input_shape: tuple[int, int] = typer.Option((640, 640), "--input-shape", help="Model input W H."),
-    num_anchors: Optional[int] = typer.Option(None, "--num-anchors",
+    input_shape: tuple[int, int] = typer.Option((640, 640), "--input-shape", callback=in_range(1), help="Model input W H."),
+    num_anchors: Optional[int] = typer.Option(None, "--num-anchors", callback=in_range(1),
                                               help="Anchors to fit [default: the preset's YOLO anchor count, else 9]."),
-    iters: int = typer.Option(1000, "--iters", help="Maximum iterations (k-means steps or evolution generations)."),
+    iters: int = typer.Option(1000, "--iters", callback=in_range(1), help="Maximum iterations (k-means steps or evolution generations)."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     out_dir: Path = typer.Option(Path("."), "--out-dir", help="Folder for anchor_optimize_result.json."),
     set_: Optional[list[str]] = SetOption,

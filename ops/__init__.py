@@ -5,6 +5,7 @@ rebuild command when it is missing or was built from other sources (see docs/ops
 """
 from det.ops._ext import _C  # noqa: F401  - first: fails early on a missing/stale build
 from det.ops.bbox_overlaps import bbox_overlaps
+from det.ops.coco_eval import coco_accumulate
 from det.ops.focal_loss import sigmoid_focal_loss
 from det.ops.nms import batched_nms, batched_soft_nms, nms, soft_nms
 from det.ops.roi_align import roi_align
@@ -14,6 +15,7 @@ __all__ = [
     "batched_nms",
     "batched_soft_nms",
     "bbox_overlaps",
+    "coco_accumulate",
     "nms",
     "roi_align",
     "sigmoid_focal_loss",

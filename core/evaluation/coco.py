@@ -3,7 +3,9 @@
 `coco_evaluate(gt, results)` -> {"coco/bbox_mAP": ..., "coco/bbox_mAP_50": ..., ...}. Like
 MMDetection, `proposal_nums` become COCOeval's `maxDets`, so mAP is taken at the last of them
 (1000 by default; identical to pycocotools' default when no image has more than 100 detections).
-Values are not rounded. pycocotools' prints are swallowed (or sent to stderr with verbose=True)
+Values are not rounded. `backend='det'` (default) runs COCOeval's evaluate/accumulate compiled
+(coco_fast.py, det.ops.coco_accumulate; identical numbers), 'pycocotools' its Python loops;
+summaries always come from pycocotools' `summarize`. pycocotools' prints are swallowed (or sent to stderr with verbose=True)
 so that stdout stays clean for results.
 
 The loaders (`load_coco_gt`, `load_coco_results`, `check_results`) turn every malformed input
@@ -15,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import math
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -26,6 +29,7 @@ from det.core.errors import DetError
 from det.core.fileio import read_json
 
 IOU_TYPES = ("bbox", "segm", "proposal")
+BACKENDS = ("det", "pycocotools")
 AP_ITEMS = ("mAP", "mAP_50", "mAP_75", "mAP_s", "mAP_m", "mAP_l")
 
 
@@ -64,6 +68,8 @@ def validate_gt(data: Any, name: str = "annotations") -> dict:
         box = ann["bbox"]
         if not isinstance(box, (list, tuple)) or len(box) != 4:
             raise DetError(f"{name}: annotations[{i}].bbox must be [x, y, w, h]")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in box):
+            raise DetError(f"{name}: annotations[{i}].bbox {box} must hold four finite numbers")
     return data
 
 
@@ -132,7 +138,32 @@ def check_results(results: Any, coco, name: str = "results", iou_type: str = "bb
     if bad_cats:
         shown = ", ".join(map(str, sorted(set(bad_cats), key=str)[:5]))
         raise DetError(f"{name}: {len(bad_cats)} detections have category ids not in the annotations (e.g. {shown})")
+    _check_numbers(results, name, "bbox" in need)
     return results
+
+
+def _check_numbers(results: list[dict], name: str, boxes: bool) -> None:
+    """Scores (and boxes) are finite numbers, box sizes not negative: a NaN here would pass
+    pycocotools and come out of fusion or evaluation as a silent NaN."""
+    import numpy as np
+
+    n = len(results)
+    if not n:
+        return
+    width = 5 if boxes else 1
+    try:
+        flat = np.fromiter((v for d in results for v in ((d["score"], *d["bbox"]) if boxes else (d["score"],))),
+                           dtype=np.float64, count=width * n).reshape(n, width)
+    except (TypeError, ValueError):
+        raise DetError(f"{name}: 'score' and 'bbox' must be numbers") from None
+    bad = ~np.isfinite(flat).all(axis=1)
+    if boxes:
+        bad |= (flat[:, 3] < 0) | (flat[:, 4] < 0)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        what = {k: results[i][k] for k in ("score", "bbox") if k in results[i]}
+        raise DetError(f"{name}: item {i}: non-finite number or negative box size in {what} "
+                       f"({int(bad.sum())} such detections)")
 
 
 def load_coco_results(path: str | Path, coco, iou_type: str = "bbox") -> list[dict]:
@@ -170,18 +201,48 @@ def _ap(precision: np.ndarray) -> float:
     return float(np.mean(valid)) if valid.size else float("nan")
 
 
+def run_cocoeval(coco, results: list[dict], iou_type: str, max_dets: Sequence[int],
+                 img_ids: Iterable[int] | None = None, backend: str = "det", verbose: bool = False):
+    """A summarised pycocotools `COCOeval` (`.eval`, `.stats`, `.params`) for validated results.
+
+    backend 'det' runs evaluate/accumulate compiled (det.ops.coco_accumulate, identical numbers);
+    'pycocotools' runs pycocotools' own Python loops.
+    """
+    from pycocotools.cocoeval import COCOeval
+
+    if backend not in BACKENDS:
+        raise DetError(f"evaluation.backend: unknown backend '{backend}'; valid: {', '.join(BACKENDS)}")
+    compiled = backend == "det"
+    dt = None if compiled else _load_res(coco, results, iou_type)
+    evaluator = COCOeval(coco, dt, "bbox" if iou_type == "proposal" else iou_type)
+    evaluator.params.maxDets = list(max_dets)
+    if img_ids is not None:
+        evaluator.params.imgIds = sorted(set(img_ids))
+    if iou_type == "proposal":
+        evaluator.params.useCats = 0
+    with quiet(verbose):
+        if compiled:
+            from det.core.evaluation.coco_fast import compiled_eval
+
+            evaluator.eval = compiled_eval(coco, results, evaluator.params.iouType, evaluator.params)
+        else:
+            evaluator.evaluate()
+            evaluator.accumulate()
+        evaluator.summarize()
+    return evaluator
+
+
 def coco_evaluate(gt: Any, results: list[dict] | str | Path, iou_type: str = "bbox", classwise: bool = False,
                   proposal_nums: Sequence[int] = (100, 300, 1000), img_ids: Iterable[int] | None = None,
-                  verbose: bool = False) -> dict:
+                  verbose: bool = False, backend: str = "det") -> dict:
     """Evaluate COCO results against COCO ground truth.
 
     gt: annotation path, dict or pycocotools COCO. results: list of COCO result dicts or a path.
+    backend: 'det' (compiled evaluate/accumulate, the default) or 'pycocotools'; same numbers.
     Returns float metrics under MMDetection's keys (`coco/bbox_mAP`, ..., `coco/AR@100`, ...);
     with `classwise`, also `classwise` ({class name: AP}) and `classwise_detail`
     ({class name: {mAP, mAP_50, mAP_75, mAP_s, mAP_m, mAP_l}}).
     """
-    from pycocotools.cocoeval import COCOeval
-
     if iou_type not in IOU_TYPES:
         raise DetError(f"unknown COCO metric '{iou_type}'; valid: {', '.join(IOU_TYPES)}")
     proposal_nums = [int(n) for n in proposal_nums]
@@ -197,17 +258,7 @@ def coco_evaluate(gt: Any, results: list[dict] | str | Path, iou_type: str = "bb
         results = load_coco_results(results, coco, iou_type)
     else:
         results = check_results(results, coco, "results", iou_type)
-    dt = _load_res(coco, results, iou_type)
-    evaluator = COCOeval(coco, dt, "bbox" if iou_type == "proposal" else iou_type)
-    evaluator.params.maxDets = proposal_nums
-    if img_ids is not None:
-        evaluator.params.imgIds = sorted(set(img_ids))
-    if iou_type == "proposal":
-        evaluator.params.useCats = 0
-    with quiet(verbose):
-        evaluator.evaluate()
-        evaluator.accumulate()
-        evaluator.summarize()
+    evaluator = run_cocoeval(coco, results, iou_type, proposal_nums, img_ids, backend, verbose)
     stats = [float(s) for s in evaluator.stats]
     out: dict[str, Any] = {}
     if iou_type == "proposal":

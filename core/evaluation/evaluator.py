@@ -62,15 +62,18 @@ def instances_to_coco(img_id: int, pred: Any, cat_ids: Sequence[int], with_masks
 
 
 class CocoMetric:
-    """COCO bbox / segm / proposal metrics through pycocotools (see evaluation/coco.py)."""
+    """COCO bbox / segm / proposal metrics (see evaluation/coco.py); `backend`: det | pycocotools."""
 
     def __init__(self, dataset: Any = None, metric: str | list[str] = "bbox", classwise: bool = False,
-                 proposal_nums: Sequence[int] = (100, 300, 1000), format_only: bool = False, ann_file: str | None = None):
+                 proposal_nums: Sequence[int] = (100, 300, 1000), format_only: bool = False, ann_file: str | None = None,
+                 backend: str = "det"):
         metrics = [metric] if isinstance(metric, str) else list(metric)
         for m in metrics:
             if m not in ("bbox", "segm", "proposal"):
                 raise ConfigError(f"evaluation.metric: unknown metric '{m}'; valid: bbox, segm, proposal")
-        self.metrics, self.classwise = metrics, bool(classwise)
+        if backend not in ("det", "pycocotools"):
+            raise ConfigError(f"evaluation.backend: unknown backend '{backend}'; valid: det, pycocotools")
+        self.metrics, self.classwise, self.backend = metrics, bool(classwise), backend
         self.proposal_nums, self.format_only = tuple(proposal_nums), bool(format_only)
         self.ann_file = ann_file
         self.dataset = dataset
@@ -109,7 +112,34 @@ class CocoMetric:
             gt = self.ann_file or self.dataset.coco_gt()
             for m in self.metrics:
                 metrics.update(coco_evaluate(gt, results, iou_type=m, classwise=self.classwise,
-                                             proposal_nums=self.proposal_nums))
+                                             proposal_nums=self.proposal_nums, backend=self.backend))
+        return dist.broadcast_object(metrics)
+
+
+class LVISMetric(CocoMetric):
+    """LVIS v1 AP (AP, AP50, AP75, APs/m/l, APr/c/f, AR@300) equal to the lvis package (evaluation/lvis.py).
+
+    Models must keep at most 300 detections per image (`test_cfg.max_per_img: 300`)."""
+
+    def __init__(self, dataset: Any = None, metric: str | list[str] = "bbox", classwise: bool = False,
+                 format_only: bool = False, ann_file: str | None = None):
+        metrics = [metric] if isinstance(metric, str) else list(metric)
+        for m in metrics:
+            if m not in ("bbox", "segm"):
+                raise ConfigError(f"evaluation.metric: unknown LVIS metric '{m}'; valid: bbox, segm")
+        super().__init__(dataset, metrics, classwise, format_only=format_only, ann_file=ann_file)
+
+    def evaluate(self) -> dict[str, float]:
+        results = self.results()
+        if self.format_only:
+            return {}
+        metrics: dict[str, Any] = {}
+        if dist.is_main():
+            from det.core.evaluation.lvis import lvis_evaluate
+
+            gt = self.ann_file or self.dataset.coco_gt()
+            for m in self.metrics:
+                metrics.update(lvis_evaluate(gt, results, iou_type=m, classwise=self.classwise))
         return dist.broadcast_object(metrics)
 
 
@@ -174,7 +204,7 @@ def _gt_in_original(sample: Any) -> Any:
     return Instances(bboxes=boxes, labels=gt.labels, ignore=gt.ignore)
 
 
-EVALUATORS = {"CocoMetric": CocoMetric, "VOCMetric": VOCMetric}
+EVALUATORS = {"CocoMetric": CocoMetric, "LVISMetric": LVISMetric, "VOCMetric": VOCMetric}
 
 
 def build_evaluator(cfg: dict | None, dataset: Any) -> Any:

@@ -1,6 +1,7 @@
 """Dataset types buildable from presets (`data.train.dataset: {type: CocoDataset, ...}`)."""
 from det.core.data.datasets.base import BaseDetDataset
 from det.core.data.datasets.coco import CocoDataset
+from det.core.data.datasets.lvis import LVISV1Dataset
 from det.core.data.datasets.middle import CustomDataset
 from det.core.data.datasets.mot import MOTChallengeDataset
 from det.core.data.datasets.synthetic import SyntheticShapes
@@ -9,6 +10,7 @@ from det.core.data.datasets.wrappers import ClassBalancedDataset, ConcatDataset,
 
 DATASETS = {
     "CocoDataset": CocoDataset,
+    "LVISV1Dataset": LVISV1Dataset,
     "VOCDataset": VOCDataset,
     "CustomDataset": CustomDataset,
     "MiddleFormatDataset": CustomDataset,
@@ -21,5 +23,5 @@ DATASETS = {
 
 __all__ = [
     "DATASETS", "VOC_CLASSES", "BaseDetDataset", "ClassBalancedDataset", "CocoDataset", "ConcatDataset",
-    "CustomDataset", "MOTChallengeDataset", "RepeatDataset", "SyntheticShapes", "VOCDataset",
+    "CustomDataset", "LVISV1Dataset", "MOTChallengeDataset", "RepeatDataset", "SyntheticShapes", "VOCDataset",
 ]
