@@ -38,6 +38,7 @@ _det_words() {
     "det convert yolo2coco") echo "--force --help --json --nproc --out-dir --split -f -j -o" ;;
     "det convert youtubevis") echo "--force --help --json --out-dir --version -f -o" ;;
     "det eval") echo "--ann --backend --benchmark --classwise --help --iou-thr --json --metric --mot --occluded-separated --score-thr" ;;
+    "det export") echo "--batch --dynamic --force --format --help --imgsz --json --nms --no-nms --no-verify --opset --out -f -o" ;;
     "det flops") echo "--depth --help --json --set --shape -s" ;;
     "det fuse-results") echo "--ann --conf-type --eval-single --force --fusion-iou-thr --help --json --out --skip-box-thr --weights -f" ;;
     "det infer") echo "--amp --ann --batch-size --channels-last --classes --device --force --format --help --limit --merge --merge-iou --model --no-full --no-pred --no-vis --out-dir --out-mot --out-video --overlap --preset --score-thr --set --show --slice --strict --track --weights --workers -b -d -f -o -p -s -w" ;;
@@ -47,6 +48,7 @@ _det_words() {
     "det models list") echo "--family --help --json --task" ;;
     "det mot-search") echo "--benchmark --classes --data --det-score-thr --detections --device --force --help --jobs --json --metric --out --plot --public --set --top --weights -f -j -s" ;;
     "det optimize-anchors") echo "--algorithm --ann --force --help --input-shape --iters --json --num-anchors --out-dir --seed --set -f -s" ;;
+    "det serve") echo "--backend --device --help --host --max-batch --max-image-mb --max-wait-ms --port --score-thr --workers -d" ;;
     "det synth") echo "mot shapes --help" ;;
     "det synth mot") echo "--force --frames --height --help --json --no-images --seed --seqs --width -f" ;;
     "det synth shapes") echo "--force --help --json --max-object-size --min-object-size --num-train --num-val --seed --size -f" ;;

@@ -161,6 +161,18 @@ complete -c det -n '__fish_seen_subcommand_from eval' -l metric
 complete -c det -n '__fish_seen_subcommand_from eval' -l mot
 complete -c det -n '__fish_seen_subcommand_from eval' -l occluded-separated
 complete -c det -n '__fish_seen_subcommand_from eval' -l score-thr
+complete -c det -n '__fish_seen_subcommand_from export' -l batch
+complete -c det -n '__fish_seen_subcommand_from export' -l dynamic
+complete -c det -n '__fish_seen_subcommand_from export' -l force
+complete -c det -n '__fish_seen_subcommand_from export' -l format
+complete -c det -n '__fish_seen_subcommand_from export' -l help
+complete -c det -n '__fish_seen_subcommand_from export' -l imgsz
+complete -c det -n '__fish_seen_subcommand_from export' -l json
+complete -c det -n '__fish_seen_subcommand_from export' -l nms
+complete -c det -n '__fish_seen_subcommand_from export' -l no-nms
+complete -c det -n '__fish_seen_subcommand_from export' -l no-verify
+complete -c det -n '__fish_seen_subcommand_from export' -l opset
+complete -c det -n '__fish_seen_subcommand_from export' -l out
 complete -c det -n '__fish_seen_subcommand_from flops' -l depth
 complete -c det -n '__fish_seen_subcommand_from flops' -l help
 complete -c det -n '__fish_seen_subcommand_from flops' -l json
@@ -178,6 +190,7 @@ complete -c det -n '__fish_seen_subcommand_from fuse-results' -l skip-box-thr
 complete -c det -n '__fish_seen_subcommand_from fuse-results' -l weights
 complete -c det -n '__fish_seen_subcommand_from infer' -l amp
 complete -c det -n '__fish_seen_subcommand_from infer' -l ann
+complete -c det -n '__fish_seen_subcommand_from infer' -l backend
 complete -c det -n '__fish_seen_subcommand_from infer' -l batch-size
 complete -c det -n '__fish_seen_subcommand_from infer' -l channels-last
 complete -c det -n '__fish_seen_subcommand_from infer' -l classes
@@ -244,6 +257,16 @@ complete -c det -n '__fish_seen_subcommand_from optimize-anchors' -l num-anchors
 complete -c det -n '__fish_seen_subcommand_from optimize-anchors' -l out-dir
 complete -c det -n '__fish_seen_subcommand_from optimize-anchors' -l seed
 complete -c det -n '__fish_seen_subcommand_from optimize-anchors' -l set
+complete -c det -n '__fish_seen_subcommand_from serve' -l backend
+complete -c det -n '__fish_seen_subcommand_from serve' -l device
+complete -c det -n '__fish_seen_subcommand_from serve' -l help
+complete -c det -n '__fish_seen_subcommand_from serve' -l host
+complete -c det -n '__fish_seen_subcommand_from serve' -l max-batch
+complete -c det -n '__fish_seen_subcommand_from serve' -l max-image-mb
+complete -c det -n '__fish_seen_subcommand_from serve' -l max-wait-ms
+complete -c det -n '__fish_seen_subcommand_from serve' -l port
+complete -c det -n '__fish_seen_subcommand_from serve' -l score-thr
+complete -c det -n '__fish_seen_subcommand_from serve' -l workers
 complete -c det -n '__fish_seen_subcommand_from synth' -f -a 'mot shapes'
 complete -c det -n '__fish_seen_subcommand_from synth' -l help
 complete -c det -n '__fish_seen_subcommand_from synth && __fish_seen_subcommand_from mot' -l force

@@ -42,13 +42,14 @@ def infer(
     out_mot: Optional[Path] = typer.Option(None, "--out-mot", help="With --track, write tracks in MOTChallenge format."),
     workers: int = typer.Option(2, "--workers", callback=in_range(1), help="Reader threads decoding images ahead of the model."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs."),
+    backend: str = typer.Option("torch", "--backend", help="torch (checkpoint or TorchScript export), onnxruntime (.onnx) or openvino (.xml); exported files need their FILE.det.json."),
 ) -> None:
     """Detect objects in images, folders, globs, videos or a list of paths on stdin.
 
     Example: det infer demo_images/ --weights work_dirs/demo/latest.pt --format jsonl | jq .scores
     Example: det infer img.jpg --model rtmdet_tiny_8xb32-300e_coco
     """
-    from det.core.apis import Detector
+    from det.core.inference.backends import load_detector
     from det.core.inference.inputs import discover
     from det.core.inference.runner import InferOptions, check_options, run_inference
 
@@ -63,8 +64,9 @@ def infer(
     check_options(opts)
     sources = discover(inputs, stdin=sys.stdin)
     with contextlib.redirect_stdout(sys.stderr):
-        detector = Detector.from_checkpoint(
-            weights_or_model(weights, model), device=device, preset=preset, overrides=overrides(set_), score_thr=score_thr,
+        detector = load_detector(
+            weights_or_model(weights, model), backend=backend, device=device, preset=preset, overrides=overrides(set_),
+            score_thr=score_thr,
             classes=[c.strip() for c in classes.split(",") if c.strip()] if classes else None,
             amp=amp, channels_last=channels_last, batch_size=batch_size,
         )

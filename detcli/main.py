@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "det.cli.confusion_matrix",
     "det.cli.convert",
     "det.cli.eval",
+    "det.cli.export",
     "det.cli.flops",
     "det.cli.fuse_results",
     "det.cli.infer",
@@ -31,6 +32,7 @@ COMMAND_MODULES = [
     "det.cli.synth_mot",
     "det.cli.browse",
     "det.cli.mot_search",
+    "det.cli.serve",
     "det.cli.train",
     "det.cli.test",
 ]

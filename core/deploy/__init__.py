@@ -1,0 +1,1 @@
+"""Deployment: export a checkpoint to ONNX / OpenVINO / TorchScript, run exported files, serve."""

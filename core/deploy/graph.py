@@ -1,0 +1,114 @@
+"""The exportable forward of a single-stage detector.
+
+Input `images` is the normalised float batch the data preprocessor makes (B, 3, H, W);
+with post-processing in the graph a second input `image_sizes` (B, 2) holds each resized
+image's (h, w) inside the padded input, which is where boxes are clipped. Outputs:
+
+- nms=True:  boxes (B, K, 4) xyxy in input-image pixels, scores (B, K), labels (B, K) int64,
+  K = test_cfg.max_per_img; unused slots have score 0 and label -1;
+- nms=False: the head's raw per-level maps, named out{group}_l{level}, which det decodes with
+  the head's own `predict_by_feat`.
+
+The post-processing mirrors `DenseHead._predict_single` with static shapes: thresholding becomes
+a mask before a fixed-size top-k, class-aware NMS is ONNX NonMaxSuppression, and the final
+top-K runs over the kept boxes padded with K empty slots.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from det.core.models.detectors.single_stage import SingleStageDetector
+
+EMPTY = -1.0  # score of a candidate that was thresholded away
+
+
+class MultiClassNMS(torch.autograd.Function):
+    """Per-class NMS over (1, C, N) scores -> (S, 3) [batch, class, box] rows, the contract of
+    ONNX NonMaxSuppression; in PyTorch (and TorchScript traces) it runs det's compiled NMS."""
+
+    @staticmethod
+    def forward(ctx, boxes: torch.Tensor, scores: torch.Tensor, iou: float, score_thr: float) -> torch.Tensor:
+        return nms_rows(boxes, scores, iou, score_thr)
+
+    @staticmethod
+    def symbolic(g, boxes, scores, iou: float, score_thr: float):
+        n = g.op("Constant", value_t=torch.tensor([1 << 30], dtype=torch.int64))
+        return g.op("NonMaxSuppression", boxes, scores, n, g.op("Constant", value_t=torch.tensor([iou])),
+                    g.op("Constant", value_t=torch.tensor([score_thr])))
+
+
+def nms_rows(boxes: torch.Tensor, scores: torch.Tensor, iou: float, score_thr: float) -> torch.Tensor:
+    """MultiClassNMS in plain PyTorch (what a TorchScript trace records)."""
+    from det.ops import nms
+
+    rows = []
+    for c in range(scores.shape[1]):
+        idx = (scores[0, c] > score_thr).nonzero().squeeze(1)
+        keep = idx[nms(boxes[0, idx], scores[0, c, idx], iou)]
+        rows.append(torch.stack([torch.zeros_like(keep), torch.full_like(keep, c), keep], dim=1))
+    return torch.cat(rows).long()
+
+
+class ExportedDense(nn.Module):
+    """A SingleStageDetector's trunk + head (+ static post-processing) for tracing."""
+
+    def __init__(self, model: SingleStageDetector, imgsz: tuple[int, int], nms: bool) -> None:
+        super().__init__()
+        self.model, self.nms = model, nms
+        head = model.bbox_head
+        strides = [s[0] if isinstance(s, (tuple, list)) else s for s in head.prior_generator.strides]
+        self.featmap_sizes = [(-(-imgsz[0] // s), -(-imgsz[1] // s)) for s in strides]
+        for i, p in enumerate(head.level_priors(self.featmap_sizes, torch.float32, torch.device("cpu"))):
+            self.register_buffer(f"priors{i}", p, persistent=False)
+
+    def forward(self, images: torch.Tensor, image_sizes: torch.Tensor | None = None):
+        outs = self.model.bbox_head(self.model.extract_feat(images))
+        if not self.nms:
+            return tuple(m for group in outs for m in group)
+        results = [self._image(outs, b, image_sizes[b]) for b in range(images.shape[0])]
+        return tuple(torch.stack(r) for r in zip(*results))
+
+    def _image(self, outs, b: int, size: torch.Tensor):
+        head, cfg = self.model.bbox_head, self.model.bbox_head.test_cfg
+        boxes, scores, labels = [], [], []
+        for level in range(len(outs[0])):
+            per = [o[level][b] for o in outs]
+            s, factor = head.level_scores(per)
+            flat = torch.where(s.reshape(-1) > cfg.score_thr, s.reshape(-1), s.new_tensor(EMPTY))
+            k = flat.numel() if cfg.nms_pre <= 0 else min(cfg.nms_pre, flat.numel())
+            top, idx = flat.topk(k)
+            prior_idx = torch.div(idx, s.shape[1], rounding_mode="floor")
+            box = head.decode_level(per, getattr(self, f"priors{level}"), prior_idx, level, (size[0], size[1]))
+            if factor is not None:
+                top = torch.where(top > 0, top * factor[prior_idx], top)
+            boxes.append(box)
+            scores.append(top)
+            labels.append(idx % s.shape[1])
+        return self._nms(torch.cat(boxes).float(), torch.cat(scores).float(), torch.cat(labels), head.num_classes)
+
+    def _nms(self, boxes, scores, labels, num_classes: int):
+        cfg = self.model.bbox_head.test_cfg
+        if cfg.min_bbox_size >= 0:
+            wh = boxes[:, 2:] - boxes[:, :2]
+            ok = (wh[:, 0] > cfg.min_bbox_size) & (wh[:, 1] > cfg.min_bbox_size)
+            scores = torch.where(ok, scores, scores.new_tensor(EMPTY))
+        onehot = labels[None, :] == torch.arange(num_classes, device=labels.device)[:, None]
+        mat = torch.where(onehot, scores[None, :], scores.new_tensor(EMPTY))[None]
+        nms = MultiClassNMS.apply if torch.onnx.is_in_onnx_export() else nms_rows
+        sel = nms(boxes[None], mat, float(cfg.iou_threshold), float(cfg.score_thr))
+        k = cfg.max_per_img
+        kept = torch.cat([mat[0, sel[:, 1], sel[:, 2]], scores.new_full((k,), EMPTY)])
+        top, order = kept.topk(k)
+        box_idx = torch.cat([sel[:, 2], sel.new_zeros(k)])[order]
+        cls = torch.cat([sel[:, 1], sel.new_full((k,), -1)])[order]
+        valid = top > EMPTY
+        out_boxes = torch.where(valid[:, None], boxes[box_idx], boxes.new_zeros(()))
+        return out_boxes, torch.where(valid, top, top.new_zeros(())), torch.where(valid, cls, cls.new_full((), -1))
+
+
+def output_groups(model: SingleStageDetector, imgsz: tuple[int, int]) -> tuple[int, int]:
+    """(number of output groups, number of levels) of the head's raw forward."""
+    with torch.inference_mode():
+        outs = model.bbox_head(model.extract_feat(torch.zeros(1, 3, *imgsz)))
+    return len(outs), len(outs[0])
