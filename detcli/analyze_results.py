@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 from rich.table import Table
 
-from det.cli.common import ForceOption, JsonOption, out, print_json
+from det.cli.common import ForceOption, JsonOption, default_run_dir, err, out, print_json
 from det.core.fileio import ensure_new
 
 
@@ -15,17 +16,18 @@ def analyze_results(
     ann: Path = typer.Option(..., "--ann", help="COCO ground-truth JSON."),
     img_dir: Path = typer.Option(..., "--img-dir", help="Folder holding the images named in --ann."),
     topk: int = typer.Option(20, "--topk", help="How many best and worst images to draw."),
-    out_dir: Path = typer.Option(Path("analyze_results"), "--out-dir", help="Output folder (good/, bad/, per_image_ap.json)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out-dir", "-o", help="Output folder (good/, bad/, per_image_ap.json) [default: runs/analyze-results/N]."),
     show_score_thr: float = typer.Option(0.3, "--show-score-thr", help="Draw predictions scoring at least this."),
     force: bool = ForceOption,
     json_: bool = JsonOption,
 ) -> None:
     """Rank images by their own COCO AP and draw the top-k best and worst (ground truth | predictions).
 
-    Example: det analyze-results results.bbox.json --ann data/coco/annotations/instances_val2017.json --img-dir data/coco/val2017 --topk 20
+    Example: det analyze-results results.json --ann data/coco/annotations/instances_val2017.json --img-dir data/coco/val2017 --topk 20
     """
     from det.core.analysis.per_image import analyze_results as run
 
+    out_dir = out_dir if out_dir is not None else default_run_dir("analyze-results")
     ensure_new(out_dir / "per_image_ap.json", force)
     res = run(results, ann, img_dir, out_dir, topk, show_score_thr)
     if json_:

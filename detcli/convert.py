@@ -14,7 +14,7 @@ convert_app = typer.Typer(
     no_args_is_help=True,
 )
 
-NprocOption = typer.Option(1, "--nproc", "-j", min=1, help="Worker processes for the per-file work.")
+NprocOption = typer.Option(1, "--jobs", "-j", min=1, help="Worker processes for the per-file work.")
 
 
 def _report(rows: list[dict], json_: bool) -> None:
@@ -43,7 +43,7 @@ def cityscapes(
 
     Reads *_gtFine_instanceIds.png (or rasterises *_gtFine_polygons.json when the PNG is absent).
 
-    Example: det convert cityscapes data/cityscapes --out-dir data/cityscapes/annotations --nproc 8
+    Example: det convert cityscapes data/cityscapes --out-dir data/cityscapes/annotations --jobs 8
     """
     from det.core.convert.cityscapes import convert_cityscapes
 

@@ -7,12 +7,12 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from det.cli.common import JsonOption, out, print_json
+from det.cli.common import JsonOption, fmt_metric, out, print_json
 from det.core.evaluation.coco import IOU_TYPES, coco_evaluate, load_coco_gt, load_coco_results
 
 
 def _f(v: float) -> str:
-    return "nan" if math.isnan(v) else ("-" if v < 0 else f"{v:.3f}")
+    return fmt_metric(v)
 
 
 def eval_(
@@ -24,7 +24,7 @@ def eval_(
 ) -> None:
     """Evaluate COCO results against COCO annotations (mAP, mAP_50, ..., or AR for proposals).
 
-    Example: det eval work_dirs/rtmdet/results.bbox.json --ann data/coco/annotations/instances_val2017.json --classwise
+    Example: det eval results.json --ann data/coco/annotations/instances_val2017.json --classwise
     """
     if metric not in IOU_TYPES:
         from det.core.errors import DetError, did_you_mean

@@ -18,7 +18,7 @@ def _si(n: float) -> str:
 
 def flops(
     preset: str = typer.Argument(..., help="A preset file or bundled preset name."),
-    shape: tuple[int, int] = typer.Option((1280, 800), "--shape", help="Input height and width (H W)."),
+    shape: tuple[int, int] = typer.Option((1280, 800), "--img-size", help="Input height and width (H W)."),
     depth: int = typer.Option(2, "--depth", help="Module depth of the per-module table."),
     set_: Optional[list[str]] = SetOption,
     json_: bool = JsonOption,
@@ -28,7 +28,7 @@ def flops(
     MMDetection's get_flops prints "Flops" that are multiply-accumulates: compare them with MACs
     (= FLOPs / 2). Only convolutions and matrix products are counted; other ops are listed.
 
-    Example: det flops rtmdet_tiny --shape 640 640 --depth 2
+    Example: det flops rtmdet_tiny --img-size 640 640 --depth 2
     """
     from det.core.analysis.flops import count_preset
 

@@ -56,4 +56,4 @@ def shapes(
 
 
 def register(app: typer.Typer) -> None:
-    app.add_typer(synth_app, name="synth", help="Generate synthetic datasets: shapes (detection/segmentation).")
+    app.add_typer(synth_app, name="synth", help="Generate synthetic datasets: shapes (detection/segmentation), mot (tracking sequences).")

@@ -40,12 +40,34 @@ class Frame:
         return self.source.path
 
 
-def imread(path: str) -> np.ndarray | None:
-    """Decode an image file to BGR uint8; None when the file is not a decodable image."""
+URL_TIMEOUT_S = 30.0
+
+
+def _fetch(url: str) -> np.ndarray | None:
+    """The bytes behind an http(s) image URL (None when it cannot be fetched)."""
+    import urllib.request
+
     try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError:
+        with urllib.request.urlopen(url, timeout=URL_TIMEOUT_S) as resp:  # noqa: S310 - http(s) only (is_url)
+            return np.frombuffer(resp.read(), dtype=np.uint8)
+    except (OSError, ValueError):
         return None
+
+
+def imread(path: str) -> np.ndarray | None:
+    """Decode an image file (or an http(s) image URL) to BGR uint8; None when it is not a
+    decodable image."""
+    from det.core.inference.inputs import is_url
+
+    if is_url(path):
+        data = _fetch(path)
+        if data is None:
+            return None
+    else:
+        try:
+            data = np.fromfile(path, dtype=np.uint8)
+        except OSError:
+            return None
     if data.size == 0:
         return None
     img = cv2.imdecode(data, cv2.IMREAD_COLOR)
@@ -116,7 +138,8 @@ class PrefetchReader:
             self._put(_DONE)
 
     def _video_frames(self, source: Source) -> Iterator[Frame]:
-        cap = cv2.VideoCapture(source.path)
+        # A camera index ('0') or a stream URL opens through OpenCV like a file.
+        cap = cv2.VideoCapture(int(source.path) if source.path.isdigit() else source.path)
         try:
             if not cap.isOpened():
                 yield Frame(source=source, name=source.name, error="cannot open video")
