@@ -14,7 +14,7 @@ complete -c det -n '__fish_seen_subcommand_from analyze-logs && __fish_seen_subc
 complete -c det -n '__fish_seen_subcommand_from analyze-logs && __fish_seen_subcommand_from plot' -l smooth
 complete -c det -n '__fish_seen_subcommand_from analyze-logs && __fish_seen_subcommand_from plot' -l style
 complete -c det -n '__fish_seen_subcommand_from analyze-logs && __fish_seen_subcommand_from plot' -l title
-complete -c det -n '__fish_seen_subcommand_from analyze-logs && __fish_seen_subcommand_from plot' -l x
+complete -c det -n '__fish_seen_subcommand_from analyze-logs && __fish_seen_subcommand_from plot' -l x -x -a 'step epoch'
 complete -c det -n '__fish_seen_subcommand_from analyze-logs && __fish_seen_subcommand_from summary' -l help
 complete -c det -n '__fish_seen_subcommand_from analyze-logs && __fish_seen_subcommand_from summary' -l json
 complete -c det -n '__fish_seen_subcommand_from analyze-logs && __fish_seen_subcommand_from train-time' -l help
@@ -28,6 +28,7 @@ complete -c det -n '__fish_seen_subcommand_from analyze-results' -l json
 complete -c det -n '__fish_seen_subcommand_from analyze-results' -l out-dir
 complete -c det -n '__fish_seen_subcommand_from analyze-results' -l show-score-thr
 complete -c det -n '__fish_seen_subcommand_from analyze-results' -l topk
+complete -c det -n '__fish_seen_subcommand_from browse' -f -a 'cascade_rcnn demo/faster_rcnn_r18 demo/fcos_r18 demo/mask_rcnn_r18 demo/retinanet_r18 demo/rtmdet_tiny faster_rcnn faster_rcnn_voc fcos_r50_fpn mask_rcnn mot/bytetrack_rtmdet_tiny_synth retinanet_r50_fpn rtmdet_s rtmdet_tiny trackers/bytetrack trackers/ocsort trackers/sort'
 complete -c det -n '__fish_seen_subcommand_from browse' -l force
 complete -c det -n '__fish_seen_subcommand_from browse' -l grid
 complete -c det -n '__fish_seen_subcommand_from browse' -l help
@@ -44,11 +45,13 @@ complete -c det -n '__fish_seen_subcommand_from config' -f -a 'list show validat
 complete -c det -n '__fish_seen_subcommand_from config' -l help
 complete -c det -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from list' -l help
 complete -c det -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from list' -l json
+complete -c det -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from show' -f -a 'cascade_rcnn demo/faster_rcnn_r18 demo/fcos_r18 demo/mask_rcnn_r18 demo/retinanet_r18 demo/rtmdet_tiny faster_rcnn faster_rcnn_voc fcos_r50_fpn mask_rcnn mot/bytetrack_rtmdet_tiny_synth retinanet_r50_fpn rtmdet_s rtmdet_tiny trackers/bytetrack trackers/ocsort trackers/sort'
 complete -c det -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from show' -l check
 complete -c det -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from show' -l help
 complete -c det -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from show' -l json
 complete -c det -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from show' -l no-check
 complete -c det -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from show' -l set
+complete -c det -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from validate' -f -a 'cascade_rcnn demo/faster_rcnn_r18 demo/fcos_r18 demo/mask_rcnn_r18 demo/retinanet_r18 demo/rtmdet_tiny faster_rcnn faster_rcnn_voc fcos_r50_fpn mask_rcnn mot/bytetrack_rtmdet_tiny_synth retinanet_r50_fpn rtmdet_s rtmdet_tiny trackers/bytetrack trackers/ocsort trackers/sort'
 complete -c det -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from validate' -l help
 complete -c det -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from validate' -l json
 complete -c det -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from validate' -l set
@@ -67,9 +70,9 @@ complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcomman
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from cityscapes' -l gt-dir
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from cityscapes' -l help
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from cityscapes' -l img-dir
+complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from cityscapes' -l jobs
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from cityscapes' -l json
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from cityscapes' -l mask-format
-complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from cityscapes' -l nproc
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from cityscapes' -l out-dir
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from coco2yolo' -l force
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from coco2yolo' -l help
@@ -81,14 +84,14 @@ complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcomman
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from coco2yolo' -l split
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from crowdhuman' -l force
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from crowdhuman' -l help
+complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from crowdhuman' -l jobs
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from crowdhuman' -l json
-complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from crowdhuman' -l nproc
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from crowdhuman' -l out-dir
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from images2coco' -l exclude-extensions
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from images2coco' -l force
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from images2coco' -l help
+complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from images2coco' -l jobs
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from images2coco' -l json
-complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from images2coco' -l nproc
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from mmdet-weights' -l force
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from mmdet-weights' -l help
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from mmdet-weights' -l json
@@ -103,10 +106,10 @@ complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcomman
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from mot' -l split-train
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from mot-reid' -l force
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from mot-reid' -l help
+complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from mot-reid' -l jobs
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from mot-reid' -l json
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from mot-reid' -l max-per-person
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from mot-reid' -l min-per-person
-complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from mot-reid' -l nproc
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from mot-reid' -l out-dir
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from mot-reid' -l val-split
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from mot-reid' -l vis-threshold
@@ -123,13 +126,13 @@ complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcomman
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from voc' -l classes
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from voc' -l force
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from voc' -l help
+complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from voc' -l jobs
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from voc' -l json
-complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from voc' -l nproc
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from voc' -l out-dir
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from yolo2coco' -l force
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from yolo2coco' -l help
+complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from yolo2coco' -l jobs
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from yolo2coco' -l json
-complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from yolo2coco' -l nproc
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from yolo2coco' -l out-dir
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from yolo2coco' -l split
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from youtubevis' -l force
@@ -141,33 +144,35 @@ complete -c det -n '__fish_seen_subcommand_from eval' -l ann
 complete -c det -n '__fish_seen_subcommand_from eval' -l classwise
 complete -c det -n '__fish_seen_subcommand_from eval' -l help
 complete -c det -n '__fish_seen_subcommand_from eval' -l json
-complete -c det -n '__fish_seen_subcommand_from eval' -l metric
+complete -c det -n '__fish_seen_subcommand_from eval' -l metric -x -a 'bbox segm proposal HOTA MOTA IDF1'
+complete -c det -n '__fish_seen_subcommand_from flops' -f -a 'cascade_rcnn demo/faster_rcnn_r18 demo/fcos_r18 demo/mask_rcnn_r18 demo/retinanet_r18 demo/rtmdet_tiny faster_rcnn faster_rcnn_voc fcos_r50_fpn mask_rcnn mot/bytetrack_rtmdet_tiny_synth retinanet_r50_fpn rtmdet_s rtmdet_tiny trackers/bytetrack trackers/ocsort trackers/sort'
 complete -c det -n '__fish_seen_subcommand_from flops' -l depth
 complete -c det -n '__fish_seen_subcommand_from flops' -l help
+complete -c det -n '__fish_seen_subcommand_from flops' -l img-size
 complete -c det -n '__fish_seen_subcommand_from flops' -l json
 complete -c det -n '__fish_seen_subcommand_from flops' -l set
-complete -c det -n '__fish_seen_subcommand_from flops' -l shape
 complete -c det -n '__fish_seen_subcommand_from fuse-results' -l ann
 complete -c det -n '__fish_seen_subcommand_from fuse-results' -l conf-type
 complete -c det -n '__fish_seen_subcommand_from fuse-results' -l eval-single
 complete -c det -n '__fish_seen_subcommand_from fuse-results' -l force
 complete -c det -n '__fish_seen_subcommand_from fuse-results' -l fusion-iou-thr
+complete -c det -n '__fish_seen_subcommand_from fuse-results' -l fusion-weights
 complete -c det -n '__fish_seen_subcommand_from fuse-results' -l help
 complete -c det -n '__fish_seen_subcommand_from fuse-results' -l json
 complete -c det -n '__fish_seen_subcommand_from fuse-results' -l out
 complete -c det -n '__fish_seen_subcommand_from fuse-results' -l skip-box-thr
-complete -c det -n '__fish_seen_subcommand_from fuse-results' -l weights
 complete -c det -n '__fish_seen_subcommand_from infer' -l amp
 complete -c det -n '__fish_seen_subcommand_from infer' -l ann
 complete -c det -n '__fish_seen_subcommand_from infer' -l batch-size
 complete -c det -n '__fish_seen_subcommand_from infer' -l channels-last
 complete -c det -n '__fish_seen_subcommand_from infer' -l classes
-complete -c det -n '__fish_seen_subcommand_from infer' -l device
+complete -c det -n '__fish_seen_subcommand_from infer' -l device -x -a 'auto cpu cuda'
 complete -c det -n '__fish_seen_subcommand_from infer' -l force
-complete -c det -n '__fish_seen_subcommand_from infer' -l format
+complete -c det -n '__fish_seen_subcommand_from infer' -l format -x -a 'json jsonl coco'
 complete -c det -n '__fish_seen_subcommand_from infer' -l help
+complete -c det -n '__fish_seen_subcommand_from infer' -l json
 complete -c det -n '__fish_seen_subcommand_from infer' -l limit
-complete -c det -n '__fish_seen_subcommand_from infer' -l merge
+complete -c det -n '__fish_seen_subcommand_from infer' -l merge -x -a 'nms wbf'
 complete -c det -n '__fish_seen_subcommand_from infer' -l merge-iou
 complete -c det -n '__fish_seen_subcommand_from infer' -l no-full
 complete -c det -n '__fish_seen_subcommand_from infer' -l no-pred
@@ -177,35 +182,39 @@ complete -c det -n '__fish_seen_subcommand_from infer' -l out-mot
 complete -c det -n '__fish_seen_subcommand_from infer' -l out-video
 complete -c det -n '__fish_seen_subcommand_from infer' -l overlap
 complete -c det -n '__fish_seen_subcommand_from infer' -l preset
+complete -c det -n '__fish_seen_subcommand_from infer' -l save-vis
 complete -c det -n '__fish_seen_subcommand_from infer' -l score-thr
 complete -c det -n '__fish_seen_subcommand_from infer' -l set
 complete -c det -n '__fish_seen_subcommand_from infer' -l show
 complete -c det -n '__fish_seen_subcommand_from infer' -l slice
 complete -c det -n '__fish_seen_subcommand_from infer' -l strict
-complete -c det -n '__fish_seen_subcommand_from infer' -l track
+complete -c det -n '__fish_seen_subcommand_from infer' -l track -x -a 'bytetrack sort ocsort trackers/bytetrack trackers/sort trackers/ocsort'
 complete -c det -n '__fish_seen_subcommand_from infer' -l weights
 complete -c det -n '__fish_seen_subcommand_from infer' -l workers
-complete -c det -n '__fish_seen_subcommand_from mot-search' -l benchmark
+complete -c det -n '__fish_seen_subcommand_from mot-search' -f -a 'cascade_rcnn demo/faster_rcnn_r18 demo/fcos_r18 demo/mask_rcnn_r18 demo/retinanet_r18 demo/rtmdet_tiny faster_rcnn faster_rcnn_voc fcos_r50_fpn mask_rcnn mot/bytetrack_rtmdet_tiny_synth retinanet_r50_fpn rtmdet_s rtmdet_tiny trackers/bytetrack trackers/ocsort trackers/sort'
+complete -c det -n '__fish_seen_subcommand_from mot-search' -l benchmark -x -a 'MOT17 MOT20 MOT15'
 complete -c det -n '__fish_seen_subcommand_from mot-search' -l classes
 complete -c det -n '__fish_seen_subcommand_from mot-search' -l data
 complete -c det -n '__fish_seen_subcommand_from mot-search' -l det-score-thr
 complete -c det -n '__fish_seen_subcommand_from mot-search' -l detections
-complete -c det -n '__fish_seen_subcommand_from mot-search' -l device
+complete -c det -n '__fish_seen_subcommand_from mot-search' -l device -x -a 'auto cpu cuda'
 complete -c det -n '__fish_seen_subcommand_from mot-search' -l force
 complete -c det -n '__fish_seen_subcommand_from mot-search' -l help
 complete -c det -n '__fish_seen_subcommand_from mot-search' -l jobs
 complete -c det -n '__fish_seen_subcommand_from mot-search' -l json
-complete -c det -n '__fish_seen_subcommand_from mot-search' -l metric
+complete -c det -n '__fish_seen_subcommand_from mot-search' -l metric -x -a 'bbox segm proposal HOTA MOTA IDF1'
 complete -c det -n '__fish_seen_subcommand_from mot-search' -l out
 complete -c det -n '__fish_seen_subcommand_from mot-search' -l plot
 complete -c det -n '__fish_seen_subcommand_from mot-search' -l public
 complete -c det -n '__fish_seen_subcommand_from mot-search' -l set
 complete -c det -n '__fish_seen_subcommand_from mot-search' -l top
 complete -c det -n '__fish_seen_subcommand_from mot-search' -l weights
-complete -c det -n '__fish_seen_subcommand_from optimize-anchors' -l algorithm
+complete -c det -n '__fish_seen_subcommand_from optimize-anchors' -f -a 'cascade_rcnn demo/faster_rcnn_r18 demo/fcos_r18 demo/mask_rcnn_r18 demo/retinanet_r18 demo/rtmdet_tiny faster_rcnn faster_rcnn_voc fcos_r50_fpn mask_rcnn mot/bytetrack_rtmdet_tiny_synth retinanet_r50_fpn rtmdet_s rtmdet_tiny trackers/bytetrack trackers/ocsort trackers/sort'
+complete -c det -n '__fish_seen_subcommand_from optimize-anchors' -l algorithm -x -a 'kmeans differential-evolution'
 complete -c det -n '__fish_seen_subcommand_from optimize-anchors' -l ann
 complete -c det -n '__fish_seen_subcommand_from optimize-anchors' -l force
 complete -c det -n '__fish_seen_subcommand_from optimize-anchors' -l help
+complete -c det -n '__fish_seen_subcommand_from optimize-anchors' -l img-size
 complete -c det -n '__fish_seen_subcommand_from optimize-anchors' -l input-shape
 complete -c det -n '__fish_seen_subcommand_from optimize-anchors' -l iters
 complete -c det -n '__fish_seen_subcommand_from optimize-anchors' -l json
@@ -233,11 +242,13 @@ complete -c det -n '__fish_seen_subcommand_from synth && __fish_seen_subcommand_
 complete -c det -n '__fish_seen_subcommand_from synth && __fish_seen_subcommand_from shapes' -l num-val
 complete -c det -n '__fish_seen_subcommand_from synth && __fish_seen_subcommand_from shapes' -l seed
 complete -c det -n '__fish_seen_subcommand_from synth && __fish_seen_subcommand_from shapes' -l size
-complete -c det -n '__fish_seen_subcommand_from test' -l device
+complete -c det -n '__fish_seen_subcommand_from test' -f -a 'cascade_rcnn demo/faster_rcnn_r18 demo/fcos_r18 demo/mask_rcnn_r18 demo/retinanet_r18 demo/rtmdet_tiny faster_rcnn faster_rcnn_voc fcos_r50_fpn mask_rcnn mot/bytetrack_rtmdet_tiny_synth retinanet_r50_fpn rtmdet_s rtmdet_tiny trackers/bytetrack trackers/ocsort trackers/sort'
+complete -c det -n '__fish_seen_subcommand_from test' -l device -x -a 'auto cpu cuda'
 complete -c det -n '__fish_seen_subcommand_from test' -l force
 complete -c det -n '__fish_seen_subcommand_from test' -l format-only
 complete -c det -n '__fish_seen_subcommand_from test' -l help
 complete -c det -n '__fish_seen_subcommand_from test' -l json
+complete -c det -n '__fish_seen_subcommand_from test' -l no-plots
 complete -c det -n '__fish_seen_subcommand_from test' -l out
 complete -c det -n '__fish_seen_subcommand_from test' -l score-thr
 complete -c det -n '__fish_seen_subcommand_from test' -l set
@@ -245,15 +256,21 @@ complete -c det -n '__fish_seen_subcommand_from test' -l show-dir
 complete -c det -n '__fish_seen_subcommand_from test' -l tta
 complete -c det -n '__fish_seen_subcommand_from test' -l tta-scales
 complete -c det -n '__fish_seen_subcommand_from test' -l work-dir
+complete -c det -n '__fish_seen_subcommand_from train' -f -a 'cascade_rcnn demo/faster_rcnn_r18 demo/fcos_r18 demo/mask_rcnn_r18 demo/retinanet_r18 demo/rtmdet_tiny faster_rcnn faster_rcnn_voc fcos_r50_fpn mask_rcnn mot/bytetrack_rtmdet_tiny_synth retinanet_r50_fpn rtmdet_s rtmdet_tiny trackers/bytetrack trackers/ocsort trackers/sort'
 complete -c det -n '__fish_seen_subcommand_from train' -l amp
 complete -c det -n '__fish_seen_subcommand_from train' -l auto-scale-lr
+complete -c det -n '__fish_seen_subcommand_from train' -l batch-size
+complete -c det -n '__fish_seen_subcommand_from train' -l data
 complete -c det -n '__fish_seen_subcommand_from train' -l deterministic
-complete -c det -n '__fish_seen_subcommand_from train' -l device
+complete -c det -n '__fish_seen_subcommand_from train' -l device -x -a 'auto cpu cuda'
+complete -c det -n '__fish_seen_subcommand_from train' -l epochs
 complete -c det -n '__fish_seen_subcommand_from train' -l force
 complete -c det -n '__fish_seen_subcommand_from train' -l help
+complete -c det -n '__fish_seen_subcommand_from train' -l img-size
 complete -c det -n '__fish_seen_subcommand_from train' -l json
 complete -c det -n '__fish_seen_subcommand_from train' -l load-from
 complete -c det -n '__fish_seen_subcommand_from train' -l no-amp
+complete -c det -n '__fish_seen_subcommand_from train' -l no-plots
 complete -c det -n '__fish_seen_subcommand_from train' -l resume
 complete -c det -n '__fish_seen_subcommand_from train' -l resume-from
 complete -c det -n '__fish_seen_subcommand_from train' -l seed

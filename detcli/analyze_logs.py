@@ -115,10 +115,10 @@ def train_time(
         return
     for r in results:
         out.print(f"----- train time of {r['log']} -----", markup=False, highlight=False)
-        out.print(f"slowest epoch {r['slowest_epoch']}, average time is {r['slowest_time']:.4f} s/iter", markup=False)
-        out.print(f"fastest epoch {r['fastest_epoch']}, average time is {r['fastest_time']:.4f} s/iter", markup=False)
-        out.print(f"time std over epochs is {r['std_over_epochs']:.4f}", markup=False)
-        out.print(f"average iter time: {r['average_iter_time']:.4f} s/iter", markup=False)
+        out.print(f"slowest epoch {r['slowest_epoch']}, average time is {r['slowest_time']:.4f} s/iter", markup=False, highlight=False)
+        out.print(f"fastest epoch {r['fastest_epoch']}, average time is {r['fastest_time']:.4f} s/iter", markup=False, highlight=False)
+        out.print(f"time std over epochs is {r['std_over_epochs']:.4f}", markup=False, highlight=False)
+        out.print(f"average iter time: {r['average_iter_time']:.4f} s/iter", markup=False, highlight=False)
 
 
 @logs_app.command("summary")

@@ -70,7 +70,7 @@ def _warn_if_unrelated(cm, res: dict) -> None:
     detections, matched = int(cm[:, :n].sum()), int(cm[:n, :n].sum())
     if detections and not matched:
         err.print(f"warning: none of the {detections} detections overlaps a ground-truth box at IoU >= "
-                  f"{res['tp_iou_thr']}: are the results from the images of this annotation file?", markup=False)
+                  f"{res['tp_iou_thr']}: are the results from the images of this annotation file?", markup=False, highlight=False)
 
 
 def _pct(v: float) -> str:

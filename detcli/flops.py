@@ -42,9 +42,9 @@ def flops(
     for row in res["modules"]:
         table.add_row(row["module"], row["type"], _si(row["params"]), _si(row["macs"]), _si(row["flops"]), f"{row['flops_pct']:.1f}")
     out.print(table)
-    out.print(f"params: {res['params'] / 1e6:.3f} M", markup=False)
-    out.print(f"MACs:   {res['macs'] / 1e9:.3f} G   (MMDetection's \"Flops\" are MACs)", markup=False)
-    out.print(f"FLOPs:  {res['flops'] / 1e9:.3f} G   (2 per multiply-accumulate)", markup=False)
+    out.print(f"params: {res['params'] / 1e6:.3f} M", markup=False, highlight=False)
+    out.print(f"MACs:   {res['macs'] / 1e9:.3f} G   (MMDetection's \"Flops\" are MACs)", markup=False, highlight=False)
+    out.print(f"FLOPs:  {res['flops'] / 1e9:.3f} G   (2 per multiply-accumulate)", markup=False, highlight=False)
     if res["uncounted_ops"]:
         ops = ", ".join(f"{k} x{v}" for k, v in res["uncounted_ops"].items())
         out.print(f"not counted (no FLOP formula in torch.utils.flop_counter): {ops}", markup=False, highlight=False)

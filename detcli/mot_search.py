@@ -89,11 +89,11 @@ def mot_search(
     if names:
         out.print(f"best ({metric} {format_metric(rows[0][metric])}): {best}", markup=False, highlight=False)
     else:
-        err.print("note: no list-valued tracker parameter; evaluated the preset as is", markup=False)
+        err.print("note: no list-valued tracker parameter; evaluated the preset as is", markup=False, highlight=False)
     if out_file is not None:
-        err.print(f"wrote {out_file} ({len(rows)} rows)", markup=False)
+        err.print(f"wrote {out_file} ({len(rows)} rows)", markup=False, highlight=False)
     if plot is not None:
-        err.print(f"wrote {plot}", markup=False)
+        err.print(f"wrote {plot}", markup=False, highlight=False)
 
 
 def format_metric(value: object) -> str:

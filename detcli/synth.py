@@ -50,7 +50,7 @@ def shapes(
     if json_:
         print_json(summary)
     else:
-        out.print(f"wrote {num_train} train + {num_val} val images ({size}x{size}, seed {seed}) to {out_dir}", markup=False)
+        out.print(f"wrote {num_train} train + {num_val} val images ({size}x{size}, seed {seed}) to {out_dir}", markup=False, highlight=False)
         for split, path in paths.items():
             out.print(f"  {split}: {path}", markup=False, highlight=False)
 

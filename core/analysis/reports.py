@@ -128,8 +128,8 @@ def draw_gt_pred(img: np.ndarray, gt_boxes: np.ndarray, gt_labels: np.ndarray, p
     right = draw_instances(img, pred.bboxes.numpy(), pred.labels.numpy(), classes,
                            scores=pred.scores.numpy() if pred.scores is not None else None,
                            masks=pred.masks, palette=palette)
-    sep = np.full((img.shape[0], gap, 3), 255, np.uint8)
-    return np.concatenate([caption(left, "ground truth"), sep, caption(right, "prediction")], axis=1)
+    left, right = caption(left, "ground truth"), caption(right, "prediction")
+    return np.concatenate([left, np.full((left.shape[0], gap, 3), 255, np.uint8), right], axis=1)
 
 
 class ReportCollector:

@@ -106,7 +106,7 @@ def caption(img: np.ndarray, text: str) -> np.ndarray:
     """`img` with a white band on top holding `text` (scaled like the labels)."""
     _, font_scale = line_style(*img.shape[:2])
     font, weight = cv2.FONT_HERSHEY_SIMPLEX, max(1, int(round(font_scale * 2)))
-    (tw, th), base = cv2.getTextSize(text, font, font_scale, weight)
+    (_, th), base = cv2.getTextSize("Hg", font, font_scale, weight)  # one band height for any text
     band = np.full((th + base + 8, img.shape[1], 3), 255, np.uint8)
     cv2.putText(band, text, (4, th + 4), font, font_scale, (0, 0, 0), weight, cv2.LINE_AA)
     return np.concatenate([band, img], axis=0)

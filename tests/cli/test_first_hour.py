@@ -34,7 +34,7 @@ def test_train_on_own_coco_folder_with_shortcuts_and_reports(own_run):
     cwd, data, r = own_run
     work = cwd / "runs" / "train" / "1"
     assert "outputs: runs/train/1" in r.stderr
-    assert "--set data.classes=[box, disc]" in r.stderr and "--set train.max_epochs=1" in r.stderr
+    assert '--set "data.classes=[box, disc]"' in r.stderr and "--set train.max_epochs=1" in r.stderr
     ckpt = __import__("torch").load(work / "last.pt", weights_only=True)
     preset = ckpt["preset"]
     assert preset["data"]["classes"] == list(CLASSES) and preset["model"]["bbox_head"]["num_classes"] == 2
@@ -163,6 +163,8 @@ def test_config_validate_keeps_the_file_name(det_inproc, tmp_path, monkeypatch):
     r = det_inproc("config", "validate", "my.yaml", "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["preset"] == "my.yaml"
+    r = det_inproc("config", "validate", "my.yaml")
+    assert r.stdout.startswith("my.yaml: valid"), r.stdout
 
 
 def test_optimize_anchors_set_line_fits_the_preset():

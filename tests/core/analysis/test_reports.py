@@ -53,3 +53,18 @@ def test_detection_reports_write_readable_files(tmp_path):
         assert (tmp_path / report["files"][key].split("/")[-1]).is_file()
     assert cv2.imread(str(tmp_path / "pr_curve.png")).shape[2] == 3
     assert (tmp_path / "confusion_matrix.csv").read_text().startswith("gt \\ pred,a,b,empty,background")
+
+
+def test_ground_truth_and_prediction_side_by_side():
+    from det.core.analysis.reports import draw_gt_pred
+    from det.core.structures import Instances
+
+    import torch
+
+    img = np.full((64, 96, 3), 90, np.uint8)
+    pred = Instances(bboxes=torch.tensor([[30.0, 10, 60, 40]]), labels=torch.tensor([1]), scores=torch.tensor([0.8]))
+    out = draw_gt_pred(img, np.array([[10.0, 10, 40, 40]]), np.array([0]), pred, ["a", "b"])
+    assert out.shape[1] == 2 * 96 + 4 and out.shape[0] > 64  # two panels and a caption band
+    left, right = out[-64:, :96], out[-64:, 100:]
+    assert (left[25, 10] != 90).any() and (right[25, 10] == 90).all()  # gt box only on the left
+    assert (right[25, 30] != 90).any()  # predicted box on the right

@@ -61,3 +61,10 @@ def test_higher_score_label_is_drawn_on_top():
         (_, th), base = cv2.getTextSize("hi 0.90", cv2.FONT_HERSHEY_SIMPLEX, 0.3, 1)
         top = 60 - th - base - 2  # the tags' first row (background only, above the text)
         assert tuple(out[top, 51]) == (255, 0, 0)  # BGR of blue: the tag of the higher score
+
+
+def test_captions_have_one_height_whatever_the_text():
+    from det.core.vis.draw import caption
+
+    img = np.zeros((64, 80, 3), np.uint8)
+    assert caption(img, "ground truth").shape == caption(img, "prediction").shape == caption(img, "x").shape
