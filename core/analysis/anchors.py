@@ -294,9 +294,10 @@ def ratio_line(anchors: Sequence[Sequence[float]], key: str, num_ratios: int) ->
 def preset_set_line(anchors: Sequence[Sequence[float]], model_cfg: dict) -> tuple[str | None, str | None]:
     """(the `--set` line that applies `anchors` to this model, or None; a note when there is
     none or when only part of the anchors can be applied)."""
-    gens = _anchor_generators(model_cfg, "model")
+    # RTMDet/YOLOX-style point generators sit under the same key but place no anchor boxes
+    gens = [(k, g) for k, g in _anchor_generators(model_cfg, "model") if "Point" not in str(g.get("type", ""))]
     if not gens:
-        return None, "the model is anchor-free (no anchor_generator): nothing to set; the anchors describe the data"
+        return None, "the model is anchor-free (no anchor boxes): nothing to set; the anchors describe the data"
     key, gen = gens[0]
     if "base_sizes" in gen and isinstance(gen["base_sizes"], list) and gen["base_sizes"] and \
             all(isinstance(lv, list) for lv in gen["base_sizes"]):

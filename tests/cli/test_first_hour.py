@@ -119,10 +119,10 @@ def test_infer_tracking_is_tunable(own_run, tmp_path):
     tracker = json.loads(r.stdout)["tracker"]
     assert tracker["type"] == "ByteTrack" and tracker["init_track_thr"] == 0.2 and tracker["obj_score_thr"] == 0.6
     own = tmp_path / "my_tracker.yaml"
-    own.write_text("tracker: {type: SORT, init_track_thr: 0.05}\n")
-    r = run_det(*base, "--track", own, "--set", "tracker.init_track_thr=0.01", cwd=cwd)
+    own.write_text("tracker: {type: SORT, obj_score_thr: 0.05}\n")
+    r = run_det(*base, "--track", own, "--set", "tracker.obj_score_thr=0.01", cwd=cwd)
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["tracker"] == {"type": "SORT", "init_track_thr": 0.01}
+    assert json.loads(r.stdout)["tracker"] == {"type": "SORT", "obj_score_thr": 0.01}
     r = run_det(*base, "--track", "bytetrack", "--set", "tracker.no_such_key=1", cwd=cwd)
     assert r.returncode == 2 and "tracker.no_such_key" in r.stderr
     r = run_det(*base, "--set", "tracker.init_track_thr=0.2", cwd=cwd)
@@ -175,7 +175,7 @@ def test_optimize_anchors_set_line_fits_the_preset():
     anchors = [[10.0, 20.0], [20.0, 10.0], [15.0, 15.0], [30.0, 60.0], [60.0, 30.0], [40.0, 40.0]]
     line, note = preset_set_line(anchors, load_preset("demo/rtmdet_tiny")["model"])
     assert line is None and "anchor-free" in note
-    cfg = load_preset("demo/retinanet_r18")
+    cfg = load_preset("retinanet_r50_fpn")  # ratios [0.5, 1, 2] per stride
     line, note = preset_set_line(anchors, cfg["model"])
     assert line.startswith("--set model.bbox_head.anchor_generator.ratios=")
     applied = apply_overrides(cfg, [line[len("--set "):]])
