@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from det.cli.common import ForceOption, JsonOption, default_run_dir, err, out, print_json
+from det.cli.common import ForceOption, JsonOption, default_run_dir, out, print_json
 from det.core.fileio import ensure_new
 
 

@@ -118,18 +118,34 @@ def detection_reports(gt: dict, results: list[dict], out_dir: str | Path, score_
     return {"per_class_ap": rows, "files": files}
 
 
+MIN_DRAW_SIDE = 320  # small images are enlarged before drawing so labels do not cover them
+
+
 def draw_gt_pred(img: np.ndarray, gt_boxes: np.ndarray, gt_labels: np.ndarray, pred: Any, classes: Sequence[str],
                  palette: Any = None, gap: int = 4) -> np.ndarray:
-    """`ground truth | prediction` side by side (BGR), each captioned."""
+    """`ground truth | prediction` side by side (BGR), each captioned; images whose shorter
+    side is under MIN_DRAW_SIDE px are enlarged first (boxes with them)."""
+    import cv2
+
     from det.core.vis import draw_instances
     from det.core.vis.draw import caption
 
-    left = draw_instances(img, gt_boxes, gt_labels, classes, palette=palette)
-    right = draw_instances(img, pred.bboxes.numpy(), pred.labels.numpy(), classes,
-                           scores=pred.scores.numpy() if pred.scores is not None else None,
-                           masks=pred.masks, palette=palette)
+    f = max(1.0, MIN_DRAW_SIDE / max(1, min(img.shape[:2])))
+    if f > 1:
+        img = cv2.resize(img, (round(img.shape[1] * f), round(img.shape[0] * f)), interpolation=cv2.INTER_NEAREST)
+    boxes = _numpy(pred.bboxes).reshape(-1, 4) * f
+    scores = _numpy(pred.scores) if pred.scores is not None else None
+    masks = _numpy(pred.masks) if getattr(pred, "masks", None) is not None and f == 1 else None
+    left = draw_instances(img, np.asarray(gt_boxes, np.float64).reshape(-1, 4) * f, gt_labels, classes, palette=palette)
+    right = draw_instances(img, boxes, _numpy(pred.labels), classes, scores=scores, masks=masks, palette=palette)
     left, right = caption(left, "ground truth"), caption(right, "prediction")
     return np.concatenate([left, np.full((left.shape[0], gap, 3), 255, np.uint8), right], axis=1)
+
+
+def _numpy(x: Any) -> np.ndarray:
+    if hasattr(x, "to_bitmaps"):
+        x = x.to_bitmaps()
+    return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
 
 
 class ReportCollector:
@@ -182,14 +198,23 @@ class ReportCollector:
         return report
 
 
-def prediction_grid_rows(pairs: Sequence[np.ndarray], out: str | Path, width: int = 720) -> Path:
-    """Stack `ground truth | prediction` images (each scaled to `width`) into two columns."""
+def prediction_grid_rows(pairs: Sequence[np.ndarray], out: str | Path, width: int = 720, pad: int = 8) -> Path:
+    """`ground truth | prediction` images, each scaled to `width`, two per row, as JPEG."""
     import cv2
 
-    from det.core.vis.draw import make_grid
-
-    cell = width
-    grid = make_grid(list(pairs), cols=2 if len(pairs) > 1 else 1, cell=cell)
+    scaled = [cv2.resize(p, (width, max(1, round(p.shape[0] * width / p.shape[1]))), interpolation=cv2.INTER_AREA)
+              for p in pairs]
+    rows = []
+    for i in range(0, len(scaled), 2):
+        row = scaled[i:i + 2]
+        h = max(p.shape[0] for p in row)
+        cells = [np.pad(p, ((0, h - p.shape[0]), (0, 0), (0, 0)), constant_values=255) for p in row]
+        if len(cells) == 1 and len(scaled) > 1:
+            cells.append(np.full((h, width, 3), 255, np.uint8))
+        rows.append(np.concatenate([c if k == 0 else np.pad(c, ((0, 0), (pad, 0), (0, 0)), constant_values=255)
+                                    for k, c in enumerate(cells)], axis=1))
+    grid = np.concatenate([r if k == 0 else np.pad(r, ((pad, 0), (0, 0), (0, 0)), constant_values=255)
+                           for k, r in enumerate(rows)], axis=0)
     ok, buf = cv2.imencode(".jpg", grid, [cv2.IMWRITE_JPEG_QUALITY, 92])
     atomic_write(out, lambda fh: fh.write(buf.tobytes()))
     return Path(out)

@@ -2,7 +2,6 @@
 drawn images and a drawn video."""
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO

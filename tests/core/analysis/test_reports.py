@@ -61,10 +61,12 @@ def test_ground_truth_and_prediction_side_by_side():
 
     import torch
 
-    img = np.full((64, 96, 3), 90, np.uint8)
-    pred = Instances(bboxes=torch.tensor([[30.0, 10, 60, 40]]), labels=torch.tensor([1]), scores=torch.tensor([0.8]))
-    out = draw_gt_pred(img, np.array([[10.0, 10, 40, 40]]), np.array([0]), pred, ["a", "b"])
-    assert out.shape[1] == 2 * 96 + 4 and out.shape[0] > 64  # two panels and a caption band
-    left, right = out[-64:, :96], out[-64:, 100:]
-    assert (left[25, 10] != 90).any() and (right[25, 10] == 90).all()  # gt box only on the left
-    assert (right[25, 30] != 90).any()  # predicted box on the right
+    img = np.full((320, 480, 3), 90, np.uint8)
+    pred = Instances(bboxes=torch.tensor([[150.0, 50, 300, 200]]), labels=torch.tensor([1]), scores=torch.tensor([0.8]))
+    out = draw_gt_pred(img, np.array([[50.0, 50, 200, 200]]), np.array([0]), pred, ["a", "b"])
+    assert out.shape[1] == 2 * 480 + 4 and out.shape[0] > 320  # two panels and a caption band
+    left, right = out[-320:, :480], out[-320:, 484:]
+    assert (left[125, 50] != 90).any() and (right[125, 50] == 90).all()  # gt box only on the left
+    assert (right[125, 150] != 90).any()  # predicted box on the right
+    small = draw_gt_pred(img[:64, :96], np.array([[10.0, 10, 40, 40]]), np.array([0]), pred, ["a", "b"])
+    assert small.shape[1] == 2 * 480 + 4  # a 64 px image is drawn 5x larger: labels stay small beside it
