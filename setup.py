@@ -41,11 +41,14 @@ def _extensions():
     # The source hash lets det.ops refuse to load an extension built from other sources. It goes
     # into a generated header that only register.cpp includes, so a change recompiles one file.
     include_dirs = [_write_hash_header()]
+    if cuda_sources and os.path.isdir(os.path.join(cpp_extension.CUDA_HOME, "include", "cccl")):
+        include_dirs.append(os.path.join(cpp_extension.CUDA_HOME, "include", "cccl"))  # nvcc from PyPI wheels
     macros = [("DET_WITH_CUDA", None)] if cuda_sources else []
     if cuda_sources:
         ext = cpp_extension.CUDAExtension(
             "det.ops._C", sources + cuda_sources, define_macros=macros, include_dirs=include_dirs,
-            extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "-std=c++20"]}, extra_link_args=["-fopenmp"],
+            extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "-std=c++20", "--expt-relaxed-constexpr"]},
+            extra_link_args=["-fopenmp"],
         )
     else:
         ext = cpp_extension.CppExtension(

@@ -55,6 +55,7 @@ complete -c det -n '__fish_seen_subcommand_from config && __fish_seen_subcommand
 complete -c det -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from validate' -l help
 complete -c det -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from validate' -l json
 complete -c det -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from validate' -l set
+complete -c det -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from validate' -l strict
 complete -c det -n '__fish_seen_subcommand_from confusion-matrix' -l ann
 complete -c det -n '__fish_seen_subcommand_from confusion-matrix' -l force
 complete -c det -n '__fish_seen_subcommand_from confusion-matrix' -l help
@@ -92,6 +93,7 @@ complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcomman
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from images2coco' -l help
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from images2coco' -l jobs
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from images2coco' -l json
+complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from mmdet-weights' -l allow-empty
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from mmdet-weights' -l force
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from mmdet-weights' -l help
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from mmdet-weights' -l json
@@ -116,6 +118,7 @@ complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcomman
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from publish' -l force
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from publish' -l help
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from publish' -l json
+complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from torchvision-weights' -l allow-empty
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from torchvision-weights' -l force
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from torchvision-weights' -l help
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from torchvision-weights' -l json

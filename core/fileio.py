@@ -2,6 +2,7 @@
 checkpoints with torch.save of plain containers, loaded with weights_only=True."""
 from __future__ import annotations
 
+import glob
 import json
 import os
 import tempfile
@@ -21,20 +22,51 @@ def ensure_new(path: str | Path, force: bool) -> Path:
 
 
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
-    """Call `write(fh)` on a temp file beside `path`, fsync, then rename over `path`."""
+    """Call `write(fh)` on a temp file beside `path`, fsync, then rename over `path`. The file
+    gets the mode a plain `open` would (0666 less the umask); the temp file goes on failure, and
+    temp files of earlier writers of `path` that died (kill -9) go on the next write."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    clean_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
+            os.fchmod(fh.fileno(), 0o666 & ~_umask())
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def clean_stale_temps(path: Path) -> list[Path]:
+    """Remove `.NAME.PID.*.tmp` files beside `path` whose writing process no longer exists."""
+    removed = []
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2:].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
@@ -60,6 +92,7 @@ def dumps_strict(obj: Any, **kwargs: Any) -> str:
 
 
 def atomic_write_json(path: str | Path, obj: Any, indent: int | None = None) -> Path:
+    """Strict JSON: NaN or Infinity becomes null (RFC 8259), never a bare `NaN`."""
     return atomic_write_text(path, dumps_strict(obj, indent=indent) + "\n")
 
 
@@ -79,7 +112,7 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> dict:
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure here means a bad file for the user
-        raise DetError(f"{path}: not a loadable checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+        raise DetError(f"{path}: not a loadable checkpoint ({first_line(exc)})") from None
 
 
 def read_json(path: str | Path, what: str = "JSON file") -> Any:
@@ -92,6 +125,60 @@ def read_json(path: str | Path, what: str = "JSON file") -> Any:
         raise DetError(f"{path}: {what} not found") from None
     except json.JSONDecodeError as exc:
         raise DetError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
+    except UnicodeDecodeError:
+        raise DetError(f"{path}: not a text file (not UTF-8); expected a {what}") from None
+    except IsADirectoryError:
+        raise DetError(f"{path}: is a folder; expected a {what}") from None
+    except OSError as exc:
+        raise DetError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
+
+
+def read_text(path: str | Path, what: str = "text file") -> str:
+    """A UTF-8 text file; missing, a folder, binary or unreadable -> DetError naming the path."""
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DetError(f"{path}: {what} not found") from None
+    except IsADirectoryError:
+        raise DetError(f"{path}: is a folder; expected a {what}") from None
+    except UnicodeDecodeError:
+        raise DetError(f"{path}: not a text file (not UTF-8); expected a {what}") from None
+    except OSError as exc:
+        raise DetError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """'Type: first line of the message' (just 'Type' when the message is empty)."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:limit]}" if lines else type(exc).__name__
+
+
+def inside(root: str | Path, name: str | Path, where: str, follow_links: bool = True) -> Path:
+    """`root / name` for a `name` read from a data file (an image name, a split, a sequence):
+    a DetError naming `where` when it is absolute, climbs out with '..', or (with
+    `follow_links`) resolves through a symlink to a place outside `root`."""
+    text = str(name).replace("\\", "/")
+    if not text or text.startswith("/") or (len(text) > 1 and text[1] == ":"):
+        raise DetError(f"{where}: path {str(name)!r} is absolute; expected a path inside"
+                       + (" its folder" if str(root) == "." else f" {root}"))
+    rel = os.path.normpath(text)
+    if rel == ".." or rel.startswith("../") or rel == ".":
+        raise DetError(f"{where}: path {str(name)!r} leaves its folder" + ("" if str(root) == "." else f" {root}"))
+    joined = Path(root) / rel
+    if follow_links:
+        real_root = os.path.realpath(root)
+        real = os.path.realpath(joined)
+        if os.path.commonpath([real_root, real]) != real_root:
+            raise DetError(f"{where}: path {str(name)!r} leads outside {root} (through a symlink, to {real})")
+    return joined
+
+
+def plain_name(value: str, what: str) -> str:
+    """A single file-name component (a split name, a sequence name): no separators, not '.'/'..'."""
+    if not value or value in (".", "..") or "/" in value or "\\" in value or "\0" in value:
+        raise DetError(f"{what}: {value!r} must be a plain name (no '/', not '.' or '..')")
+    return value
 
 
 RUNS_ROOT = "runs"

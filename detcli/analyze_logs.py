@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from det.cli.common import ForceOption, JsonOption, default_run_dir, out, print_json
+from det.cli.common import ForceOption, JsonOption, default_run_dir, err, in_range, out, print_json
 from det.core.analysis import logs as L
 from det.core.fileio import ensure_new
 
@@ -33,7 +33,7 @@ def plot(
     legend: Optional[list[str]] = typer.Option(None, "--legend", help="A name per log (or per log and key)."),
     title: Optional[str] = typer.Option(None, "--title", help="Figure title."),
     x: str = typer.Option("step", "--x", help="x axis: step (global iteration) or epoch."),
-    smooth: int = typer.Option(1, "--smooth", help="Trailing moving average over N points."),
+    smooth: int = typer.Option(1, "--smooth", callback=in_range(1), help="Trailing moving average over N points."),
     style: str = typer.Option("darkgrid", "--style", help="seaborn style: white, dark, whitegrid, darkgrid, ticks."),
     out_file: Optional[Path] = typer.Option(None, "--out", help="Output figure (.png, .pdf or .svg) [default: runs/analyze-logs/N/analyze_logs.png]."),
     force: bool = ForceOption,
@@ -140,6 +140,12 @@ def summary(logs: list[Path] = LogsArg, json_: bool = JsonOption) -> None:
             table.add_row(key, _fmt(row["last"]), _fmt(row["last_epoch"]), _fmt(row["last_step"]), _fmt(row["best"]),
                           _fmt(row["best_epoch"]), _fmt(row["best_step"]), str(row["count"]))
         out.print(table)
+        for key, row in r["keys"].items():
+            if row["non_finite"]:
+                first = row["first_non_finite"]
+                err.print(f"warning: {r['log']}: {key} has {row['non_finite']} non-finite value(s), first "
+                          f"{first['value']} at epoch {_fmt(first['epoch'])}, step {_fmt(first['step'])}",
+                          markup=False, highlight=False)
 
 
 def register(app: typer.Typer) -> None:

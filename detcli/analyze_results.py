@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from det.cli.common import ForceOption, JsonOption, default_run_dir, out, print_json
+from det.cli.common import ForceOption, JsonOption, default_run_dir, in_range, out, print_json
 from det.core.fileio import ensure_new
 
 
@@ -15,9 +15,9 @@ def analyze_results(
     results: Path = typer.Argument(..., help="COCO results JSON (bbox)."),
     ann: Path = typer.Option(..., "--ann", help="COCO ground-truth JSON."),
     img_dir: Path = typer.Option(..., "--img-dir", help="Folder holding the images named in --ann."),
-    topk: int = typer.Option(20, "--topk", help="How many best and worst images to draw."),
+    topk: int = typer.Option(20, "--topk", callback=in_range(0), help="How many best and worst images to draw."),
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", "-o", help="Output folder (good/, bad/, per_image_ap.json) [default: runs/analyze-results/N]."),
-    show_score_thr: float = typer.Option(0.3, "--show-score-thr", help="Draw predictions scoring at least this."),
+    show_score_thr: float = typer.Option(0.3, "--show-score-thr", callback=in_range(0, 1), help="Draw predictions scoring at least this."),
     force: bool = ForceOption,
     json_: bool = JsonOption,
 ) -> None:

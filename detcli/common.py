@@ -93,3 +93,33 @@ def warn_once(key: str, message: str) -> None:
     if key not in _WARNED:
         _WARNED.add(key)
         err.print(message, markup=False, highlight=False)
+
+
+def in_range(lo: float | None = None, hi: float | None = None, lo_open: bool = False, hi_open: bool = False):
+    """A Typer callback that accepts finite numbers in [lo, hi] (open ends with `lo_open` /
+    `hi_open`), a list of them, or None; anything else is a one-line DetError (exit 2) naming
+    the option. Typer's own min/max let NaN through."""
+    import math
+
+    from det.core.errors import DetError
+
+    def describe() -> str:
+        left = "any" if lo is None else f"{'>' if lo_open else '>='} {lo:g}"
+        right = "" if hi is None else f"{'<' if hi_open else '<='} {hi:g}"
+        return " and ".join(p for p in (left if lo is not None else "", right) if p) or "finite"
+
+    def ok(v: float) -> bool:
+        if not math.isfinite(v):
+            return False
+        if lo is not None and (v < lo or (lo_open and v == lo)):
+            return False
+        return hi is None or not (v > hi or (hi_open and v == hi))
+
+    def check(ctx: typer.Context, param: Any, value: Any) -> Any:
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for v in values:
+            if v is not None and not ok(float(v)):
+                raise DetError(f"{param.opts[0]}: expected a number {describe()}, got {v}")
+        return value
+
+    return check

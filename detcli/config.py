@@ -53,15 +53,17 @@ def validate(
     preset: str = typer.Argument(..., help="A preset file or a bundled preset name."),
     set_: Optional[list[str]] = SetOption,
     json_: bool = JsonOption,
+    strict: bool = typer.Option(False, "--strict", help="Also fail on any key that building the preset never reads."),
 ) -> None:
-    """Check that a preset resolves and that its components build (no data is read).
+    """Check that a preset resolves and that its components build (no data is read). With
+    --strict, a key that nothing reads (a misspelling in a free-form place) fails too.
 
-    Example: det config validate presets/demo/rtmdet_tiny.yaml
+    Example: det config validate presets/demo/rtmdet_tiny.yaml --strict
     """
     cfg = load_preset(preset, overrides(set_))
-    checked = validate_preset(cfg)
+    checked = validate_preset(cfg, strict=strict)
     if json_:
-        print_json({"preset": preset, "valid": True, "checked": checked})
+        print_json({"preset": preset, "valid": True, "checked": checked, "strict": strict})
     else:
         out.print(f"{preset}: valid ({', '.join(checked) if checked else 'syntax only'})", markup=False, highlight=False)
 

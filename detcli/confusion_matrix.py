@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from det.cli.common import ForceOption, JsonOption, default_run_dir, err, out, print_json
+from det.cli.common import ForceOption, JsonOption, default_run_dir, err, in_range, out, print_json
 from det.core.analysis import confusion as C
 from det.core.fileio import atomic_write_text, ensure_new
 
@@ -16,9 +16,9 @@ from det.core.fileio import atomic_write_text, ensure_new
 def confusion_matrix(
     results: Path = typer.Argument(..., help="COCO results JSON (image_id, category_id, bbox xywh, score)."),
     ann: Path = typer.Option(..., "--ann", help="COCO ground-truth JSON."),
-    score_thr: float = typer.Option(0.3, "--score-thr", help="Ignore detections scoring below this."),
-    tp_iou_thr: float = typer.Option(0.5, "--tp-iou-thr", help="IoU at which a detection matches a ground truth."),
-    nms_iou_thr: Optional[float] = typer.Option(None, "--nms-iou-thr", help="Re-run per-class NMS at this IoU first."),
+    score_thr: float = typer.Option(0.3, "--score-thr", callback=in_range(0, 1), help="Ignore detections scoring below this."),
+    tp_iou_thr: float = typer.Option(0.5, "--tp-iou-thr", callback=in_range(0, 1), help="IoU at which a detection matches a ground truth."),
+    nms_iou_thr: Optional[float] = typer.Option(None, "--nms-iou-thr", callback=in_range(0, 1), help="Re-run per-class NMS at this IoU first."),
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", "-o", help="Folder for confusion_matrix.png and .csv [default: runs/confusion-matrix/N]."),
     show: bool = typer.Option(False, "--show", help="Also print the full count matrix as a table."),
     force: bool = ForceOption,

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from det.cli.common import ForceOption, JsonOption, SetOption, out, overrides, print_json
+from det.cli.common import ForceOption, JsonOption, SetOption, in_range, out, overrides, print_json
 
 convert_app = typer.Typer(
     help="Convert datasets (Cityscapes, VOC, MOT, CrowdHuman, YouTube-VIS, YOLO, plain images) to COCO JSON, "
@@ -14,6 +14,7 @@ convert_app = typer.Typer(
     no_args_is_help=True,
 )
 
+AllowEmptyOption = typer.Option(False, "--allow-empty", help="Write the output even when no tensor maps onto the model.")
 NprocOption = typer.Option(1, "--jobs", "-j", min=1, help="Worker processes for the per-file work.")
 
 
@@ -110,10 +111,10 @@ def mot(
 def mot_reid(
     root: Path = typer.Argument(..., help="MOTChallenge root holding train/."),
     out_dir: Path = typer.Option(..., "--out-dir", "-o", help="Output folder for imgs/ and meta/."),
-    val_split: float = typer.Option(0.2, "--val-split", help="Share of identities held out for validation."),
-    vis_threshold: float = typer.Option(0.3, "--vis-threshold", help="Minimum visibility of a kept box."),
-    min_per_person: int = typer.Option(8, "--min-per-person", help="Identities with fewer crops are not listed."),
-    max_per_person: int = typer.Option(1000, "--max-per-person", help="At most this many crops listed per identity."),
+    val_split: float = typer.Option(0.2, "--val-split", callback=in_range(0, 1), help="Share of identities held out for validation."),
+    vis_threshold: float = typer.Option(0.3, "--vis-threshold", callback=in_range(0, 1), help="Minimum visibility of a kept box."),
+    min_per_person: int = typer.Option(8, "--min-per-person", callback=in_range(1), help="Identities with fewer crops are not listed."),
+    max_per_person: int = typer.Option(1000, "--max-per-person", callback=in_range(1), help="At most this many crops listed per identity."),
     nproc: int = NprocOption,
     force: bool = ForceOption,
     json_: bool = JsonOption,
@@ -221,6 +222,7 @@ def mmdet_weights(
     out: Path = typer.Argument(..., help="Output det checkpoint."),
     preset: str = typer.Option(..., "--preset", "-p", help="det preset of the same model (e.g. a bundled name)."),
     strict: bool = typer.Option(False, "--strict", help="Fail when any key is unmapped or missing."),
+    allow_empty: bool = AllowEmptyOption,
     set_: Optional[list[str]] = SetOption,
     force: bool = ForceOption,
     json_: bool = JsonOption,
@@ -233,7 +235,7 @@ def mmdet_weights(
     """
     from det.core.convert.weights import convert_mmdet_weights
 
-    _report([convert_mmdet_weights(src, out, preset, strict, force, overrides(set_))], json_)
+    _report([convert_mmdet_weights(src, out, preset, strict, force, overrides(set_), allow_empty)], json_)
 
 
 @convert_app.command("torchvision-weights")
@@ -244,6 +246,7 @@ def torchvision_weights(
     preset: Optional[str] = typer.Option(None, "--preset", "-p", help="det preset to check against (required for detectors)."),
     prefix: str = typer.Option("backbone.", "--prefix", help="Key prefix for a ResNet classifier's weights."),
     strict: bool = typer.Option(False, "--strict", help="Fail when any key is unmapped or missing."),
+    allow_empty: bool = AllowEmptyOption,
     set_: Optional[list[str]] = SetOption,
     force: bool = ForceOption,
     json_: bool = JsonOption,
@@ -258,7 +261,7 @@ def torchvision_weights(
     """
     from det.core.convert.weights import convert_torchvision_weights
 
-    _report([convert_torchvision_weights(src, out, preset, prefix, strict, force, overrides(set_))], json_)
+    _report([convert_torchvision_weights(src, out, preset, prefix, strict, force, overrides(set_), allow_empty)], json_)
 
 
 def register(app: typer.Typer) -> None:

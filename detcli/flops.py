@@ -6,7 +6,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from det.cli.common import JsonOption, SetOption, out, overrides, print_json
+from det.cli.common import JsonOption, SetOption, in_range, out, overrides, print_json
 
 
 def _si(n: float) -> str:
@@ -18,8 +18,8 @@ def _si(n: float) -> str:
 
 def flops(
     preset: str = typer.Argument(..., help="A preset file or bundled preset name."),
-    shape: tuple[int, int] = typer.Option((1280, 800), "--img-size", help="Input height and width (H W)."),
-    depth: int = typer.Option(2, "--depth", help="Module depth of the per-module table."),
+    shape: tuple[int, int] = typer.Option((1280, 800), "--img-size", callback=in_range(32), help="Input height and width (H W)."),
+    depth: int = typer.Option(2, "--depth", callback=in_range(0), help="Module depth of the per-module table."),
     set_: Optional[list[str]] = SetOption,
     json_: bool = JsonOption,
 ) -> None:

@@ -8,16 +8,16 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from det.cli.common import ForceOption, JsonOption, out, print_json
+from det.cli.common import ForceOption, JsonOption, in_range, out, print_json
 from det.core.fileio import atomic_write_json, ensure_new
 
 
 def fuse_results(
     preds: list[Path] = typer.Argument(..., help="COCO results JSON files, one per model."),
     ann: Path = typer.Option(..., "--ann", help="COCO ground-truth JSON (image sizes and evaluation)."),
-    weights: Optional[list[float]] = typer.Option(None, "--fusion-weights", help="One fusion weight per results file (repeat)."),
-    fusion_iou_thr: float = typer.Option(0.55, "--fusion-iou-thr", help="IoU above which boxes are fused."),
-    skip_box_thr: float = typer.Option(0.0, "--skip-box-thr", help="Drop boxes scoring below this before fusing."),
+    weights: Optional[list[float]] = typer.Option(None, "--fusion-weights", callback=in_range(0), help="One fusion weight per results file (repeat)."),
+    fusion_iou_thr: float = typer.Option(0.55, "--fusion-iou-thr", callback=in_range(0, 1), help="IoU above which boxes are fused."),
+    skip_box_thr: float = typer.Option(0.0, "--skip-box-thr", callback=in_range(0, 1), help="Drop boxes scoring below this before fusing."),
     conf_type: str = typer.Option("avg", "--conf-type", help="avg, max, box_and_model_avg or absent_model_aware_avg."),
     eval_single: bool = typer.Option(False, "--eval-single", help="Also evaluate each input."),
     out_file: Optional[Path] = typer.Option(None, "--out", help="Write the fused COCO results here."),

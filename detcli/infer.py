@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from det.cli.common import SetOption, default_run_dir, overrides, print_json
+from det.cli.common import SetOption, default_run_dir, in_range, overrides, print_json
 from det.core.log import get_logger
 
 
@@ -23,10 +23,10 @@ def infer(
     set_: Optional[list[str]] = SetOption,
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", "-o", help="Where preds/<name>.json, vis/<name>.jpg and results.json go "
                                            "(default: runs/infer/N; with --format jsonl nothing is written unless --out-dir or --save-vis)."),
-    score_thr: Optional[float] = typer.Option(None, "--score-thr", show_default=False,
+    score_thr: Optional[float] = typer.Option(None, "--score-thr", show_default=False, callback=in_range(0, 1),
                                               help="Drop predictions scoring below this [default: 0.3; with --track, the "
                                               "tracker's lowest score threshold when lower]."),
-    batch_size: int = typer.Option(1, "--batch-size", "-b", help="Images per forward pass."),
+    batch_size: int = typer.Option(1, "--batch-size", "-b", callback=in_range(1), help="Images per forward pass."),
     device: str = typer.Option("auto", "--device", "-d", help="cpu, cuda, cuda:N or auto (CUDA when available)."),
     classes: Optional[str] = typer.Option(None, "--classes", help="Keep only these classes, comma-separated (e.g. person,car)."),
     no_vis: bool = typer.Option(False, "--no-vis", help="Do not write drawn images to OUT/vis."),
@@ -37,18 +37,18 @@ def infer(
     out_video: Optional[Path] = typer.Option(None, "--out-video", help="Write the drawn frames as a video at the source fps (.mp4, .avi, ...)."),
     amp: bool = typer.Option(False, "--amp", help="bf16 autocast (CPU and CUDA)."),
     channels_last: bool = typer.Option(False, "--channels-last", help="Run the model in channels_last memory format."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Stop after N images (video frames count as images)."),
+    limit: Optional[int] = typer.Option(None, "--limit", callback=in_range(1), help="Stop after N images (video frames count as images)."),
     show: bool = typer.Option(False, "--show", help="Show each drawn image in a window (needs a display)."),
     strict: bool = typer.Option(False, "--strict", help="Fail on an unreadable image instead of skipping it with a warning."),
-    slice_: Optional[int] = typer.Option(None, "--slice", help="Sliced inference: tile size in pixels for large images."),
-    overlap: float = typer.Option(0.2, "--overlap", help="Tile overlap ratio for --slice."),
+    slice_: Optional[int] = typer.Option(None, "--slice", callback=in_range(1), help="Sliced inference: tile size in pixels for large images."),
+    overlap: float = typer.Option(0.2, "--overlap", callback=in_range(0, 1, hi_open=True), help="Tile overlap ratio for --slice."),
     merge: str = typer.Option("nms", "--merge", help="How tile predictions are merged: nms or wbf."),
-    merge_iou: float = typer.Option(0.5, "--merge-iou", help="IoU threshold of the merge."),
+    merge_iou: float = typer.Option(0.5, "--merge-iou", callback=in_range(0, 1), help="IoU threshold of the merge."),
     no_full: bool = typer.Option(False, "--no-full", help="With --slice, skip the downscaled whole-image pass."),
     track: Optional[str] = typer.Option(None, "--track", help="Track objects across frames: bytetrack, sort, ocsort or a tracker "
                                         "preset (trackers/bytetrack, my_tracker.yaml); tune with --set tracker.KEY=V."),
     out_mot: Optional[Path] = typer.Option(None, "--out-mot", help="With --track, write tracks in MOTChallenge format."),
-    workers: int = typer.Option(2, "--workers", help="Reader threads decoding images ahead of the model."),
+    workers: int = typer.Option(2, "--workers", callback=in_range(1), help="Reader threads decoding images ahead of the model."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs."),
     json_: bool = typer.Option(False, "--json", help="Print the run summary (counts, timing, output paths) as JSON on stdout."),
 ) -> None:

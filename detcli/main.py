@@ -12,6 +12,7 @@ import typer
 
 from det.cli.common import err
 from det.core.errors import DetError
+from det.core.fileio import first_line
 
 # One module per command; each exposes `register(app)`. Add a command by adding its module here.
 COMMAND_MODULES = [
@@ -101,7 +102,8 @@ for _module in COMMAND_MODULES:
 
 def main(argv: Optional[list[str]] = None) -> None:
     """Console-script entry point. Usage errors are Typer's (exit 2); DetError -> exit 2 with a
-    one-line message; any other exception -> exit 1; --debug or DET_DEBUG=1 re-raises."""
+    one-line message; an OS error on a named path -> exit 2; any other exception -> exit 1;
+    --debug or DET_DEBUG=1 also prints the traceback (same exit code)."""
     args = list(sys.argv[1:] if argv is None else argv)
     # --debug is global and accepted anywhere on the line (det config show X --debug).
     if "--debug" in args:
@@ -113,10 +115,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     try:
         command.main(args=args, prog_name="det")
     except DetError as exc:
-        if debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
+        _fail(f"error: {exc}" if str(exc) else f"error: {type(exc).__name__}", exc.exit_code, debug)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
@@ -124,11 +123,32 @@ def main(argv: Optional[list[str]] = None) -> None:
         # e.g. `det ... --format jsonl | head`: the reader left; not an error.
         sys.stderr.close()
         sys.exit(0)
+    except OSError as exc:
+        message = os_error_message(exc)
+        _fail(message or f"internal error: {first_line(exc)} (rerun with --debug for the traceback)",
+              2 if message else 1, debug)
     except Exception as exc:  # noqa: BLE001 - the last line of defence
-        if debug:
-            raise
-        print(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", file=sys.stderr)
-        sys.exit(1)
+        _fail(f"internal error: {first_line(exc)} (rerun with --debug for the traceback)", 1, debug)
+
+
+def os_error_message(exc: OSError) -> str | None:
+    """An OS error on a named path (missing, a folder, read-only, full disk) is the user's to fix:
+    'error: PATH: cause'. Without a path it stays an internal error."""
+    if exc.filename is None:
+        return None
+    cause = exc.strerror or type(exc).__name__
+    target = f" -> {exc.filename2}" if getattr(exc, "filename2", None) else ""
+    return f"error: {exc.filename}{target}: {cause}"
+
+
+def _fail(message: str, code: int, debug: bool) -> None:
+    """One line on stderr and the exit code; --debug adds the traceback but keeps the code."""
+    if debug:
+        import traceback
+
+        traceback.print_exc()
+    print(message, file=sys.stderr)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from det.cli.common import ForceOption, JsonOption, SetOption, err, out, overrides, print_json
+from det.cli.common import ForceOption, JsonOption, SetOption, err, in_range, out, overrides, print_json
 from det.core.config import load_preset
 from det.core.errors import ConfigError, DetError
 from det.core.fileio import atomic_write_json, atomic_write_text, ensure_new
@@ -26,15 +26,15 @@ def mot_search(
     weights: Optional[Path] = typer.Option(None, "--weights", help="Detector checkpoint run once per sequence "
                                            "(det.core.apis.Detector) when detections are not cached."),
     device: str = typer.Option("auto", "--device", help="Device for --weights: auto, cpu, cuda or cuda:N."),
-    det_score_thr: float = typer.Option(0.05, "--det-score-thr", help="Keep detector boxes above this score (low-score "
+    det_score_thr: float = typer.Option(0.05, "--det-score-thr", callback=in_range(0, 1), help="Keep detector boxes above this score (low-score "
                                         "boxes matter to ByteTrack)."),
     classes: Optional[list[str]] = typer.Option(None, "--classes", help="Keep only these detector classes (repeatable)."),
     set_: Optional[list[str]] = SetOption,
     metric: str = typer.Option("HOTA", "--metric", help="Metric that ranks the combinations (HOTA, MOTA, IDF1, ...)."),
-    jobs: int = typer.Option(1, "--jobs", "-j", help="Worker processes running combinations in parallel."),
+    jobs: int = typer.Option(1, "--jobs", "-j", callback=in_range(1), help="Worker processes running combinations in parallel."),
     benchmark: str = typer.Option("MOT17", "--benchmark", help="Evaluation rules: MOT17, MOT20 or MOT15."),
     out_file: Optional[Path] = typer.Option(None, "--out", help="Write all rows to this .csv or .json file."),
-    top: int = typer.Option(20, "--top", help="Rows shown in the table (all go to --out)."),
+    top: int = typer.Option(20, "--top", callback=in_range(1), help="Rows shown in the table (all go to --out)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw the metric over the grid (.png or .pdf): "
                                         "a heatmap for two parameters, a line for one."),
     force: bool = ForceOption,

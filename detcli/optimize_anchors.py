@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from det.cli.common import ForceOption, JsonOption, SetOption, default_run_dir, err, out, overrides, print_json, renamed
+from det.cli.common import ForceOption, JsonOption, SetOption, default_run_dir, err, in_range, out, overrides, print_json, renamed
 from det.core.analysis import anchors as A
 from det.core.errors import DetError
 from det.core.fileio import read_json
@@ -16,11 +16,11 @@ def optimize_anchors(
     preset: Optional[str] = typer.Argument(None, help="A preset; its training dataset gives the boxes."),
     ann: Optional[Path] = typer.Option(None, "--ann", help="COCO annotation JSON instead of a preset."),
     algorithm: str = typer.Option("kmeans", "--algorithm", help="kmeans or differential-evolution."),
-    img_size: tuple[int, int] = typer.Option((640, 640), "--img-size", help="Model input height and width (H W)."),
-    input_shape_old: Optional[tuple[int, int]] = typer.Option(None, "--input-shape", hidden=True),
-    num_anchors: Optional[int] = typer.Option(None, "--num-anchors",
+    img_size: tuple[int, int] = typer.Option((640, 640), "--img-size", callback=in_range(1), help="Model input height and width (H W)."),
+    input_shape_old: Optional[tuple[int, int]] = typer.Option(None, "--input-shape", hidden=True, callback=in_range(1)),
+    num_anchors: Optional[int] = typer.Option(None, "--num-anchors", callback=in_range(1),
                                               help="Anchors to fit [default: the preset's YOLO anchor count, else 9]."),
-    iters: int = typer.Option(1000, "--iters", help="Maximum iterations (k-means steps or evolution generations)."),
+    iters: int = typer.Option(1000, "--iters", callback=in_range(1), help="Maximum iterations (k-means steps or evolution generations)."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", "-o", help="Folder for anchor_optimize_result.json [default: runs/optimize-anchors/N]."),
     set_: Optional[list[str]] = SetOption,

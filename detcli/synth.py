@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from det.cli.common import ForceOption, JsonOption, out, print_json
+from det.cli.common import ForceOption, JsonOption, in_range, out, print_json
 
 synth_app = typer.Typer(help="Generate synthetic datasets (no network needed).", no_args_is_help=True)
 
@@ -18,8 +18,8 @@ def shapes(
     num_val: int = typer.Option(100, "--num-val", min=0, help="Number of validation images."),
     size: int = typer.Option(256, "--size", min=32, help="Image side in pixels (square images)."),
     seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives byte-identical files."),
-    min_object_size: float = typer.Option(8, "--min-object-size", help="Smallest shape (bounding-circle diameter, px)."),
-    max_object_size: float = typer.Option(None, "--max-object-size",
+    min_object_size: float = typer.Option(8, "--min-object-size", callback=in_range(1), help="Smallest shape (bounding-circle diameter, px)."),
+    max_object_size: float = typer.Option(None, "--max-object-size", callback=in_range(1),
                                           help="Largest shape (bounding-circle diameter, px; default half the image)."),
     force: bool = ForceOption,
     json_: bool = JsonOption,

@@ -5,16 +5,16 @@ from pathlib import Path
 
 import typer
 
-from det.cli.common import ForceOption, JsonOption, err, out, print_json
+from det.cli.common import ForceOption, JsonOption, err, in_range, out, print_json
 
 
 def synth_mot(
     out_dir: Path = typer.Argument(..., metavar="OUT", help="Folder to create the sequences in."),
-    seqs: int = typer.Option(3, "--seqs", help="Number of sequences."),
-    frames: int = typer.Option(300, "--frames", help="Frames per sequence."),
+    seqs: int = typer.Option(3, "--seqs", callback=in_range(1), help="Number of sequences."),
+    frames: int = typer.Option(300, "--frames", callback=in_range(1), help="Frames per sequence."),
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same files)."),
-    width: int = typer.Option(640, "--width", help="Frame width in pixels."),
-    height: int = typer.Option(480, "--height", help="Frame height in pixels."),
+    width: int = typer.Option(640, "--width", callback=in_range(16), help="Frame width in pixels."),
+    height: int = typer.Option(480, "--height", callback=in_range(16), help="Frame height in pixels."),
     no_images: bool = typer.Option(False, "--no-images", help="Write only seqinfo.ini, gt.txt and det.txt (no img1/ frames)."),
     force: bool = ForceOption,
     json_: bool = JsonOption,

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from det.cli.common import ForceOption, JsonOption, SetOption, default_run_dir, fmt_metric, out, overrides, print_json
+from det.cli.common import ForceOption, JsonOption, SetOption, default_run_dir, fmt_metric, in_range, out, overrides, print_json
 
 
 def test(
@@ -17,9 +17,9 @@ def test(
     out_file: Optional[Path] = typer.Option(None, "--out", help="Write predictions as a COCO results JSON (MOT "
                                             "preset: the folder of the per-sequence tracks, default WORK_DIR/tracks)."),
     show_dir: Optional[Path] = typer.Option(None, "--show-dir", help="Draw ground truth | predictions of every test image into this folder."),
-    score_thr: float = typer.Option(0.3, "--score-thr", help="Minimum score of the boxes drawn with --show-dir."),
+    score_thr: float = typer.Option(0.3, "--score-thr", callback=in_range(0, 1), help="Minimum score of the boxes drawn with --show-dir."),
     tta: bool = typer.Option(False, "--tta", help="Test-time augmentation: merge horizontal flip and --tta-scales per image."),
-    tta_scales: Optional[list[float]] = typer.Option(None, "--tta-scales", help="Extra scale factors for --tta (repeatable) (default: 1.0)."),
+    tta_scales: Optional[list[float]] = typer.Option(None, "--tta-scales", callback=in_range(0, lo_open=True), help="Extra scale factors for --tta (repeatable) (default: 1.0)."),
     format_only: bool = typer.Option(False, "--format-only", help="Only write results (--out) for a split without annotations."),
     work_dir: Optional[Path] = typer.Option(None, "--work-dir", "-w", help="Where metrics.json and the reports go (MOT preset: also tracks/ and detections/) (default: runs/test/N)."),
     no_plots: bool = typer.Option(False, "--no-plots", help="Do not draw pr_curve.png, the confusion matrix and val_predictions.jpg."),

@@ -32,3 +32,12 @@ def _load():
 
 
 _C = _load()
+
+
+def has_kernel(op: str, device_type: str) -> bool:
+    """Whether ``torch.ops.det.<op>`` has a compiled kernel for `device_type` ('CPU', 'CUDA').
+
+    CUDA kernels exist only in builds made with a CUDA toolkit (see setup.py); the wrappers use
+    this to fall back to torchvision or PyTorch where they are absent.
+    """
+    return torch._C._dispatch_has_kernel_for_dispatch_key(f"det::{op}", device_type.upper())

@@ -5,7 +5,7 @@ import torch
 import torchvision
 from torch import Tensor
 
-from det.ops._ext import _C  # noqa: F401  - registers torch.ops.det.*
+from det.ops._ext import _C, has_kernel  # noqa: F401  - _C registers torch.ops.det.*
 
 REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
 
@@ -68,7 +68,7 @@ def sigmoid_focal_loss(inputs: Tensor, targets: Tensor, alpha: float = 0.25, gam
         raise ValueError(f"targets shape {tuple(targets.shape)} must equal inputs shape {tuple(inputs.shape)}")
     if gamma < 0:
         raise ValueError(f"gamma must be >= 0, got {gamma}")
-    if inputs.is_cuda:
+    if inputs.is_cuda and not has_kernel("sigmoid_focal_loss", "CUDA"):
         loss = torchvision.ops.sigmoid_focal_loss(inputs, targets.to(inputs.dtype), alpha, gamma, "none")
         if weight is not None:
             w = _weight_for(inputs, weight)

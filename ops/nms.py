@@ -1,7 +1,8 @@
 """Non-maximum suppression: `nms`, `batched_nms` (torchvision-identical), `soft_nms`, `batched_soft_nms`.
 
 CPU tensors run det's kernels (torch.ops.det.*); CUDA tensors use torchvision's kernels for
-`nms`/`batched_nms` and run Soft-NMS on the CPU (torchvision has no Soft-NMS).
+`nms`/`batched_nms`, and det's CUDA Soft-NMS kernel where the build has one (torchvision has no
+Soft-NMS); otherwise Soft-NMS runs on the CPU.
 """
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 import torchvision
 from torch import Tensor
 
-from det.ops._ext import _C  # noqa: F401  - registers torch.ops.det.*
+from det.ops._ext import _C, has_kernel  # noqa: F401  - _C registers torch.ops.det.*
 
 SOFT_NMS_METHODS = {"linear": 0, "gaussian": 1}
 
@@ -109,11 +110,14 @@ def batched_soft_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold:
     if sigma <= 0:
         raise ValueError(f"soft_nms sigma must be > 0, got {sigma}")
     device = boxes.device
-    boxes, scores = _float_boxes_scores(boxes.cpu(), scores.cpu())
+    on_gpu = boxes.is_cuda and has_kernel("batched_soft_nms", "CUDA")
+    if not on_gpu:
+        boxes, scores, idxs = boxes.cpu(), scores.cpu(), idxs.cpu()
+    boxes, scores = _float_boxes_scores(boxes, scores)
     if idxs.shape != scores.shape:
         raise ValueError(f"idxs must have shape (N,) with N={scores.shape[0]}, got {tuple(idxs.shape)}")
     keep, new_scores = torch.ops.det.batched_soft_nms(
-        boxes, scores, idxs.cpu(), float(iou_threshold), float(sigma), float(min_score), SOFT_NMS_METHODS[method])
+        boxes, scores, idxs, float(iou_threshold), float(sigma), float(min_score), SOFT_NMS_METHODS[method])
     return keep.to(device), new_scores.to(device)
 
 

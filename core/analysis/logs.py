@@ -76,23 +76,30 @@ def _number(v: Any) -> bool:
 
 
 def _read_lines(path: Path) -> list[tuple[int, dict]]:
-    if not path.is_file():
-        raise DetError(f"{path}: log file not found")
-    rows = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DetError(f"{path}:{lineno}: not a JSON Lines training log ({exc.msg})") from None
-            if not isinstance(obj, dict):
-                raise DetError(f"{path}:{lineno}: expected one JSON object per line, got {type(obj).__name__}")
-            rows.append((lineno, obj))
+    """JSON objects by line number. A last line that is not JSON (a record half-written when the
+    run was killed) is skipped with a warning; a bad line before the last is an error."""
+    from det.core.fileio import read_text
+    from det.core.log import get_logger
+
+    rows, bad = [], []
+    for lineno, line in enumerate(read_text(path, "log file").splitlines(), 1):
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            bad.append((lineno, exc.msg))
+            continue
+        if not isinstance(obj, dict):
+            raise DetError(f"{path}:{lineno}: expected one JSON object per line, got {type(obj).__name__}")
+        rows.append((lineno, obj))
+    if bad and (not rows or len(bad) > 1 or bad[0][0] < rows[-1][0]):
+        raise DetError(f"{path}:{bad[0][0]}: not a JSON Lines training log ({bad[0][1]})")
     if not rows:
         raise DetError(f"{path}: empty log")
+    if bad:
+        get_logger().warning(f"{path}:{bad[0][0]}: last line is not JSON (a record cut short?); skipped")
     return rows
 
 
@@ -112,7 +119,9 @@ def load_log(path: str | Path) -> RunLog:
 
 
 def _values(obj: dict) -> dict[str, float]:
-    return {k: float(v) for k, v in obj.items() if k not in BOOKKEEPING and _number(v)}
+    """Numeric values, NaN and Infinity included (a diverged run's losses must show)."""
+    return {k: float(v) for k, v in obj.items()
+            if k not in BOOKKEEPING and isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 def _parse_v2(run: RunLog, rows: list[tuple[int, dict]]) -> None:
@@ -172,7 +181,7 @@ def train_time(run: RunLog, include_outliers: bool = False) -> dict:
     std over epochs (population) and the mean of the epoch means."""
     groups: dict[Any, list[float]] = {}
     for rec in run.records:
-        if rec.mode == "train" and "time" in rec.values:
+        if rec.mode == "train" and _number(rec.values.get("time")):
             groups.setdefault(rec.epoch, []).append(rec.values["time"])
     if not groups:
         raise DetError(f"{run.path}: no training records with 'time'; it has: {', '.join(run.keys())}")
@@ -209,20 +218,35 @@ def best_direction(key: str) -> str | None:
 
 
 def summary(run: RunLog) -> dict:
-    """Last and best value (with epoch and step) of every key of a run."""
+    """Last and best value (with epoch and step) of every key of a run. Best is over the finite
+    values; `non_finite` counts NaN/Infinity values and `first_non_finite` says where the first
+    one is. Non-finite values appear as the strings 'NaN', 'Infinity', '-Infinity' (strict JSON)."""
     rows = {}
     for key in run.keys():
         recs = run.series(key)
         vals = [r.values[key] for r in recs]
         last = recs[-1]
-        row: dict[str, Any] = {"last": vals[-1], "last_epoch": last.epoch, "last_step": last.step, "count": len(vals),
-                               "best": None, "best_epoch": None, "best_step": None}
+        row: dict[str, Any] = {"last": _json_number(vals[-1]), "last_epoch": last.epoch, "last_step": last.step,
+                               "count": len(vals), "best": None, "best_epoch": None, "best_step": None,
+                               "non_finite": 0, "first_non_finite": None}
+        finite = [i for i, v in enumerate(vals) if math.isfinite(v)]
+        if len(finite) < len(vals):
+            first = next(i for i, v in enumerate(vals) if not math.isfinite(v))
+            row.update(non_finite=len(vals) - len(finite), first_non_finite={
+                "value": _json_number(vals[first]), "epoch": recs[first].epoch, "step": recs[first].step})
         direction = best_direction(key)
-        if direction:
-            i = int(np.argmin(vals) if direction == "min" else np.argmax(vals))
+        if direction and finite:
+            pick = min if direction == "min" else max
+            i = pick(finite, key=lambda j: vals[j])
             row.update(best=vals[i], best_epoch=recs[i].epoch, best_step=recs[i].step)
         rows[key] = row
     return {"log": run.path, "format": run.format, "keys": rows}
+
+
+def _json_number(value: float) -> float | str:
+    if math.isfinite(value):
+        return value
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
 
 
 # --------------------------------------------------------------------------- curves

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from det.core.engine.device import resolve_device
 from det.core.errors import ConfigError, DetError, did_you_mean
 from det.core.inference.prediction import Prediction, from_instances
 from det.core.inference.reader import imread
@@ -50,20 +51,6 @@ def class_names_of(ckpt: Mapping[str, Any], cfg: Mapping[str, Any]) -> list[str]
     if not names:
         raise DetError("checkpoint: no class names in meta.classes or the preset's data.classes")
     return [str(n) for n in names]
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise DetError(f"--device: '{device}' is not a device (cpu, cuda, cuda:1, auto)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DetError(f"--device: '{device}' requested but CUDA is not available")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise DetError(f"--device: '{device}' does not exist ({torch.cuda.device_count()} CUDA devices)")
-    return dev
 
 
 class Detector:
@@ -128,10 +115,9 @@ class Detector:
         else:
             raise DetError(f"{path}: checkpoint carries no preset; pass --preset")
         model = build_detector(cfg["model"])
-        missing, unexpected = model.load_state_dict(ckpt["state_dict"], strict=False)
-        if missing or unexpected:
-            what = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
-            raise DetError(f"{path}: weights do not fit the preset's model ({what})")
+        from det.core.engine.checkpoint import fit_weights
+
+        fit_weights(model, ckpt["state_dict"], path)
         # inference only: fold BatchNorm into the convs (same outputs to 1e-4, fewer passes)
         model = fuse_conv_bn(model.eval())
         loader = test_loader_cfg(cfg)

@@ -15,24 +15,100 @@ BASE_KEY = "_base_"
 DELETE_KEY = "_delete_"
 
 
+# Bounds on what one YAML document may expand to: presets hold hundreds of nodes, a 1 KB alias
+# bomb ("billion laughs") expands to billions, and deep nesting overflows the recursive composer.
+MAX_YAML_NODES = 200_000
+MAX_YAML_DEPTH = 100
+
+
+class _Loader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                key = (key_node.tag, key_node.value)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key '{key_node.value}' (first on line {seen[key].line + 1})",
+                        key_node.start_mark)
+                seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+def safe_load_bounded(text: str, where: str | Path) -> Any:
+    """`yaml.safe_load` with limits on nesting depth and alias expansion (ConfigError naming
+    `where`) and no duplicate keys; syntax errors stay `yaml.YAMLError`."""
+    _check_depth(text, where)
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, {}) > MAX_YAML_NODES:
+            raise ConfigError(f"{where}: YAML expands to more than {MAX_YAML_NODES} nodes once aliases are "
+                              "copied out; refusing (an alias bomb?)")
+        return fix_exponent_floats(loader.construct_document(node))
+    finally:
+        loader.dispose()
+
+
+def parse_yaml(text: str, where: str | Path) -> Any:
+    """`safe_load_bounded`, with every failure a ConfigError naming `where` (and the line)."""
+    try:
+        return safe_load_bounded(text, where)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[:1] or ["invalid YAML"]
+        problem = problem if isinstance(problem, str) else problem[0]
+        at = f"{where}:{mark.line + 1}" if mark is not None else str(where)
+        raise ConfigError(f"{at}: YAML syntax error: {problem}") from None
+
+
+def _check_depth(text: str, where: str | Path) -> None:
+    """Nesting depth from the event stream (the parser is iterative; the composer is not)."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                line = event.start_mark.line + 1 if event.start_mark else "?"
+                raise ConfigError(f"{where}:{line}: YAML nested deeper than {MAX_YAML_DEPTH} levels")
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """Nodes in the tree the document becomes once aliases are copied out (memoised per node,
+    so an alias bomb is measured without being expanded)."""
+    if id(node) in memo:
+        return memo[id(node)]
+    memo[id(node)] = 1  # a recursive alias counts once (the depth check bounds the rest)
+    if isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(child, memo) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    else:
+        size = 1
+    memo[id(node)] = min(size, MAX_YAML_NODES + 1)
+    return memo[id(node)]
+
+
 def load_yaml(path: str | Path) -> Any:
-    """Parse one YAML file with `safe_load`; syntax errors name the file and line."""
+    """Parse one YAML file (see `parse_yaml`); errors name the file and line."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, expected a YAML file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (not UTF-8); expected YAML") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a text (YAML) file") from None
-    try:
-        return fix_exponent_floats(yaml.safe_load(text))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise ConfigError(f"{where}: YAML syntax error: {problem}") from None
+    return parse_yaml(text, path)
 
 
 _EXP_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
@@ -84,7 +160,11 @@ def load_preset(path: str | Path, overrides: list[str] | None = None) -> dict:
     cfg = _load_with_bases(resolved, stack=())
     if not isinstance(cfg, dict):
         raise ConfigError(f"{resolved}: a preset must be a YAML mapping, got {type(cfg).__name__}")
-    return apply_overrides(cfg, overrides or [])
+    cfg = apply_overrides(cfg, overrides or [])
+    from det.core.config.plugins import import_custom
+
+    import_custom(cfg, resolved)  # plugins register their components before anything is built
+    return cfg
 
 
 def _load_with_bases(path: Path, stack: tuple[Path, ...]) -> dict:

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from det.core.config.loader import fix_exponent_floats
+from det.core.config.loader import safe_load_bounded
 from det.core.errors import ConfigError, did_you_mean
 
 
@@ -20,10 +20,10 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not key or any(not part for part in key.split(".")):
         raise ConfigError(f"--set {text}: empty key")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = safe_load_bounded(raw, f"--set {text}") if raw.strip() else None
     except yaml.YAMLError:
         value = raw
-    return key.split("."), fix_exponent_floats(value)
+    return key.split("."), value
 
 
 def apply_overrides(cfg: dict, overrides: list[str]) -> dict:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from det.core.errors import ConfigError, did_you_mean
 
 # Top-level sections of a preset. Each section's owner documents its keys in docs/presets.md.
-KNOWN_SECTIONS = ("model", "data", "train", "evaluation", "tracker", "infer", "meta")
+KNOWN_SECTIONS = ("model", "data", "train", "evaluation", "tracker", "infer", "meta", "custom_imports")
 
 
 def _check_model(cfg: dict) -> None:
@@ -35,7 +35,25 @@ def _check_train(cfg: dict) -> None:
     check_train_section(cfg)
 
 
+def _check_evaluation(cfg: dict) -> None:
+    from det.core.config.build import at_path, signature_keys
+    from det.core.evaluation.evaluator import EVALUATORS
+
+    section = cfg["evaluation"]
+    if not isinstance(section, dict):
+        raise ConfigError(f"evaluation: expected a mapping, got {type(section).__name__}")
+    name = section.get("type", "CocoMetric")
+    if name not in EVALUATORS:
+        raise ConfigError(f"evaluation.type: unknown evaluator '{name}'{did_you_mean(str(name), EVALUATORS)}")
+    names, var_kw = signature_keys(EVALUATORS[name])
+    with at_path("evaluation"):
+        for key, _value in section.items():
+            if key != "type" and not var_kw and key not in names | {"dataset"}:
+                raise ConfigError(f"evaluation.{key}: unknown key for {name}{did_you_mean(key, names)}")
+
+
 SECTION_CHECKS: dict[str, Callable[[dict], None]] = {
+    "evaluation": _check_evaluation,
     "data": _check_data,
     "model": _check_model,
     "tracker": _check_tracker,
@@ -43,8 +61,37 @@ SECTION_CHECKS: dict[str, Callable[[dict], None]] = {
 }
 
 
-def validate_preset(cfg: dict) -> list[str]:
-    """Raise ConfigError on the first problem; return the sections that were built."""
+# Sections read outside the build (custom_imports: when loading) or free-form by design (meta).
+NOT_BUILT = ("custom_imports", "meta")
+
+
+def validate_preset(cfg: dict, strict: bool = False) -> list[str]:
+    """Raise ConfigError on the first problem; return the sections that were built. With
+    `strict`, also fail on any key that building the preset never read."""
+    if strict:
+        from det.core.config.consumed import track
+
+        cfg = track(cfg)
+    checked = _validate(cfg)
+    if strict:
+        _fail_on_unread(cfg)
+    return checked
+
+
+def _fail_on_unread(cfg: dict) -> None:
+    from det.core.config.consumed import mark_all, unread
+
+    for key in NOT_BUILT:
+        if key in cfg:
+            mark_all(cfg[key])
+    left = unread(cfg)
+    if left:
+        more = f" (and {len(left) - 1} more: {', '.join(left[1:4])}{', ...' if len(left) > 4 else ''})" if len(left) > 1 else ""
+        raise ConfigError(f"{left[0]}: never read while building the preset (misspelt, or a key det does not use)"
+                          f"{more}")
+
+
+def _validate(cfg: dict) -> list[str]:
     for key in cfg:
         if key not in KNOWN_SECTIONS:
             raise ConfigError(f"{key}: unknown top-level section{did_you_mean(key, KNOWN_SECTIONS)}")

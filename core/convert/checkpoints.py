@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from det.core.errors import DetError
-from det.core.fileio import atomic_write, ensure_new, load_checkpoint
+from det.core.fileio import atomic_write, ensure_new, first_line, load_checkpoint
 from det.core.log import get_logger
 
 KEEP_KEYS = ("state_dict", "preset", "meta")
@@ -108,12 +108,12 @@ def load_foreign_checkpoint(path: str | Path) -> dict:
     except pickle.UnpicklingError:
         pass
     except Exception as exc:  # noqa: BLE001 - anything else means the file itself is broken
-        raise DetError(f"{path}: not a loadable checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+        raise DetError(f"{path}: not a loadable checkpoint ({first_line(exc)})") from None
     try:
         with torch.serialization.safe_globals(_opaque_stand_ins(path)):
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001
-        raise DetError(f"{path}: not a loadable checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+        raise DetError(f"{path}: not a loadable checkpoint ({first_line(exc)})") from None
     get_logger().info(f"{path}: non-tensor objects outside the weights were skipped")
     return ckpt
 

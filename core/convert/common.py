@@ -2,6 +2,7 @@
 with a progress bar, image header reads, small text-format readers with errors that name the file."""
 from __future__ import annotations
 
+import math
 import multiprocessing
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -106,6 +107,17 @@ def read_class_names(path: str | Path) -> list[str]:
     if not names:
         raise DataError(f"{path}: class list is empty")
     return names
+
+
+def check_box(xywh: Sequence[float], where: str, allow_empty: bool = False) -> list[float]:
+    """A box [x, y, w, h] of finite numbers with positive (or, `allow_empty`, non-negative) size;
+    DataError naming `where` otherwise. Converters call it before writing any box."""
+    values = [float(v) for v in xywh]
+    if not all(math.isfinite(v) for v in values):
+        raise DataError(f"{where}: box {list(xywh)} has a non-finite number")
+    if min(values[2:]) < 0 or (not allow_empty and min(values[2:]) <= 0):
+        raise DataError(f"{where}: box {list(xywh)} has a {'negative' if allow_empty else 'non-positive'} width or height")
+    return values
 
 
 def number(value: float) -> int | float:

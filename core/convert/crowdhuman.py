@@ -11,7 +11,7 @@ import json
 from functools import partial
 from pathlib import Path
 
-from det.core.convert.common import image_size, parallel_map, plan_outputs, require_dir, summary, warn, write_json
+from det.core.convert.common import check_box, image_size, parallel_map, plan_outputs, require_dir, summary, warn, write_json
 from det.core.errors import DataError
 
 MODES = ("train", "val")
@@ -40,6 +40,7 @@ def read_odgt(path: Path) -> list[tuple[int, dict]]:
 def _box(value: object, path: Path, lineno: int, key: str) -> list[float]:
     if not (isinstance(value, list) and len(value) == 4 and all(isinstance(v, (int, float)) for v in value)):
         raise DataError(f"{path}:{lineno}: gtboxes.{key}: expected [x, y, w, h], got {value!r}")
+    check_box(value, f"{path}:{lineno}: gtboxes.{key}", allow_empty=True)
     return list(value)
 
 

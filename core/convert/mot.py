@@ -13,6 +13,7 @@ MOT15 ground truth (10 columns, no class or visibility) reads as class 1, visibi
 from __future__ import annotations
 
 import configparser
+import math
 import random
 from collections import defaultdict
 from pathlib import Path
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from det.core.convert.common import (
+    check_box,
     IMAGE_EXTENSIONS,
     parallel_map,
     plan_outputs,
@@ -103,8 +105,11 @@ def parse_gt(path: Path, mot15: bool = False) -> list[tuple[int, dict, str]]:
             conf = 1.0 if legacy else float(cols[6])
             category = 1 if legacy else int(float(cols[7]))
             visibility = 1.0 if legacy else float(cols[8])
-        except ValueError:
+        except (ValueError, OverflowError):
             raise DataError(f"{path}:{lineno}: values are not numbers") from None
+        check_box(bbox, f"{path}:{lineno}", allow_empty=True)
+        if not all(math.isfinite(v) for v in (conf, visibility)):
+            raise DataError(f"{path}:{lineno}: conf and visibility must be finite numbers")
         ann = {"category_id": category, "bbox": bbox, "area": bbox[2] * bbox[3], "iscrowd": False,
                "visibility": visibility, "mot_instance_id": ins, "mot_conf": conf}
         out.append((frame, ann, ",".join(cols)))
@@ -118,8 +123,11 @@ def parse_det(path: Path) -> dict[int, list[list[float]]]:
         try:
             frame, ins = int(cols[0]), int(float(cols[1]))
             values = [float(v) for v in cols[2:7]]
-        except ValueError:
+        except (ValueError, OverflowError):
             raise DataError(f"{path}:{lineno}: values are not numbers") from None
+        check_box(values[:4], f"{path}:{lineno}", allow_empty=True)
+        if not math.isfinite(values[4]):
+            raise DataError(f"{path}:{lineno}: score {cols[6]} is not a finite number")
         if ins != -1:
             raise DataError(f"{path}:{lineno}: detections must have id -1, got {ins}")
         out[frame].append(values)

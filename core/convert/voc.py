@@ -15,6 +15,7 @@ from functools import partial
 from pathlib import Path
 
 from det.core.convert.common import (
+    check_box,
     number,
     parallel_map,
     plan_outputs,
@@ -56,8 +57,10 @@ def parse_xml(item: tuple[str, str], classes: tuple[str, ...] = VOC_CLASSES) -> 
     try:
         width = int(float(_text(size, "width", xml_path, "<size>")))
         height = int(float(_text(size, "height", xml_path, "<size>")))
-    except ValueError:
+    except (ValueError, OverflowError):
         raise DataError(f"{xml_path}: <size> width/height are not numbers") from None
+    if width <= 0 or height <= 0:
+        raise DataError(f"{xml_path}: <size> width and height must be positive, got {width}x{height}")
     label_ids = {name: i for i, name in enumerate(classes)}
     objects = []
     for index, obj in enumerate(root.findall("object")):
@@ -74,6 +77,8 @@ def parse_xml(item: tuple[str, str], classes: tuple[str, ...] = VOC_CLASSES) -> 
             xyxy = [float(_text(box, k, xml_path, where)) - 1 for k in ("xmin", "ymin", "xmax", "ymax")]
         except ValueError:
             raise DataError(f"{xml_path}: {where}: <bndbox> values are not numbers") from None
+        check_box([xyxy[0], xyxy[1], xyxy[2] - xyxy[0], xyxy[3] - xyxy[1]], f"{xml_path}: {where}: <bndbox>",
+                  allow_empty=True)
         objects.append((label_ids[name], xyxy, difficult))
     return {"file_name": file_name, "width": width, "height": height, "objects": objects}
 

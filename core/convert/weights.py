@@ -74,7 +74,10 @@ def _model_state(preset: dict) -> dict:
 
 
 def _finish(state: dict, report: dict, out: str | Path, preset: dict | None, meta: dict, strict: bool,
-            force: bool, source: str) -> dict:
+            force: bool, source: str, allow_empty: bool = False) -> dict:
+    if not state and not allow_empty:
+        raise DetError(f"{source}: no tensor maps onto the model ({len(report.get('unmapped', []))} unmapped, "
+                       f"{len(report.get('dropped', []))} dropped); nothing written (--allow-empty writes it anyway)")
     if strict and (report["unmapped"] or report["missing"]):
         raise DetError(f"{source}: {len(report['unmapped'])} unmapped and {len(report['missing'])} missing keys "
                        f"(first: {(report['unmapped'] + report['missing'])[0]}); rerun without --strict to see them all")
@@ -101,7 +104,7 @@ def _load_preset(preset: str | Path | None, overrides: list[str] | None = None) 
 
 
 def convert_mmdet_weights(src: str | Path, out: str | Path, preset: str | Path, strict: bool = False,
-                          force: bool = False, overrides: list[str] | None = None) -> dict:
+                          force: bool = False, overrides: list[str] | None = None, allow_empty: bool = False) -> dict:
     """MMDetection checkpoint -> det checkpoint for the model of `preset`."""
     ckpt = load_foreign_checkpoint(src)
     state, dropped = rename(state_dict_of(ckpt, src), MMDET_RULES)
@@ -112,7 +115,7 @@ def convert_mmdet_weights(src: str | Path, out: str | Path, preset: str | Path, 
     classes = _mmdet_classes(ckpt)
     if classes:
         meta["classes"] = classes
-    return _finish(state, {**report, "dropped": dropped}, out, resolved, meta, strict, force, str(src))
+    return _finish(state, {**report, "dropped": dropped}, out, resolved, meta, strict, force, str(src), allow_empty)
 
 
 def _mmdet_classes(ckpt: Any) -> list[str] | None:
@@ -237,7 +240,7 @@ def check_torchvision_variant(kind: str, preset: dict) -> None:
 
 def convert_torchvision_weights(src: str | Path, out: str | Path, preset: str | Path | None = None,
                                 prefix: str = "backbone.", strict: bool = False, force: bool = False,
-                                overrides: list[str] | None = None) -> dict:
+                                overrides: list[str] | None = None, allow_empty: bool = False) -> dict:
     """torchvision state dict (ResNet classifier, RetinaNet, FCOS or Faster R-CNN) -> det checkpoint."""
     import torch
 
@@ -276,4 +279,4 @@ def convert_torchvision_weights(src: str | Path, out: str | Path, preset: str | 
         state = {k: v for k, v in state.items() if k not in report["unmapped"]}
     elif kind != "resnet":
         raise DetError(f"{src}: a torchvision {kind} needs --preset (the det model it maps onto)")
-    return _finish(state, {**report, "dropped": dropped}, out, resolved, meta, strict, force, str(src))
+    return _finish(state, {**report, "dropped": dropped}, out, resolved, meta, strict, force, str(src), allow_empty)

@@ -41,8 +41,9 @@ from det.core.convert.common import (
     write_json,
     write_text,
 )
+from det.core.config.loader import safe_load_bounded
 from det.core.errors import DataError
-from det.core.fileio import read_json
+from det.core.fileio import inside, plain_name, read_json, read_text
 
 SPLITS = ("train", "val", "test")
 DIGITS = 10
@@ -55,7 +56,7 @@ def read_data_yaml(path: str | Path) -> tuple[Path, list[str], dict[str, list[st
     """-> (dataset root, class names, {split: [source entries]})."""
     path = require_file(path, "YOLO data.yaml")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = safe_load_bounded(read_text(path, "YOLO data.yaml"), path)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
@@ -275,6 +276,7 @@ def coco_to_yolo(ann_file: str | Path, out_dir: str | Path, split: str = "train"
     if image_mode not in ("symlink", "copy", "none"):
         raise DataError(f"--image-mode: expected symlink, copy or none, got {image_mode!r}")
     ann_file = Path(ann_file)
+    plain_name(split, "--split")
     coco = read_json(ann_file, "COCO annotation file")
     for key in ("images", "categories"):
         if not isinstance(coco, dict) or not isinstance(coco.get(key), list):
@@ -282,22 +284,31 @@ def coco_to_yolo(ann_file: str | Path, out_dir: str | Path, split: str = "train"
     cats = sorted(coco["categories"], key=lambda c: c["id"])
     class_index = {c["id"]: i for i, c in enumerate(cats)}
     names = {i: str(c["name"]) for i, c in enumerate(cats)}
-    by_image: dict[int, list[dict]] = {img["id"]: [] for img in coco["images"]}
+    by_image: dict[int, list[dict]] = {}
+    for index, img in enumerate(coco["images"]):
+        check_coco_image(img, f"{ann_file}: images[{index}]")
+        if img["id"] in by_image:
+            raise DataError(f"{ann_file}: images[{index}]: duplicate image id {img['id']}")
+        by_image[img["id"]] = []
     for index, ann in enumerate(coco.get("annotations", [])):
-        if ann.get("image_id") not in by_image:
-            raise DataError(f"{ann_file}: annotations[{index}]: image_id {ann.get('image_id')} is not in 'images'")
+        if not isinstance(ann, dict) or ann.get("image_id") not in by_image:
+            raise DataError(f"{ann_file}: annotations[{index}]: image_id {_get(ann, 'image_id')} is not in 'images'")
         if ann.get("category_id") not in class_index:
             raise DataError(f"{ann_file}: annotations[{index}]: category_id {ann.get('category_id')} is not in 'categories'")
+        check_finite_box(ann.get("bbox"), f"{ann_file}: annotations[{index}].bbox")
         by_image[ann["image_id"]].append(ann)
 
     out_dir = Path(out_dir)
     yaml_path, list_path = out_dir / "data.yaml", out_dir / f"{split}.txt"
     data = _merge_data_yaml(yaml_path, names, split, force)
     copy_images = img_dir is not None and image_mode != "none"
-    layout = [(img, image_rel_path(str(img["file_name"]), split)) for img in coco["images"]]
+    layout = [(img, image_rel_path(str(img["file_name"]), split, f"{ann_file}: images[{i}].file_name"))
+              for i, img in enumerate(coco["images"])]
     planned = [list_path] + [out_dir / label_rel(rel) for _, rel in layout]
+    sources = {}
     if copy_images:
         planned += [out_dir / rel for _, rel in layout]
+        sources = {img["id"]: _image_source(img_dir, img, ann_file) for img, _ in layout}
     plan_outputs(planned, force)
     stats = {"crowd_skipped": 0, "parts_dropped": 0, "clipped": 0, "empty_skipped": 0}
     n_objects = 0
@@ -308,11 +319,10 @@ def coco_to_yolo(ann_file: str | Path, out_dir: str | Path, split: str = "train"
         n_objects += len(lines)
         write_text(out_dir / label_rel(rel), "".join(line + "\n" for line in lines))
         if copy_images:
-            source = Path(img_dir) / str(img["file_name"])
-            if not source.is_file():
-                raise DataError(f"{source}: image of '{img['file_name']}' not found under --img-dir")
+            source = sources[img["id"]]
             target = out_dir / rel
             target.parent.mkdir(parents=True, exist_ok=True)
+            inside(out_dir, rel.as_posix(), f"{ann_file}: image {img['id']} output")
             target.unlink(missing_ok=True)
             if image_mode == "copy":
                 shutil.copy2(source, target)
@@ -329,13 +339,44 @@ def coco_to_yolo(ann_file: str | Path, out_dir: str | Path, split: str = "train"
             summary(yaml_path, classes=len(names))]
 
 
-def image_rel_path(file_name: str, split: str) -> Path:
+def image_rel_path(file_name: str, split: str, where: str = "file_name") -> Path:
     """Where an image goes inside the YOLO folder: its own path when it already has an 'images'
-    folder in it (a dataset that came from YOLO), else images/{split}/{file_name}."""
-    rel = Path(file_name.replace("\\", "/"))
-    if rel.is_absolute() or ".." in rel.parts:
-        rel = Path(rel.name)
+    folder in it (a dataset that came from YOLO), else images/{split}/{file_name}. A name that
+    is absolute or climbs out with '..' is an error naming `where`."""
+    rel = Path(os.path.normpath(inside(".", file_name, where, follow_links=False)))
     return rel if "images" in rel.parts[:-1] else Path("images") / split / rel
+
+
+def _image_source(img_dir: str | Path, img: dict, ann_file: Path) -> Path:
+    """The image a COCO entry names under --img-dir: it exists and stays inside (no '..',
+    absolute path or symlink out)."""
+    source = inside(img_dir, str(img["file_name"]), f"{ann_file}: image {img['id']} file_name")
+    if not source.is_file():
+        raise DataError(f"{source}: image of '{img['file_name']}' not found under --img-dir")
+    return source
+
+
+def check_coco_image(img: object, where: str) -> None:
+    """An `images` entry: id, file_name, and positive integer width and height."""
+    if not isinstance(img, dict) or not {"id", "file_name", "width", "height"} <= set(img):
+        raise DataError(f"{where}: needs id, file_name, width and height")
+    for key in ("width", "height"):
+        value = img[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise DataError(f"{where}.{key}: expected a positive number, got {value!r}")
+
+
+def check_finite_box(bbox: object, where: str) -> None:
+    """A COCO bbox: four finite numbers with width and height >= 0."""
+    if not isinstance(bbox, (list, tuple)) or len(bbox) != 4 or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in bbox):
+        raise DataError(f"{where}: expected [x, y, w, h] of finite numbers, got {bbox!r:.80}")
+    if bbox[2] < 0 or bbox[3] < 0:
+        raise DataError(f"{where}: negative width or height in {bbox!r:.80}")
+
+
+def _get(obj: object, key: str) -> object:
+    return obj.get(key) if isinstance(obj, dict) else None
 
 
 def label_rel(image_rel: Path) -> Path:
@@ -351,7 +392,7 @@ def _merge_data_yaml(path: Path, names: dict[int, str], split: str, force: bool)
     data = {"path": ".", "train": None, "val": None, "test": None, "nc": len(names), "names": names}
     if path.is_file():
         try:
-            old = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            old = safe_load_bounded(read_text(path, "YOLO data.yaml"), path) or {}
         except yaml.YAMLError:
             old = None
         old_names = old.get("names") if isinstance(old, dict) else None

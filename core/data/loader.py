@@ -54,10 +54,10 @@ def worker_init(worker_id: int) -> None:
 class DetDataLoader(DataLoader):
     """A DataLoader with `set_epoch` forwarded to its sampler and the dataset at hand."""
 
-    def set_epoch(self, epoch: int) -> None:
+    def set_epoch(self, epoch: int, skip_batches: int = 0) -> None:
         target = self.batch_sampler if hasattr(self.batch_sampler, "set_epoch") else self.sampler
         if hasattr(target, "set_epoch"):
-            target.set_epoch(epoch)
+            target.set_epoch(epoch, skip_batches) if skip_batches else target.set_epoch(epoch)
 
 
 def build_dataset(cfg: Mapping[str, Any], pipeline: list | None = None, key: str = "") -> Any:
@@ -89,56 +89,141 @@ def build_dataset(cfg: Mapping[str, Any], pipeline: list | None = None, key: str
     return dataset
 
 
+def check_loader_keys(loader_cfg: Mapping[str, Any], key: str = "") -> None:
+    """Unknown loader keys are an error naming the preset path (with a suggestion)."""
+    from det.core.config.build import config_path
+    from det.core.errors import did_you_mean
+
+    unknown = sorted(set(loader_cfg) - LOADER_KEYS)
+    if unknown:
+        where = f"{key}.{unknown[0]}" if key else config_path(unknown[0])
+        raise ConfigError(f"{where}: unknown loader key{did_you_mean(unknown[0], LOADER_KEYS)}")
+
+
 def build_dataloader(loader_cfg: Mapping[str, Any], *, shuffle: bool, seed: int, distributed: bool = False,
                      infinite: bool = False, dataset: Any = None) -> DetDataLoader:
-    """A loader from a preset section (`data.train` etc.): `dataset`, `pipeline`, `batch_size`
-    (default 2), `num_workers` (default 2), `persistent_workers` (default true with workers),
-    `size_divisor` (default 32), `pad_val` (0), `aspect_ratio_grouping` (false), `drop_last`
-    (false). Same seed -> same batches (shuffle order from (seed, epoch); worker streams from
-    the loader's seeded generator). `dataset` reuses an already built dataset."""
-    from det.core.data.samplers import AspectRatioBatchSampler, DetSampler, InfiniteSampler, dist_info
-    from det.core.data.transforms.rng import seed_all
-
-    unknown = set(loader_cfg) - LOADER_KEYS
-    if unknown:
-        from det.core.config.build import config_path
-        from det.core.errors import did_you_mean
-
-        k = sorted(unknown)[0]
-        raise ConfigError(f"{config_path(k)}: unknown loader key{did_you_mean(k, LOADER_KEYS)}")
+    """A loader from a preset section (`data.train` etc.), building the dataset unless one is
+    given; `shuffle` selects the training loader (see `build_loader`), `infinite` an endless
+    index stream (iteration-based use outside the Trainer)."""
+    check_loader_keys(loader_cfg)
     if dataset is None:
         if "dataset" not in loader_cfg:
             from det.core.config.build import config_path
 
             raise ConfigError(f"{config_path('dataset')}: missing")
         dataset = build_dataset(loader_cfg)
-    batch_size = int(loader_cfg.get("batch_size", 2))
-    num_workers = int(loader_cfg.get("num_workers", 2))
-    if os.environ.get("DET_NUM_WORKERS") is not None:
-        num_workers = int(os.environ["DET_NUM_WORKERS"])  # e.g. 0 for debugging
+    from det.core.data.samplers import dist_info
+
     rank, world = dist_info() if distributed else (0, 1)
-    sampler_cls = InfiniteSampler if infinite else DetSampler
-    sampler = sampler_cls(len(dataset), shuffle=shuffle, seed=seed, rank=rank, world_size=world,
-                          round_up=shuffle or infinite)
-    generator = torch.Generator().manual_seed(int(seed) + 1000003 * rank)
+    if infinite:
+        return _infinite_loader(dataset, loader_cfg, seed, rank, world)
+    from det.core.data.transforms.rng import seed_all
+
     seed_all(int(seed) + rank)  # the main-process stream (num_workers == 0)
-    drop_last = bool(loader_cfg.get("drop_last", False))
-    collate_fn = partial(collate, size_divisor=int(loader_cfg.get("size_divisor", 32)),
-                         pad_val=int(loader_cfg.get("pad_val", 0)))
-    kwargs: dict[str, Any] = {"num_workers": num_workers, "collate_fn": collate_fn, "generator": generator,
-                              "worker_init_fn": worker_init if num_workers else None,
-                              "pin_memory": bool(loader_cfg.get("pin_memory", False))}
-    if num_workers:
-        kwargs["persistent_workers"] = bool(loader_cfg.get("persistent_workers", True))
-        if loader_cfg.get("prefetch_factor") is not None:
-            kwargs["prefetch_factor"] = int(loader_cfg["prefetch_factor"])
-    if loader_cfg.get("aspect_ratio_grouping", False):
-        flags = [d["width"] >= d["height"] for d in _data_list(dataset)]
-        batch_sampler = AspectRatioBatchSampler(sampler, flags, batch_size, drop_last)
-        loader = DetDataLoader(dataset, batch_sampler=batch_sampler, **kwargs)
+    return build_loader(dataset, loader_cfg, train=shuffle, seed=seed, rank=rank, world_size=world)
+
+
+def loader_options(section: Mapping[str, Any], train: bool, device_type: str = "cpu") -> dict[str, Any]:
+    """The documented loader keys of a section with their defaults: batch_size (2 for
+    training, 1 otherwise), num_workers (2; the DET_NUM_WORKERS environment variable wins),
+    persistent_workers (true with workers), pin_memory (true on CUDA), prefetch_factor,
+    drop_last (false), aspect_ratio_grouping (false), size_divisor (32), pad_val (0)."""
+    workers = int(os.environ.get("DET_NUM_WORKERS", section.get("num_workers", 2)))
+    return {
+        "batch_size": int(section.get("batch_size", 2 if train else 1)), "num_workers": workers,
+        "persistent_workers": bool(section.get("persistent_workers", True)) and workers > 0,
+        "pin_memory": bool(section.get("pin_memory", device_type == "cuda")),
+        "prefetch_factor": section.get("prefetch_factor"), "drop_last": bool(section.get("drop_last", False)),
+        "aspect_ratio_grouping": bool(section.get("aspect_ratio_grouping", False)),
+        "size_divisor": int(section.get("size_divisor", 32)), "pad_val": int(section.get("pad_val", 0)),
+    }
+
+
+def build_loader(dataset: Any, section: Mapping[str, Any] | None, *, train: bool, seed: int = 0, rank: int = 0,
+                 world_size: int = 1, collate_fn: Any = None, device_type: str = "cpu",
+                 **override: Any) -> DetDataLoader:
+    """The one loader builder of `det train`, `det test` and the Trainer.
+
+    Training: a seeded per-epoch shuffle (`epoch_seed`) padded and split over ranks, cut into a
+    fixed number of batches per epoch (aspect-ratio grouped when asked); call
+    `loader.set_epoch(epoch, skip_batches)` before each epoch (exact resume). With workers,
+    each worker's random streams are reseeded from (seed, rank, epoch, worker) at the start of
+    every epoch, so persistent workers and a resumed run draw the same numbers. Evaluation:
+    rank r takes images r, r + W, ... in order. `override` replaces section values
+    (batch_size=..., num_workers=...)."""
+    from det.core.data.samplers import DetSampler, TrainBatchSampler
+
+    opts = {**loader_options(section or {}, train, device_type), **{k: v for k, v in override.items() if v is not None}}
+    workers = int(opts["num_workers"])
+    if collate_fn is None:
+        collate_fn = partial(collate, size_divisor=opts["size_divisor"], pad_val=opts["pad_val"])
+    sampler = DetSampler(len(dataset), shuffle=train, seed=seed, rank=rank, world_size=world_size, round_up=train)
+    if train:
+        flags = [d["width"] >= d["height"] for d in _data_list(dataset)] if opts["aspect_ratio_grouping"] else None
+        batches = TrainBatchSampler(sampler, opts["batch_size"], opts["drop_last"], flags, tag_epoch=workers > 0)
     else:
-        loader = DetDataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last, **kwargs)
-    return loader
+        batches = torch.utils.data.BatchSampler(sampler, opts["batch_size"], drop_last=False)
+    kwargs: dict[str, Any] = {"num_workers": workers, "collate_fn": collate_fn, "pin_memory": opts["pin_memory"],
+                              "generator": torch.Generator().manual_seed(int(seed) + 1000003 * rank),
+                              "worker_init_fn": worker_init if workers else None}
+    if workers:
+        kwargs["persistent_workers"] = bool(opts["persistent_workers"])
+        if opts["prefetch_factor"] is not None:
+            kwargs["prefetch_factor"] = int(opts["prefetch_factor"])
+    data = EpochSeeded(dataset, int(seed), rank) if train and workers else dataset
+    return DetDataLoader(data, batch_sampler=batches, **kwargs)
+
+
+class EpochSeeded(torch.utils.data.Dataset):
+    """Wraps a training dataset for worker processes: items come as `(epoch, index)`; on the
+    first item of a new epoch a worker reseeds det's transform stream, Python's, NumPy's and
+    torch's generators from (seed, rank, epoch, worker id)."""
+
+    def __init__(self, dataset: Any, seed: int, rank: int) -> None:
+        self.dataset, self.seed, self.rank = dataset, seed, rank
+        self._epoch: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "dataset":
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+    def __getitem__(self, key: Any) -> Any:
+        epoch, index = key if isinstance(key, tuple) else (None, key)
+        info = torch.utils.data.get_worker_info()
+        if epoch is not None and info is not None and epoch != self._epoch:
+            self._epoch = epoch
+            _reseed_worker(self.seed, self.rank, epoch, info.id)
+        return self.dataset[index]
+
+
+def _reseed_worker(seed: int, rank: int, epoch: int, worker: int) -> None:
+    import numpy as np
+
+    from det.core.data.transforms.rng import rng, seed_all
+
+    rng()  # the stream's own first-use seeding happens now, not after ours
+    value = int(np.random.SeedSequence([seed % 2**32, rank, epoch, worker]).generate_state(1)[0])
+    seed_all(value)
+    torch.manual_seed(value)
+
+
+def _infinite_loader(dataset: Any, section: Mapping[str, Any], seed: int, rank: int, world: int) -> DetDataLoader:
+    from det.core.data.samplers import InfiniteSampler
+    from det.core.data.transforms.rng import seed_all
+
+    opts = loader_options(section, True)
+    sampler = InfiniteSampler(len(dataset), shuffle=True, seed=seed, rank=rank, world_size=world)
+    seed_all(int(seed) + rank)
+    workers = opts["num_workers"]
+    return DetDataLoader(dataset, batch_size=opts["batch_size"], sampler=sampler, num_workers=workers,
+                         collate_fn=partial(collate, size_divisor=opts["size_divisor"], pad_val=opts["pad_val"]),
+                         generator=torch.Generator().manual_seed(int(seed) + 1000003 * rank),
+                         worker_init_fn=worker_init if workers else None, pin_memory=opts["pin_memory"],
+                         persistent_workers=opts["persistent_workers"])
 
 
 def _data_list(dataset: Any) -> list[dict]:

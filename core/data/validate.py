@@ -40,6 +40,9 @@ def check_data_section(cfg: dict) -> None:
                 for key in ("pipeline", "switch_pipeline"):
                     if section.get(key) is not None:
                         build_pipeline(section[key], key)
+                from det.core.data.loader import loader_options
+
+                loader_options(section, split == "train")  # reads every loader key as building does
                 for key in ("batch_size", "num_workers", "size_divisor"):
                     if key in section and (not isinstance(section[key], int) or section[key] < 0):
                         raise ConfigError(f"{config_path(key)}: expected a non-negative integer, got {section[key]!r}")
@@ -57,7 +60,7 @@ def _check_dataset(cfg: Any, key: str) -> None:
         if name not in DATASETS:
             raise ConfigError(f"{config_path('type')}: unknown dataset type '{name}'{did_you_mean(str(name), DATASETS)}")
         names, _ = signature_keys(DATASETS[name])
-        for k in cfg:
+        for k, _value in cfg.items():  # items(): each key counts as read (--strict), as building passes it on
             if k != "type" and k not in names:
                 raise ConfigError(f"{config_path(k)}: unknown key for {name}{did_you_mean(k, names)}")
         if isinstance(cfg.get("dataset"), dict):

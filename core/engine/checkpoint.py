@@ -97,6 +97,22 @@ def weights_of(ckpt: dict, path: str | Path) -> dict[str, torch.Tensor]:
     raise DetError(f"{path}: no model weights found (expected a 'state_dict' entry)")
 
 
+def fit_weights(model: nn.Module, state: dict, path: str | Path, what: str = "the preset's model") -> None:
+    """Load `state` into `model` exactly, or raise one DetError line with the count of missing,
+    unexpected and wrongly shaped keys and the first few of them (a checkpoint of another
+    architecture would otherwise make PyTorch print hundreds of lines)."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}" for k, v in state.items()
+              if k in own and hasattr(v, "shape") and tuple(v.shape) != tuple(own[k].shape)]
+    if missing or unexpected or shapes:
+        parts = [f"{len(items)} {name} (first: {', '.join(items[:3])})"
+                 for name, items in (("missing", missing), ("unexpected", unexpected), ("of another shape", shapes)) if items]
+        raise DetError(f"{path}: weights do not fit {what}: {'; '.join(parts)}")
+    model.load_state_dict(state)
+
+
 def load_weights(model: nn.Module, path: str | Path, strict: bool = False) -> dict[str, list[str]]:
     """`--load-from`: copy matching weights, report missing/unexpected keys and shape mismatches
     on stderr; returns the report."""

@@ -1,9 +1,11 @@
 """Hooks: objects called by the Trainer at fixed points. Subclass `Hook` and override any of
 the methods; hooks run in ascending `priority` (lower first), ties in insertion order.
 
-Points: before_run, after_run, before_epoch, after_epoch, before_iter, after_iter,
-before_val, after_val, before_save_checkpoint (may add entries to the checkpoint dict),
-after_load_checkpoint (reads them back on resume).
+Points: before_run, after_run, before_epoch, after_epoch, before_iter, after_loss (the reduced
+losses of an iteration before its gradients are applied), after_iter, after_step (after the
+loop counters advanced, epoch end included: validation and checkpoints happen here), before_val,
+after_val, before_save_checkpoint (may add entries to the checkpoint dict),
+before_load_checkpoint and after_load_checkpoint (on resume).
 """
 from __future__ import annotations
 
@@ -21,10 +23,13 @@ class Hook:
     def before_epoch(self, trainer: "Trainer") -> None: ...
     def after_epoch(self, trainer: "Trainer") -> None: ...
     def before_iter(self, trainer: "Trainer") -> None: ...
+    def after_loss(self, trainer: "Trainer", outputs: dict[str, Any]) -> None: ...
     def after_iter(self, trainer: "Trainer", outputs: dict[str, Any]) -> None: ...
+    def after_step(self, trainer: "Trainer") -> None: ...
     def before_val(self, trainer: "Trainer") -> None: ...
     def after_val(self, trainer: "Trainer", metrics: dict[str, float]) -> None: ...
     def before_save_checkpoint(self, trainer: "Trainer", checkpoint: dict) -> None: ...
+    def before_load_checkpoint(self, trainer: "Trainer", checkpoint: dict) -> None: ...
     def after_load_checkpoint(self, trainer: "Trainer", checkpoint: dict) -> None: ...
 
 
@@ -47,26 +52,7 @@ class PipelineSwitchHook(Hook):
 
                 raise ConfigError(f"data.train.switch_pipeline: dataset {type(dataset).__name__} cannot change its pipeline")
             dataset.set_pipeline(self.pipeline)
+            trainer.rebuild_loader()  # persistent workers hold copies of the old pipeline
             self.switched = True
             trainer.log.info(f"epoch {trainer.epoch + 1}: switched to data.train.switch_pipeline "
                              f"({len(self.pipeline)} transforms)")
-
-
-class TensorBoardHook(Hook):
-    """Writes every logged scalar to `WORK_DIR/tensorboard` (rank 0)."""
-
-    priority = 90
-
-    def __init__(self, log_dir: str):
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.writer = SummaryWriter(log_dir)
-
-    def log(self, record: dict, step: int) -> None:
-        for key, value in record.items():
-            if isinstance(value, (int, float)) and key not in ("step", "epoch", "iter"):
-                self.writer.add_scalar(key, value, step)
-        self.writer.flush()
-
-    def after_run(self, trainer: "Trainer") -> None:
-        self.writer.close()

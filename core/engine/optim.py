@@ -80,9 +80,9 @@ def build_optimizer(model: nn.Module, cfg: dict, paramwise: dict | None = None, 
         if not isinstance(cfg, dict) or "type" not in cfg:
             raise ConfigError(f"{config_path()}: expected a mapping with 'type' (one of {', '.join(OPTIMIZERS)})")
         name = cfg["type"]
-        if name not in OPTIMIZERS:
-            raise ConfigError(f"{config_path('type')}: unknown optimizer '{name}'{did_you_mean(name, OPTIMIZERS)}")
+        factory = optimizer_class(name)
         kwargs = {k: v for k, v in cfg.items() if k != "type"}
+        check_optimizer_keys(factory, name, kwargs)
         if "lr" not in kwargs:
             raise ConfigError(f"{config_path('lr')}: required")
         lr = float(kwargs.pop("lr")) * lr_scale
@@ -91,7 +91,30 @@ def build_optimizer(model: nn.Module, cfg: dict, paramwise: dict | None = None, 
             kwargs["betas"] = tuple(kwargs["betas"])
         groups = param_groups(model, lr, wd, paramwise)
         try:
-            return OPTIMIZERS[name]([{k: v for k, v in g.items() if k != "param_names"} for g in groups],
+            return factory([{k: v for k, v in g.items() if k != "param_names"} for g in groups],
                                     lr=lr, weight_decay=wd, **kwargs)
         except TypeError as exc:
             raise ConfigError(f"{config_path()}: {exc}") from None
+
+
+def optimizer_class(name: Any) -> Callable[..., torch.optim.Optimizer]:
+    """det's table first (plugins register there), then any `torch.optim` optimizer by name."""
+    if name in OPTIMIZERS:
+        return OPTIMIZERS[name]
+    found = getattr(torch.optim, str(name), None)
+    if isinstance(found, type) and issubclass(found, torch.optim.Optimizer):
+        return found
+    known = set(OPTIMIZERS) | {n for n in dir(torch.optim) if isinstance(getattr(torch.optim, n), type)
+                               and issubclass(getattr(torch.optim, n), torch.optim.Optimizer) and n != "Optimizer"}
+    raise ConfigError(f"{config_path('type')}: unknown optimizer '{name}'{did_you_mean(str(name), known)}")
+
+
+def check_optimizer_keys(factory: Callable, name: str, kwargs: dict) -> None:
+    """Every key of train.optimizer must be a parameter of the optimizer's constructor."""
+    from det.core.config.build import signature_keys
+
+    names, var_kw = signature_keys(factory)
+    names -= {"params"}
+    for key in kwargs:
+        if not var_kw and key not in names:
+            raise ConfigError(f"{config_path(key)}: unknown key for {name}{did_you_mean(key, names)}")

@@ -14,7 +14,9 @@ import yaml
 
 from det.core.engine import checkpoint as ckpt_io
 from det.core.engine import dist
-from det.core.engine.trainer import Trainer, resolve_device, run_evaluation, seed_everything, write_metrics
+from det.core.engine.device import resolve_device, seed_everything
+from det.core.engine.evaluate import run_evaluation
+from det.core.engine.trainer import Trainer, write_metrics
 from det.core.errors import ConfigError, DataError, DetError
 from det.core.fileio import atomic_write, atomic_write_json, atomic_write_text, ensure_new, load_checkpoint
 from det.core.log import get_logger
@@ -22,6 +24,7 @@ from det.core.log import get_logger
 DEMO_HINT = ("to try det without downloading a dataset, use a demo preset on the bundled synthetic data, "
              "e.g. det train presets/demo/rtmdet_tiny.yaml")
 RUN_FILES = ("last.pt", "log.jsonl")
+RUN_OUTPUTS = ("last.pt", "log.jsonl", "metrics.json", "preset.yaml", "tensorboard")
 
 
 def _section(cfg: dict, key: str) -> dict:
@@ -44,15 +47,11 @@ def loader_cfg(cfg: dict, split: str) -> dict:
 def build_split(cfg: dict, split: str) -> tuple[Any, Any, dict]:
     """(dataset, collate_fn, loader section) of `data.<split>` ('test' falls back to 'val')."""
     from det.core.data import build_dataset, collate
-    from det.core.data.loader import LOADER_KEYS
+    from det.core.data.loader import check_loader_keys
 
     section = loader_cfg(cfg, split)
     key = f"data.{split if split != 'test' or 'test' in cfg['data'] else 'val'}"
-    for name in section:
-        if name not in LOADER_KEYS:
-            from det.core.errors import did_you_mean
-
-            raise ConfigError(f"{key}.{name}: unknown loader key{did_you_mean(name, LOADER_KEYS)}")
+    check_loader_keys(section, key)
     try:
         dataset = build_dataset({k: v for k, v in section.items() if k in ("dataset", "pipeline")}, key=key)
     except DetError as exc:
@@ -66,14 +65,6 @@ def build_split(cfg: dict, split: str) -> tuple[Any, Any, dict]:
     return dataset, collate_fn, section
 
 
-def _workers(section: dict) -> int:
-    """`num_workers` of a loader section; DET_NUM_WORKERS overrides it (as in det's loaders)."""
-    import os
-
-    env = os.environ.get("DET_NUM_WORKERS")
-    return int(env) if env is not None else int(section.get("num_workers", 2))
-
-
 def _check_data_classes(cfg: dict, dataset: Any) -> None:
     names = (cfg.get("data") or {}).get("classes")
     got = list(getattr(dataset, "classes", []) or [])
@@ -82,10 +73,31 @@ def _check_data_classes(cfg: dict, dataset: Any) -> None:
 
 
 def prepare_work_dir(work_dir: Path, resume: bool, force: bool) -> None:
+    """Refuse to start over an earlier run unless --force; with --force, the earlier run's
+    files move aside into `WORK_DIR/previous_run_N/` (said on stderr), so its checkpoints can
+    neither be pruned as this run's nor resumed by mistake."""
     existing = [name for name in RUN_FILES if (work_dir / name).exists()]
     if existing and not resume and not force:
         raise DetError(f"{work_dir}: already holds a training run ({existing[0]}); use --resume to continue it "
                        f"or --force to start over")
+    if force and not resume:
+        _move_old_run(work_dir)
+
+
+def _move_old_run(work_dir: Path) -> None:
+    old = [p for p in sorted(work_dir.glob("*")) if p.name in RUN_OUTPUTS or (p.suffix == ".pt" and (
+        ckpt_io.EPOCH_RE.match(p.name) or p.name.startswith("best_")))]
+    if not old:
+        return
+    n = 1
+    while (work_dir / f"previous_run_{n}").exists():
+        n += 1
+    target = work_dir / f"previous_run_{n}"
+    target.mkdir()
+    for path in old:
+        path.rename(target / path.name)
+    get_logger().warning(f"--force: moved the earlier run's {len(old)} files ({', '.join(p.name for p in old[:4])}"
+                         f"{', ...' if len(old) > 4 else ''}) to {target}")
 
 
 def train(cfg: dict, work_dir: str | Path, *, resume: bool | str | Path | None = None, load_from: str | Path | None = None,
@@ -157,9 +169,8 @@ def _train(cfg: dict, work_dir: Path, resume_path: Path | None, load_from: str |
         atomic_write_text(work_dir / "preset.yaml", yaml.safe_dump(cfg, sort_keys=False))
     trainer = Trainer(
         model, cfg.get("train") or {}, work_dir, train_dataset=train_set, collate_fn=collate_fn,
-        batch_size=int(train_section.get("batch_size", 2)), num_workers=_workers(train_section),
-        val_dataset=val_set, val_collate_fn=val_collate, val_batch_size=int(val_section.get("batch_size", 1)),
-        val_num_workers=_workers(val_section), evaluator=evaluator, preset=cfg,
+        loader_cfg=train_section, val_dataset=val_set, val_collate_fn=val_collate, val_loader_cfg=val_section,
+        evaluator=evaluator, preset=cfg,
         classes=list(getattr(train_set, "classes", []) or []), device=dev, seed=seed, deterministic=deterministic,
         amp=amp, auto_scale_lr=auto_scale_lr, switch_pipeline=train_section.get("switch_pipeline"),
     )
@@ -173,7 +184,7 @@ def _train(cfg: dict, work_dir: Path, resume_path: Path | None, load_from: str |
         result["reports"] = _train_reports(work_dir, collector, val_set, cfg)
     if rank == 0:
         write_metrics(work_dir / "metrics.json", _plain(result))
-        log.info(f"outputs in {work_dir}: preset.yaml, log.jsonl, {Path(result['last_checkpoint'] or 'last.pt').name}, metrics.json")
+        log.info(closing_message(work_dir, trainer.last_checkpoint))
     dist.barrier()
     return result
 
@@ -189,6 +200,18 @@ def _train_reports(work_dir: Path, collector: Any, val_set: Any, cfg: dict) -> d
     if collector is not None and collector.coco_results:
         files.update(collector.write(val_set.coco_gt(), work_dir, _iou_type(cfg))["files"])
     return files
+
+
+def closing_message(work_dir: Path, last_checkpoint: Path | None) -> str:
+    """'outputs in WORK_DIR: ...' naming only files that exist now (a checkpoint outside the
+    work dir by its full path)."""
+    names = [n for n in ("preset.yaml", "log.jsonl") if (work_dir / n).is_file()]
+    if last_checkpoint is not None and Path(last_checkpoint).is_file():
+        inside = Path(last_checkpoint).parent.resolve() == work_dir.resolve()
+        names.append(Path(last_checkpoint).name if inside else str(last_checkpoint))
+    if (work_dir / "metrics.json").is_file():
+        names.append("metrics.json")
+    return f"outputs in {work_dir}: {', '.join(names) if names else 'none'}"
 
 
 def _plain(obj: Any) -> Any:
@@ -212,7 +235,11 @@ def resolve_test_inputs(first: str, second: str | None, overrides: Sequence[str]
         ckpt = load_checkpoint(ckpt_path)
         if not isinstance(ckpt.get("preset"), dict) or not ckpt["preset"]:
             raise DetError(f"{ckpt_path}: the checkpoint carries no preset; run det test PRESET {ckpt_path}")
-        return apply_overrides(ckpt["preset"], list(overrides)), ckpt_path
+        from det.core.config.plugins import import_custom
+
+        cfg = apply_overrides(ckpt["preset"], list(overrides))
+        import_custom(cfg, None)
+        return cfg, ckpt_path
     return load_preset(first, list(overrides)), Path(second)
 
 
@@ -252,11 +279,7 @@ def test(cfg: dict, checkpoint: str | Path, *, work_dir: str | Path | None = Non
     ckpt = load_checkpoint(checkpoint)
     model = build_detector(_section(cfg, "model"))
     state = ckpt_io.weights_of(ckpt, checkpoint)
-    result = model.load_state_dict(state, strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        what = (f"{len(result.missing_keys)} missing (e.g. {result.missing_keys[0]})" if result.missing_keys
-                else f"{len(result.unexpected_keys)} unexpected (e.g. {result.unexpected_keys[0]})")
-        raise DetError(f"{checkpoint}: weights do not fit the preset's model: {what}")
+    ckpt_io.fit_weights(model, state, checkpoint)
     fuse_conv_bn(model.to(dev).eval())  # inference only: BatchNorm folded into the convs
     dataset, collate_fn, section = build_split(cfg, "test")
     meta_classes = (ckpt.get("meta") or {}).get("classes")
@@ -294,8 +317,8 @@ def test(cfg: dict, checkpoint: str | Path, *, work_dir: str | Path | None = Non
         collector = ReportCollector(dataset, score_thr, with_masks=_iou_type(cfg) == "segm")
         evaluator = _Tee(evaluator, collector)
     t0 = time.perf_counter()
-    metrics = run_evaluation(model, dataset, collate_fn, evaluator, dev, int(section.get("batch_size", 1)),
-                             _workers(section), predict=predictor, desc="test")
+    metrics = run_evaluation(model, dataset, collate_fn, evaluator, dev, predict=predictor, desc="test",
+                             loader_cfg=section)
     elapsed = time.perf_counter() - t0
     results = evaluator.results() if keep_results else None
     if collector is not None:

@@ -13,7 +13,8 @@ closed form of that iteration, so resuming needs no scheduler state beyond the l
 
 Types: LinearLR (linear warm-up), QuadraticWarmupLR, MultiStepLR, CosineAnnealingLR,
 FlatCosineLR (constant for `flat_ratio` of training, then cosine: RTMDet's schedule without
-having to restate the epochs), ConstantLR.
+having to restate the epochs), ConstantLR, PolyLR (power, eta_min), and CosineAnnealingMomentum
+(anneals SGD's momentum or Adam's beta1 to eta_min instead of the lr).
 """
 from __future__ import annotations
 
@@ -56,31 +57,55 @@ class _Sched:
 
     def factor(self, it: int, ipe: int, base_lr: float) -> float:
         k = self.step_of(it, ipe)
-        if k is None:
-            return 1.0
-        o = self.opts
-        if self.kind == "LinearLR":
-            total = self.length(ipe) - 1
-            start, stop = float(o.get("start_factor", 1.0 / 3)), float(o.get("end_factor", 1.0))
-            return start + (stop - start) * (min(k, total) / total if total > 0 else 1.0)
-        if self.kind == "QuadraticWarmupLR":
-            total = self.length(ipe)
-            return min(1.0, ((k + 1) / total) ** 2)
-        if self.kind == "ConstantLR":
-            return float(o.get("factor", 1.0 / 3)) if k < self.length(ipe) - 1 else 1.0
-        if self.kind == "MultiStepLR":
-            milestones = sorted(o["milestones"])
-            if self.by_epoch and self.convert:
-                milestones = [m * ipe for m in milestones]
-            return float(o.get("gamma", 0.1)) ** bisect.bisect_right(milestones, k)
-        # cosine kinds
-        t_max = o.get("T_max")
-        t_max = (t_max * ipe if self.by_epoch and self.convert else t_max) if t_max else self.length(ipe)
-        if "eta_min_ratio" in o:
-            ratio = float(o["eta_min_ratio"])
-        else:
-            ratio = float(o.get("eta_min", 0.0)) / base_lr if base_lr > 0 else 0.0
-        return ratio + (1 - ratio) * (1 + math.cos(math.pi * k / t_max)) / 2
+        return 1.0 if k is None else FACTORS[self.kind](self, k, ipe, base_lr)
+
+
+def _linear(s: _Sched, k: float, ipe: int, base: float) -> float:
+    total = s.length(ipe) - 1
+    start, stop = float(s.opts.get("start_factor", 1.0 / 3)), float(s.opts.get("end_factor", 1.0))
+    return start + (stop - start) * (min(k, total) / total if total > 0 else 1.0)
+
+
+def _quadratic(s: _Sched, k: float, ipe: int, base: float) -> float:
+    return min(1.0, ((k + 1) / s.length(ipe)) ** 2)
+
+
+def _constant(s: _Sched, k: float, ipe: int, base: float) -> float:
+    return float(s.opts.get("factor", 1.0 / 3)) if k < s.length(ipe) - 1 else 1.0
+
+
+def _multistep(s: _Sched, k: float, ipe: int, base: float) -> float:
+    milestones = sorted(s.opts["milestones"])
+    if s.by_epoch and s.convert:
+        milestones = [m * ipe for m in milestones]
+    return float(s.opts.get("gamma", 0.1)) ** bisect.bisect_right(milestones, k)
+
+
+def _floor_ratio(s: _Sched, base: float) -> float:
+    if "eta_min_ratio" in s.opts:
+        return float(s.opts["eta_min_ratio"])
+    return float(s.opts.get("eta_min", 0.0)) / base if base > 0 else 0.0
+
+
+def _cosine(s: _Sched, k: float, ipe: int, base: float) -> float:
+    t_max = s.opts.get("T_max")
+    t_max = (t_max * ipe if s.by_epoch and s.convert else t_max) if t_max else s.length(ipe)
+    ratio = _floor_ratio(s, base)
+    return ratio + (1 - ratio) * (1 + math.cos(math.pi * k / t_max)) / 2
+
+
+def _poly(s: _Sched, k: float, ipe: int, base: float) -> float:
+    """MMEngine's PolyLR: (base - eta_min) * (1 - k / length) ** power + eta_min."""
+    ratio, total = _floor_ratio(s, base), s.length(ipe)
+    return ratio + (1 - ratio) * (1 - min(k, total) / total) ** float(s.opts.get("power", 1.0))
+
+
+# kind -> factor(scheduler, step, iters per epoch, base value); plugins add kinds with
+# det.core.registry.register("scheduler", Name) (a `keys` attribute lists their options).
+FACTORS = {"LinearLR": _linear, "QuadraticWarmupLR": _quadratic, "ConstantLR": _constant, "MultiStepLR": _multistep,
+           "CosineAnnealingLR": _cosine, "FlatCosineLR": _cosine, "PolyLR": _poly, "CosineAnnealingMomentum": _cosine}
+# Schedules of the optimizer's momentum (SGD momentum, Adam beta1) instead of its lr.
+MOMENTUM_KINDS = {"CosineAnnealingMomentum"}
 
 
 KINDS = {
@@ -90,6 +115,8 @@ KINDS = {
     "MultiStepLR": {"milestones", "gamma"},
     "CosineAnnealingLR": {"T_max", "eta_min", "eta_min_ratio"},
     "FlatCosineLR": {"flat_ratio", "eta_min", "eta_min_ratio"},
+    "PolyLR": {"power", "eta_min", "eta_min_ratio"},
+    "CosineAnnealingMomentum": {"T_max", "eta_min", "eta_min_ratio"},
 }
 COMMON = {"type", "by_epoch", "begin", "end", "convert_to_iter_based"}
 
@@ -108,11 +135,12 @@ class LRSchedule:
             if not isinstance(cfg, dict) or "type" not in cfg:
                 raise ConfigError(f"{where}: expected a mapping with 'type' (one of {', '.join(KINDS)})")
             kind = cfg["type"]
-            if kind not in KINDS:
-                raise ConfigError(f"{where}.type: unknown scheduler '{kind}'{did_you_mean(kind, KINDS)}")
+            if kind not in FACTORS:
+                raise ConfigError(f"{where}.type: unknown scheduler '{kind}'{did_you_mean(kind, FACTORS)}")
+            allowed = KINDS.get(kind, getattr(FACTORS[kind], "keys", None))
             for key in cfg:
-                if key not in COMMON | KINDS[kind]:
-                    raise ConfigError(f"{where}.{key}: unknown key for {kind}{did_you_mean(key, COMMON | KINDS[kind])}")
+                if allowed is not None and key not in COMMON | set(allowed):
+                    raise ConfigError(f"{where}.{key}: unknown key for {kind}{did_you_mean(key, COMMON | set(allowed))}")
             by_epoch = bool(cfg.get("by_epoch", epoch_based))
             total = (max_epochs or max(1, max_iters // self.ipe)) if by_epoch else max_iters
             begin = cfg.get("begin", 0)
@@ -132,12 +160,20 @@ class LRSchedule:
                 raise ConfigError(f"{where}: end ({end}) must be after begin ({begin})")
             self.scheds.append(_Sched(kind, by_epoch, bool(cfg.get("convert_to_iter_based", False)), begin, end, opts))
 
-    def factor(self, it: int, base_lr: float) -> float:
+    def factor(self, it: int, base_lr: float, momentum: bool = False) -> float:
         f = 1.0
         for s in self.scheds:
-            f *= s.factor(it, self.ipe, base_lr)
+            if (s.kind in MOMENTUM_KINDS) == momentum:
+                f *= s.factor(it, self.ipe, base_lr)
         return f
 
     def apply(self, optimizer: torch.optim.Optimizer, it: int) -> None:
+        """Set each group's lr (and momentum, with a momentum schedule) for iteration `it`."""
+        has_momentum = any(s.kind in MOMENTUM_KINDS for s in self.scheds)
         for group in optimizer.param_groups:
             group["lr"] = group["initial_lr"] * self.factor(it, group["initial_lr"])
+            if has_momentum:
+                key = "betas" if "betas" in group else "momentum"
+                base = group.setdefault("initial_momentum", group[key][0] if key == "betas" else group[key])
+                value = base * self.factor(it, base, momentum=True)
+                group[key] = (value, *group[key][1:]) if key == "betas" else value

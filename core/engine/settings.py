@@ -12,7 +12,7 @@ from det.core.errors import ConfigError, did_you_mean
 TRAIN_KEYS = {
     "max_epochs", "max_iters", "val_interval", "val_begin", "log_interval", "optimizer", "paramwise",
     "clip_grad", "schedulers", "ema", "checkpoint", "amp", "auto_scale_lr", "switch_epoch",
-    "find_unused_parameters", "sync_bn", "tensorboard", "seed", "channels_last",
+    "find_unused_parameters", "sync_bn", "tensorboard", "seed", "channels_last", "accumulate", "compile", "hooks",
 }
 CHECKPOINT_KEYS = {"interval", "max_keep", "save_best", "rule", "save_last", "by_epoch"}
 
@@ -54,6 +54,9 @@ class TrainSettings:
     sync_bn: bool = False
     tensorboard: bool = False
     channels_last: str | bool = "auto"
+    accumulate: int = 1
+    compile: bool = False
+    hooks: list = field(default_factory=list)
 
     @property
     def epoch_based(self) -> bool:
@@ -67,6 +70,8 @@ class TrainSettings:
         max_epochs, max_iters = cfg.get("max_epochs"), cfg.get("max_iters")
         if (max_epochs is None) == (max_iters is None):
             raise ConfigError("train: give exactly one of max_epochs (epoch-based) or max_iters (iteration-based)")
+        if cfg.get("seed") is not None and (isinstance(cfg["seed"], bool) or not isinstance(cfg["seed"], int)):
+            raise ConfigError(f"train.seed: expected an integer, got {cfg['seed']!r}")
         if max_epochs is not None:
             _positive_int(max_epochs, "train.max_epochs")
         else:
@@ -74,6 +79,11 @@ class TrainSettings:
         if "optimizer" not in cfg:
             raise ConfigError("train.optimizer: required (e.g. {type: SGD, lr: 0.01, momentum: 0.9})")
         ckpt = dict(_mapping(cfg.get("checkpoint"), "train.checkpoint", CHECKPOINT_KEYS))
+        by_epoch = ckpt.pop("by_epoch", max_epochs is not None)
+        if by_epoch != (max_epochs is not None):
+            raise ConfigError(f"train.checkpoint.by_epoch: {by_epoch} but training is "
+                              f"{'epoch' if max_epochs is not None else 'iteration'}-based; checkpoints count the "
+                              "loop's unit (remove the key)")
         ckpt.setdefault("interval", 1 if max_epochs is not None else max(1, (max_iters or 1)))
         _positive_int(ckpt["interval"], "train.checkpoint.interval")
         if ckpt.get("max_keep") is not None:
@@ -117,7 +127,16 @@ class TrainSettings:
             find_unused_parameters=bool(cfg.get("find_unused_parameters", False)),
             sync_bn=bool(cfg.get("sync_bn", False)), tensorboard=bool(cfg.get("tensorboard", False)),
             channels_last=_auto_or_bool(cfg.get("channels_last", "auto"), "train.channels_last"),
+            accumulate=_positive_int(cfg.get("accumulate", 1), "train.accumulate"),
+            compile=_bool(cfg.get("compile", False), "train.compile"), hooks=_hook_list(cfg.get("hooks")),
         )
+
+    def build_hooks(self) -> list:
+        """The hooks of `train.hooks: [{type: Name, ...}]` (built-in or registered by plugins)."""
+        from det.core.config.build import build_list
+        from det.core.engine.train_hooks import HOOKS
+
+        return build_list(self.hooks, HOOKS, "train.hooks")
 
     def use_amp(self, device: torch.device) -> bool:
         """Autocast: `auto` means on where the device has native bf16 (see `native_bf16`); the
@@ -144,6 +163,20 @@ def native_bf16(device: torch.device) -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def _bool(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise ConfigError(f"{where}: expected true or false, got {value!r}")
+
+
+def _hook_list(value: Any) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(h, dict) and "type" in h for h in value):
+        raise ConfigError("train.hooks: expected a list of {type: HookName, ...} mappings")
+    return value
+
+
 def _auto_or_bool(value: Any, where: str) -> str | bool:
     if value == "auto" or isinstance(value, bool):
         return value
@@ -153,20 +186,43 @@ def _auto_or_bool(value: Any, where: str) -> str | bool:
 def check_train_section(cfg: dict) -> None:
     """`det config validate`: the train section parses, its optimizer type and schedulers are
     known (no model or data needed)."""
-    from det.core.engine.optim import OPTIMIZERS
+    from det.core.config.build import at_path
+    from det.core.engine.optim import check_optimizer_keys, optimizer_class
     from det.core.engine.schedulers import LRSchedule
 
     s = TrainSettings.from_cfg(cfg.get("train"))
     opt = s.optimizer
-    if not isinstance(opt, dict) or opt.get("type") not in OPTIMIZERS:
-        name = opt.get("type") if isinstance(opt, dict) else opt
-        raise ConfigError(f"train.optimizer.type: unknown optimizer '{name}'{did_you_mean(str(name), OPTIMIZERS)}")
+    if not isinstance(opt, dict) or "type" not in opt:
+        raise ConfigError(f"train.optimizer: expected a mapping with 'type', got {opt!r}")
+    with at_path("train", "optimizer"):
+        check_optimizer_keys(optimizer_class(opt["type"]), opt["type"], {k: v for k, v in opt.items() if k != "type"})
     if "lr" not in opt:
         raise ConfigError("train.optimizer.lr: required")
+    s.build_hooks()
     LRSchedule(s.schedulers, 1000, s.max_epochs, s.max_iters or 1000 * (s.max_epochs or 1), s.epoch_based)
-    if s.ema:
-        from det.core.engine.ema import EMA_TYPES
+    _check_parts(s)
 
+
+def _check_parts(s: TrainSettings) -> None:
+    """Build the EMA, param-wise groups and clipping settings on a one-layer model, so that
+    their keys and values are checked (and read) without the preset's model."""
+    from det.core.config.build import signature_keys
+    from det.core.engine.ema import EMA_TYPES, ModelEMA
+    from det.core.engine.optim import param_groups
+
+    probe = torch.nn.Sequential(torch.nn.Conv2d(1, 1, 1), torch.nn.BatchNorm2d(1))
+    if s.ema:
         kind = s.ema.get("type", "ExpMomentumEMA")
         if kind not in EMA_TYPES:
             raise ConfigError(f"train.ema.type: unknown EMA '{kind}'{did_you_mean(kind, EMA_TYPES)}")
+        names, _ = signature_keys(ModelEMA)
+        for key, _value in s.ema.items():
+            if key not in names - {"model"}:
+                raise ConfigError(f"train.ema.{key}: unknown key{did_you_mean(key, names - {'model'})}")
+        ModelEMA(probe, **s.ema)
+    param_groups(probe, 0.1, 0.1, dict(s.paramwise))
+    if s.clip_grad:
+        for key in ("max_norm", "norm_type"):
+            value = s.clip_grad.get(key, 2)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ConfigError(f"train.clip_grad.{key}: expected a positive number, got {value!r}")

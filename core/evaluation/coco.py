@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import math
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -64,6 +65,8 @@ def validate_gt(data: Any, name: str = "annotations") -> dict:
         box = ann["bbox"]
         if not isinstance(box, (list, tuple)) or len(box) != 4:
             raise DetError(f"{name}: annotations[{i}].bbox must be [x, y, w, h]")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in box):
+            raise DetError(f"{name}: annotations[{i}].bbox {box} must hold four finite numbers")
     return data
 
 
@@ -132,7 +135,32 @@ def check_results(results: Any, coco, name: str = "results", iou_type: str = "bb
     if bad_cats:
         shown = ", ".join(map(str, sorted(set(bad_cats), key=str)[:5]))
         raise DetError(f"{name}: {len(bad_cats)} detections have category ids not in the annotations (e.g. {shown})")
+    _check_numbers(results, name, "bbox" in need)
     return results
+
+
+def _check_numbers(results: list[dict], name: str, boxes: bool) -> None:
+    """Scores (and boxes) are finite numbers, box sizes not negative: a NaN here would pass
+    pycocotools and come out of fusion or evaluation as a silent NaN."""
+    import numpy as np
+
+    n = len(results)
+    if not n:
+        return
+    width = 5 if boxes else 1
+    try:
+        flat = np.fromiter((v for d in results for v in ((d["score"], *d["bbox"]) if boxes else (d["score"],))),
+                           dtype=np.float64, count=width * n).reshape(n, width)
+    except (TypeError, ValueError):
+        raise DetError(f"{name}: 'score' and 'bbox' must be numbers") from None
+    bad = ~np.isfinite(flat).all(axis=1)
+    if boxes:
+        bad |= (flat[:, 3] < 0) | (flat[:, 4] < 0)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        what = {k: results[i][k] for k in ("score", "bbox") if k in results[i]}
+        raise DetError(f"{name}: item {i}: non-finite number or negative box size in {what} "
+                       f"({int(bad.sum())} such detections)")
 
 
 def load_coco_results(path: str | Path, coco, iou_type: str = "bbox") -> list[dict]:

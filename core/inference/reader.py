@@ -7,8 +7,11 @@ bounded by `prefetch` frames. OpenCV and numpy release the GIL while decoding an
 """
 from __future__ import annotations
 
+import io
+import os
 import queue
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -40,6 +43,36 @@ class Frame:
         return self.source.path
 
 
+# Images whose header claims more pixels are refused before decoding (OpenCV would allocate
+# width x height x 3 bytes first): 2**28 = a 16384 x 16384 image. DET_MAX_IMAGE_PIXELS changes it.
+MAX_IMAGE_PIXELS = 2**28
+
+
+def max_image_pixels() -> int:
+    value = os.environ.get("DET_MAX_IMAGE_PIXELS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else MAX_IMAGE_PIXELS
+
+
+def image_too_large(path: Any) -> str | None:
+    """Why the image's header rules it out ('claims W x H pixels, more than N'), else None.
+    Reads the header only; formats PIL does not know are left to the decoder."""
+    from PIL import Image
+
+    limit = max_image_pixels()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = img.size
+    except Image.DecompressionBombError as exc:
+        return f"header claims too many pixels ({exc})"
+    except Exception:  # noqa: BLE001 - unreadable headers are the decoder's to report
+        return None
+    if width * height > limit:
+        return f"header claims {width} x {height} pixels, more than {limit} (DET_MAX_IMAGE_PIXELS)"
+    return None
+
+
 URL_TIMEOUT_S = 30.0
 
 
@@ -54,24 +87,39 @@ def _fetch(url: str) -> np.ndarray | None:
         return None
 
 
-def imread(path: str) -> np.ndarray | None:
-    """Decode an image file (or an http(s) image URL) to BGR uint8; None when it is not a
-    decodable image."""
+def read_image(path: str, flags: int = cv2.IMREAD_COLOR) -> tuple[np.ndarray | None, str | None]:
+    """(image, None), or (None, why it cannot be read): missing, empty, not an image, or a
+    header that claims more than `max_image_pixels()`. An http(s) URL is fetched first."""
     from det.core.inference.inputs import is_url
 
     if is_url(path):
         data = _fetch(path)
         if data is None:
-            return None
+            return None, "cannot fetch the URL"
+        header: Any = io.BytesIO(data.tobytes())
     else:
         try:
             data = np.fromfile(path, dtype=np.uint8)
-        except OSError:
-            return None
+        except OSError as exc:
+            return None, f"cannot read ({exc.strerror or type(exc).__name__})"
+        header = path
     if data.size == 0:
-        return None
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    return img if img is not None and img.size else None
+        return None, "empty file"
+    too_large = image_too_large(header)
+    if too_large:
+        return None, too_large
+    try:
+        img = cv2.imdecode(data, flags)
+    except cv2.error:
+        img = None
+    if img is None or not img.size:
+        return None, "cannot decode image (corrupt or unsupported format)"
+    return img, None
+
+
+def imread(path: str) -> np.ndarray | None:
+    """Decode an image file to BGR uint8; None when the file is not a decodable image."""
+    return read_image(path)[0]
 
 
 def video_fps(cap: cv2.VideoCapture, default: float = 25.0) -> float:
@@ -100,8 +148,7 @@ class PrefetchReader:
         return frame
 
     def _decode(self, source: Source) -> Frame:
-        img = imread(source.path)
-        err = None if img is not None else "cannot decode image (corrupt or unsupported format)"
+        img, err = read_image(source.path)
         return self._finish(Frame(source=source, name=source.name, image=img, error=err))
 
     def _put(self, item: Any) -> bool:

@@ -1,4 +1,4 @@
 """The one place where models import detection ops (compiled in det.ops)."""
-from det.ops import batched_nms, bbox_overlaps, sigmoid_focal_loss
+from det.ops import batched_nms, batched_soft_nms, bbox_overlaps, sigmoid_focal_loss
 
-__all__ = ["batched_nms", "bbox_overlaps", "sigmoid_focal_loss"]
+__all__ = ["batched_nms", "batched_soft_nms", "bbox_overlaps", "sigmoid_focal_loss"]

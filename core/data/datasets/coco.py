@@ -1,6 +1,7 @@
 """COCO-format detection / instance segmentation datasets."""
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -8,6 +9,7 @@ from typing import Any
 from det.core.data.datasets.base import BaseDetDataset
 from det.core.errors import DataError
 from det.core.fileio import read_json
+from det.core.log import get_logger
 
 
 def _prefix(data_prefix: Any) -> str:
@@ -49,8 +51,10 @@ class CocoDataset(BaseDetDataset):
         try:
             cats = sorted(raw["categories"], key=lambda c: int(c["id"]))
             name_to_id = {str(c["name"]): int(c["id"]) for c in cats}
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             raise DataError(f"{self.ann_file}: every category needs 'id' and 'name'") from None
+        if not cats:
+            raise DataError(f"{self.ann_file}: 'categories' is empty")
         if self._requested_classes is not None:
             unknown = [c for c in self._requested_classes if c not in name_to_id]
             if unknown:
@@ -62,31 +66,28 @@ class CocoDataset(BaseDetDataset):
         self._cat_ids = [name_to_id[c] for c in self.classes]
         cat2label = {cid: i for i, cid in enumerate(self._cat_ids)}
 
-        infos: dict[int, dict] = {}
-        order = []
-        for img in raw["images"]:
-            try:
-                img_id = int(img["id"])
-                info = {"img_path": os.path.join(self.img_prefix, img["file_name"]), "file_name": img["file_name"],
-                        "img_id": img_id, "width": int(img["width"]), "height": int(img["height"]), "instances": []}
-            except (KeyError, TypeError, ValueError):
-                raise DataError(f"{self.ann_file}: image entry {img!r:.80} needs id, file_name, width, height") from None
-            infos[img_id] = info
-            order.append(img_id)
-        for ann in raw["annotations"]:
+        infos = self._image_infos(raw["images"])
+        known = {int(c["id"]) for c in cats}
+        dropped = {"unknown category": 0, "invalid box": 0}
+        for index, ann in enumerate(raw["annotations"]):
+            where = f"{self.ann_file}: annotations[{index}] (id {ann.get('id', '?') if isinstance(ann, dict) else '?'})"
             try:
                 cid, img_id = int(ann["category_id"]), int(ann["image_id"])
                 x, y, w, h = (float(v) for v in ann["bbox"])
             except (KeyError, TypeError, ValueError):
-                raise DataError(f"{self.ann_file}: annotation {ann.get('id', '?')} needs image_id, category_id and bbox [x, y, w, h]") from None
-            if cid not in cat2label:
-                continue
+                raise DataError(f"{where}: needs image_id, category_id and bbox [x, y, w, h]") from None
+            if not all(math.isfinite(v) for v in (x, y, w, h)):
+                raise DataError(f"{where}: bbox {ann['bbox']} has a non-finite number")
             if img_id not in infos:
-                raise DataError(f"{self.ann_file}: annotation {ann.get('id', '?')} refers to unknown image_id {img_id}")
+                raise DataError(f"{where}: refers to unknown image_id {img_id}")
+            if cid not in cat2label:
+                dropped["unknown category"] += cid not in known
+                continue
             info = infos[img_id]
             x1, y1 = max(0.0, x), max(0.0, y)
             x2, y2 = min(x + w, float(info["width"])), min(y + h, float(info["height"]))
             if ann.get("area", 1) <= 0 or w < 1 or h < 1 or x2 <= x1 or y2 <= y1:
+                dropped["invalid box"] += 1
                 continue
             inst = {"bbox": [x1, y1, x2, y2], "bbox_label": cat2label[cid], "ignore_flag": bool(ann.get("iscrowd", 0))}
             if ann.get("segmentation") is not None:
@@ -95,7 +96,37 @@ class CocoDataset(BaseDetDataset):
                 inst["area"] = float(ann["area"])
             inst["ann_id"] = ann.get("id")
             info["instances"].append(inst)
-        return [infos[i] for i in order]
+        self._report_dropped(dropped, infos)
+        return list(infos.values())
+
+    def _image_infos(self, images: list) -> dict[int, dict]:
+        """`images` entries by id (in file order): unique ids, positive sizes."""
+        infos: dict[int, dict] = {}
+        for index, img in enumerate(images):
+            where = f"{self.ann_file}: images[{index}]"
+            try:
+                img_id, width, height = int(img["id"]), int(img["width"]), int(img["height"])
+                info = {"img_path": os.path.join(self.img_prefix, img["file_name"]), "file_name": img["file_name"],
+                        "img_id": img_id, "width": width, "height": height, "instances": []}
+            except (KeyError, TypeError, ValueError, OverflowError):
+                raise DataError(f"{where}: image entry {img!r:.80} needs id, file_name, width, height") from None
+            if width <= 0 or height <= 0:
+                raise DataError(f"{where}: width and height must be positive, got {width}x{height}")
+            if img_id in infos:
+                raise DataError(f"{where}: duplicate image id {img_id}")
+            infos[img_id] = info
+        return infos
+
+    def _report_dropped(self, dropped: dict[str, int], infos: dict[int, dict]) -> None:
+        """Drops MMDetection makes silently are counted here; a file whose every box is
+        dropped cannot train and is an error."""
+        for what, count in dropped.items():
+            if count:
+                get_logger().warning(f"{self.ann_file}: {count} annotation(s) dropped: {what}")
+        kept = sum(len(i["instances"]) for i in infos.values())
+        if dropped["invalid box"] and not kept:
+            raise DataError(f"{self.ann_file}: all {dropped['invalid box']} boxes are invalid (under 1 px, zero area "
+                            "or outside the image); nothing to learn from")
 
     def coco_gt(self) -> dict:
         """The file's own annotations (original ids, areas, segmentations) restricted to this

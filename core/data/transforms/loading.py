@@ -27,14 +27,16 @@ class LoadImage(Transform):
         self.num_skipped = 0
 
     def transform(self, results: dict) -> dict | None:
+        from det.core.inference.reader import read_image
+
         path = results["img_path"]
-        img = cv2.imread(str(path), _FLAGS[self.color_type])
+        img, why = read_image(str(path), _FLAGS[self.color_type])
         if img is None:
             if self.skip_bad_images:
                 self.num_skipped += 1
-                get_logger().warning("%s: cannot read image, skipped (%d skipped so far)", path, self.num_skipped)
+                get_logger().warning("%s: cannot read image: %s, skipped (%d skipped so far)", path, why, self.num_skipped)
                 return None
-            raise DataError(f"{path}: cannot read image (missing or not an image; set skip_bad_images: true on LoadImage to skip)")
+            raise DataError(f"{path}: cannot read image: {why} (set skip_bad_images: true on LoadImage to skip)")
         if img.ndim == 2:
             img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
         elif img.shape[2] == 4:

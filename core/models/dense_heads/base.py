@@ -13,7 +13,7 @@ from torch import nn
 
 from det.core.config.build import build, config_path
 from det.core.errors import ConfigError
-from det.core.models._ops import batched_nms
+from det.core.models._ops import batched_nms, batched_soft_nms
 from det.core.models.layers import check_keys
 from det.core.models.task import ASSIGNERS, SAMPLERS, PseudoSampler
 from det.core.structures import DetSample, Instances, flip_boxes
@@ -28,6 +28,7 @@ class TestSettings:
     iou_threshold: float = 0.5
     max_per_img: int = 100
     min_bbox_size: float = 0.0
+    soft: dict | None = None
 
     @classmethod
     def parse(cls, cfg: dict | None) -> "TestSettings":
@@ -35,13 +36,38 @@ class TestSettings:
         return apply_nms_cfg(cls(**{k: v for k, v in cfg.items() if k != "nms"}), cfg.get("nms"))
 
 
+NMS_KEYS = {"nms": {"type", "iou_threshold"}, "soft_nms": {"type", "iou_threshold", "sigma", "min_score", "method"}}
+
+
 def apply_nms_cfg(settings: Any, nms: dict | None) -> Any:
-    """Read a test_cfg `nms: {type: nms, iou_threshold: T}` mapping into `settings.iou_threshold`."""
-    nms = check_keys(nms or {}, {"type", "iou_threshold"}, "nms")
-    if nms.get("type", "nms") != "nms":
-        raise ConfigError(f"{config_path('nms', 'type')}: only 'nms' is supported, got '{nms['type']}'")
+    """Read a `nms: {type: nms | soft_nms, iou_threshold: T, ...}` mapping (every head and the
+    RPN parse it here) into `settings.iou_threshold` and `settings.soft` (None for hard NMS,
+    else soft-NMS's sigma, min_score and method)."""
+    kind = (nms or {}).get("type", "nms")
+    if kind not in NMS_KEYS:
+        raise ConfigError(f"{config_path('nms', 'type')}: expected nms or soft_nms, got '{kind}'")
+    nms = check_keys(nms or {}, NMS_KEYS[kind], "nms")
     settings.iou_threshold = float(nms.get("iou_threshold", settings.iou_threshold))
+    settings.soft = None
+    if kind == "soft_nms":
+        method = nms.get("method", "linear")
+        if method not in ("linear", "gaussian"):
+            raise ConfigError(f"{config_path('nms', 'method')}: expected linear or gaussian, got {method!r}")
+        settings.soft = {"sigma": float(nms.get("sigma", 0.5)), "min_score": float(nms.get("min_score", 1e-3)),
+                         "method": method}
     return settings
+
+
+def run_nms(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor, settings: Any,
+            max_num: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(kept indices, their scores) by hard or soft NMS per `idxs` group, best first, at most
+    `max_num`; soft-NMS returns the decayed scores."""
+    soft = getattr(settings, "soft", None)
+    if soft is None:
+        keep = batched_nms(boxes, scores, idxs, settings.iou_threshold)[:max_num]
+        return keep, scores[keep]
+    keep, new_scores = batched_soft_nms(boxes, scores, idxs, settings.iou_threshold, **soft)
+    return keep[:max_num], new_scores[:max_num].to(scores.dtype)
 
 
 def reduce_mean(value: torch.Tensor) -> torch.Tensor:
@@ -91,13 +117,17 @@ class DenseHead(nn.Module):
 
     num_classes: int
 
-    train_keys: frozenset[str] = frozenset()  # train_cfg keys besides assigner/sampler/debug
+    train_keys: frozenset[str] = frozenset()  # train_cfg keys besides assigner/sampler
     default_assigner: dict | None = None
 
     def set_train_cfg(self, train_cfg: dict | None) -> None:
         """Parse `train_cfg` (assigner, sampler, head-specific keys); errors name the keys
-        relative to the current preset path (the detector sets it to `model.train_cfg`)."""
-        train_cfg = check_keys(train_cfg, set(self.train_keys) | {"assigner", "sampler", "debug"}, "")
+        relative to the current preset path (the detector sets it to `model.train_cfg`).
+        MMDetection keys det ignores (det.core.config.compat) warn once."""
+        from det.core.config.compat import drop_ignored
+
+        train_cfg = drop_ignored(train_cfg, type(self).__name__)
+        train_cfg = check_keys(train_cfg, set(self.train_keys) | {"assigner", "sampler"}, "")
         self.train_cfg = train_cfg
         assigner_cfg = train_cfg.get("assigner", self.default_assigner)
         self.assigner = build(assigner_cfg, ASSIGNERS, "assigner") if assigner_cfg is not None else None
@@ -156,8 +186,8 @@ class DenseHead(nn.Module):
             ok = (wh[:, 0] > cfg.min_bbox_size) & (wh[:, 1] > cfg.min_bbox_size)
             boxes, scores, labels = boxes[ok], scores[ok], labels[ok]
         if boxes.numel():
-            keep = batched_nms(boxes, scores, labels, cfg.iou_threshold)[: cfg.max_per_img]
-            boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+            keep, scores = run_nms(boxes, scores, labels, cfg, cfg.max_per_img)
+            boxes, labels = boxes[keep], labels[keep]
         if rescale:
             boxes = to_original(boxes, sample)
         return Instances(bboxes=boxes, labels=labels, scores=scores)

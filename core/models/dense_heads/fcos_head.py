@@ -30,7 +30,7 @@ def centerness_target(targets: torch.Tensor) -> torch.Tensor:
 
 
 class FCOSHead(DenseHead):
-    train_keys = frozenset({"allowed_border", "pos_weight"})
+    train_keys: frozenset[str] = frozenset()  # assigner/allowed_border/pos_weight: see det.core.config.compat
 
     def __init__(self, num_classes: int, in_channels: int, feat_channels: int = 256, stacked_convs: int = 4,
                  strides: Sequence[int] = (4, 8, 16, 32, 64),

@@ -12,8 +12,7 @@ from torch import nn
 
 from det.core.config.build import build, config_path
 from det.core.errors import ConfigError
-from det.core.models._ops import batched_nms
-from det.core.models.dense_heads.base import DenseHead, flatten_levels, image_shape
+from det.core.models.dense_heads.base import DenseHead, apply_nms_cfg, flatten_levels, image_shape, run_nms
 from det.core.models.dense_heads.retina_head import anchor_targets
 from det.core.models.layers import check_keys, normal_init
 from det.core.models.losses import LOSSES
@@ -33,14 +32,12 @@ class ProposalSettings:
     iou_threshold: float = 0.7
     min_bbox_size: float = 0.0
     score_thr: float = 0.0  # objectness probability below which anchors are dropped (torchvision's score_thresh)
+    soft: dict | None = None
 
     @classmethod
     def parse(cls, cfg: dict | None) -> "ProposalSettings":
         cfg = check_keys(cfg, {"nms_pre", "max_per_img", "nms", "min_bbox_size", "score_thr"}, "")
-        nms = check_keys(cfg.pop("nms", None) or {}, {"type", "iou_threshold"}, "nms")
-        out = cls(**cfg)
-        out.iou_threshold = float(nms.get("iou_threshold", out.iou_threshold))
-        return out
+        return apply_nms_cfg(cls(**{k: v for k, v in cfg.items() if k != "nms"}), cfg.get("nms"))
 
 
 class RPNHead(DenseHead):
@@ -134,8 +131,8 @@ class RPNHead(DenseHead):
                 ok &= scores >= cfg.score_thr
             boxes, scores, lvl_ids = boxes[ok], scores[ok], lvl_ids[ok]
             if boxes.numel():
-                keep = batched_nms(boxes, scores, lvl_ids, cfg.iou_threshold)[: cfg.max_per_img]
-                boxes, scores = boxes[keep], scores[keep]
+                keep, scores = run_nms(boxes, scores, lvl_ids, cfg, cfg.max_per_img)
+                boxes = boxes[keep]
             results.append(Instances(bboxes=boxes, labels=torch.zeros(len(boxes), dtype=torch.long,
                                                                       device=boxes.device), scores=scores))
         return results

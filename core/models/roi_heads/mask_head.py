@@ -19,7 +19,7 @@ class FCNMaskHead(nn.Module):
         self.num_classes = num_classes
         self.class_agnostic = class_agnostic
         self.roi_feat_size = roi_feat_size
-        self.loss_weight = float((loss_mask or {}).get("loss_weight", 1.0))
+        self.loss_weight = _mask_loss_weight(loss_mask)
         pad = (conv_kernel_size - 1) // 2
         self.convs = nn.ModuleList(
             ConvModule(in_channels if i == 0 else conv_out_channels, conv_out_channels, conv_kernel_size,
@@ -51,3 +51,17 @@ class FCNMaskHead(nn.Module):
             return {"loss_mask": logits.sum() * 0}
         pred = self.class_logits(logits, labels).float()
         return {"loss_mask": self.loss_weight * F.binary_cross_entropy_with_logits(pred, targets, reduction="mean")}
+
+
+def _mask_loss_weight(cfg: dict | None) -> float:
+    """`loss_mask`: per-pixel binary cross-entropy is the only mask loss; its type and
+    use_mask are checked (not ignored), loss_weight scales it."""
+    from det.core.config.build import config_path
+    from det.core.errors import ConfigError
+    from det.core.models.layers import check_keys
+
+    cfg = check_keys(cfg, {"type", "use_mask", "loss_weight"}, "loss_mask")
+    if cfg.get("type", "CrossEntropyLoss") != "CrossEntropyLoss" or not cfg.get("use_mask", True):
+        raise ConfigError(f"{config_path('loss_mask')}: the mask loss is per-pixel binary cross-entropy "
+                          "({type: CrossEntropyLoss, use_mask: true, loss_weight: W})")
+    return float(cfg.get("loss_weight", 1.0))

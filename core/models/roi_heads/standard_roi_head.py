@@ -13,8 +13,7 @@ from torch import nn
 
 from det.core.config.build import at_path, build, config_path
 from det.core.errors import ConfigError, DataError
-from det.core.models._ops import batched_nms
-from det.core.models.dense_heads.base import apply_nms_cfg, gt_of, image_shape, to_original
+from det.core.models.dense_heads.base import apply_nms_cfg, gt_of, image_shape, run_nms, to_original
 from det.core.models.layers import check_keys
 from det.core.models.roi_heads.bbox_head import Shared2FCBBoxHead
 from det.core.models.roi_heads.mask_head import FCNMaskHead
@@ -38,6 +37,7 @@ class RCNNTestSettings:
     max_per_img: int = 100
     mask_thr_binary: float = 0.5
     min_bbox_size: float = 0.0
+    soft: dict | None = None
 
     @classmethod
     def parse(cls, cfg: dict | None) -> "RCNNTestSettings":
@@ -63,7 +63,12 @@ class RoISamples:
 
 def parse_rcnn_train_cfg(cfg: dict | None) -> tuple[dict, object, object]:
     """(cfg, assigner, sampler) of one `train_cfg.rcnn` entry."""
-    cfg = check_keys(cfg, {"assigner", "sampler", "mask_size", "pos_weight", "debug"}, "")
+    from det.core.config.compat import drop_ignored
+
+    cfg = check_keys(drop_ignored(cfg, "rcnn"), {"assigner", "sampler", "mask_size", "pos_weight"}, "")
+    if cfg.get("pos_weight", -1) not in (-1, 1, 1.0):
+        raise ConfigError(f"{config_path('pos_weight')}: det weighs every sampled RoI 1 (MMDetection's -1 or 1); "
+                          f"got {cfg['pos_weight']!r}")
     assigner = build(cfg.get("assigner") or {"type": "MaxIoUAssigner", "pos_iou_thr": 0.5, "neg_iou_thr": 0.5,
                                              "min_pos_iou": 0.5, "match_low_quality": False},
                      ASSIGNERS, "assigner")
@@ -124,8 +129,8 @@ def multiclass_nms(boxes: torch.Tensor, scores: torch.Tensor, cfg: RCNNTestSetti
         keep &= (wh[:, 0] >= cfg.min_bbox_size) & (wh[:, 1] >= cfg.min_bbox_size)
     boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
     if boxes.numel():
-        idx = batched_nms(boxes, scores, labels, cfg.iou_threshold)[: cfg.max_per_img]
-        boxes, scores, labels = boxes[idx], scores[idx], labels[idx]
+        idx, scores = run_nms(boxes, scores, labels, cfg, cfg.max_per_img)
+        boxes, labels = boxes[idx], labels[idx]
     return boxes, scores, labels
 
 

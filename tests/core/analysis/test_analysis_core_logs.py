@@ -105,7 +105,7 @@ def test_bad_logs(tmp_path):
     with pytest.raises(DetError, match="nolog.json: log file not found"):
         L.load_log(tmp_path / "nolog.json")
     bad = tmp_path / "bad.json"
-    bad.write_text('{"loss": 1, "step": 1}\n{oops\n')
+    bad.write_text('{"loss": 1, "step": 1}\n{oops\n{"loss": 2, "step": 2}\n')
     with pytest.raises(DetError, match=r"bad.json:2: not a JSON Lines"):
         L.load_log(bad)
     lst = write_jsonl(tmp_path / "list.json", [[1, 2]])  # type: ignore[list-item]

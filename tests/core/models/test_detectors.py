@@ -195,12 +195,14 @@ def test_retina_head_gives_atss_the_anchor_count_of_each_level():
 def test_rtmdet_learns_a_tiny_batch():
     # QFL and GIoU are weighted by the IoU of each positive, so RTMDet's loss starts near 0 and
     # rises while boxes begin to overlap; check the predictions instead. BN stays in training
-    # mode (batch statistics): 30 steps are too few for the running statistics.
-    model, _, (inputs, samples) = _train_steps(RTMDET, 30, lr=4e-3)
+    # mode (batch statistics): 60 steps are too few for the running statistics. The score climbs
+    # slowly and its pace depends on the thread count (1 thread: 0.032 at step 60, 2 threads far
+    # higher), so the check is 2.5x the prior, not an absolute level.
+    model, _, (inputs, samples) = _train_steps(RTMDET, 60, lr=4e-3)
     with torch.no_grad():
         res = model.predict(inputs, samples)[0]
-    assert res.scores[0] > 0.05  # from sigmoid(prior bias) = 0.01
-    assert box_iou(res.bboxes[:1], samples[0].gt.bboxes).max() > 0.7
+    assert res.scores[0] > 0.025  # from sigmoid(prior bias) = 0.01
+    assert box_iou(res.bboxes[:1], samples[0].gt.bboxes).max() > 0.8
 
 
 def test_empty_ground_truth_gives_finite_losses():

@@ -73,7 +73,9 @@ def test_fused_detector_matches_unfused(preset):
         feats = model.extract_feat(model.data_preprocessor(x, copy.deepcopy(samples))[0])
         feats_f = fused.extract_feat(fused.data_preprocessor(x, copy.deepcopy(samples))[0])
         for a, b in zip(feats, feats_f):
-            assert torch.allclose(a, b, rtol=1e-4, atol=1e-4), (a - b).abs().max()
+            # float32 reassociation in a deep stack: allow 1e-5 of the map's range (AVX2 kernels
+            # round differently from AVX-512 ones; 2e-4 on maps that reach 30)
+            assert torch.allclose(a, b, rtol=1e-4, atol=1e-5 * a.abs().max().item()), (a - b).abs().max()
         if hasattr(model, "bbox_head"):
             for a, b in zip(model.bbox_head(feats), fused.bbox_head(feats_f)):
                 for la, lb in zip(a, b):

