@@ -73,9 +73,27 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
+def strict_json(obj: Any) -> Any:
+    """`obj` with every NaN or infinite float as None, so the JSON written is strict (RFC 8259)."""
+    import math
+
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
+    return obj
+
+
+def dumps_strict(obj: Any, **kwargs: Any) -> str:
+    """json.dumps of `strict_json(obj)`; never writes NaN or Infinity."""
+    return json.dumps(strict_json(obj), allow_nan=False, **kwargs)
+
+
 def atomic_write_json(path: str | Path, obj: Any, indent: int | None = None) -> Path:
-    """Strict JSON: a NaN or Infinity is a bug upstream, never written as a bare `NaN`."""
-    return atomic_write_text(path, json.dumps(obj, indent=indent, allow_nan=False) + "\n")
+    """Strict JSON: NaN or Infinity becomes null (RFC 8259), never a bare `NaN`."""
+    return atomic_write_text(path, dumps_strict(obj, indent=indent) + "\n")
 
 
 def atomic_torch_save(path: str | Path, obj: Any) -> Path:
@@ -161,3 +179,27 @@ def plain_name(value: str, what: str) -> str:
     if not value or value in (".", "..") or "/" in value or "\\" in value or "\0" in value:
         raise DetError(f"{what}: {value!r} must be a plain name (no '/', not '.' or '..')")
     return value
+
+
+RUNS_ROOT = "runs"
+
+
+def run_dirs(command: str, root: str | Path = RUNS_ROOT) -> list[Path]:
+    """Existing `root/<command>/<n>` folders, in increasing n."""
+    base = Path(root) / command
+    found = [p for p in base.glob("*") if p.is_dir() and p.name.isdigit()] if base.is_dir() else []
+    return sorted(found, key=lambda p: int(p.name))
+
+
+def new_run_dir(command: str, root: str | Path = RUNS_ROOT) -> Path:
+    """Create and return the next `root/<command>/<n>` (1, 2, ...); never reuses a number, even
+    when another process creates one at the same moment."""
+    existing = run_dirs(command, root)
+    n = int(existing[-1].name) + 1 if existing else 1
+    while True:
+        path = Path(root) / command / str(n)
+        try:
+            path.mkdir(parents=True, exist_ok=False)
+            return path
+        except FileExistsError:
+            n += 1

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from det.cli.common import ForceOption, JsonOption, err, in_range, out, print_json
+from det.cli.common import ForceOption, JsonOption, default_run_dir, err, in_range, out, print_json
 from det.core.analysis import logs as L
 from det.core.fileio import ensure_new
 
@@ -35,7 +35,7 @@ def plot(
     x: str = typer.Option("step", "--x", help="x axis: step (global iteration) or epoch."),
     smooth: int = typer.Option(1, "--smooth", callback=in_range(1), help="Trailing moving average over N points."),
     style: str = typer.Option("darkgrid", "--style", help="seaborn style: white, dark, whitegrid, darkgrid, ticks."),
-    out_file: Path = typer.Option(Path("analyze_logs.png"), "--out", help="Output figure (.png, .pdf or .svg)."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="Output figure (.png, .pdf or .svg) [default: runs/analyze-logs/N/analyze_logs.png]."),
     force: bool = ForceOption,
     json_: bool = JsonOption,
 ) -> None:
@@ -45,6 +45,8 @@ def plot(
     """
     logs, keys, legend = _greedy(logs, keys, legend)
     runs = L.load_logs(logs)
+    if out_file is None:
+        out_file = default_run_dir("analyze-logs") / "analyze_logs.png"
     ensure_new(out_file, force)
     result = L.plot_logs(runs, _split(keys) or ["loss"], out_file, _split(legend), title, x, smooth, style)
     if json_:
@@ -113,10 +115,10 @@ def train_time(
         return
     for r in results:
         out.print(f"----- train time of {r['log']} -----", markup=False, highlight=False)
-        out.print(f"slowest epoch {r['slowest_epoch']}, average time is {r['slowest_time']:.4f} s/iter", markup=False)
-        out.print(f"fastest epoch {r['fastest_epoch']}, average time is {r['fastest_time']:.4f} s/iter", markup=False)
-        out.print(f"time std over epochs is {r['std_over_epochs']:.4f}", markup=False)
-        out.print(f"average iter time: {r['average_iter_time']:.4f} s/iter", markup=False)
+        out.print(f"slowest epoch {r['slowest_epoch']}, average time is {r['slowest_time']:.4f} s/iter", markup=False, highlight=False)
+        out.print(f"fastest epoch {r['fastest_epoch']}, average time is {r['fastest_time']:.4f} s/iter", markup=False, highlight=False)
+        out.print(f"time std over epochs is {r['std_over_epochs']:.4f}", markup=False, highlight=False)
+        out.print(f"average iter time: {r['average_iter_time']:.4f} s/iter", markup=False, highlight=False)
 
 
 @logs_app.command("summary")

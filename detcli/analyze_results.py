@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from det.cli.common import ForceOption, JsonOption, in_range, out, print_json
+from det.cli.common import ForceOption, JsonOption, default_run_dir, in_range, out, print_json
 from det.core.errors import DetError
 from det.core.fileio import ensure_new
 
@@ -17,7 +17,7 @@ def analyze_results(
     ann: Path = typer.Option(..., "--ann", help="COCO ground-truth JSON."),
     img_dir: Optional[Path] = typer.Option(None, "--img-dir", help="Folder holding the images named in --ann (not with --errors)."),
     topk: int = typer.Option(20, "--topk", callback=in_range(0), help="How many best and worst images to draw."),
-    out_dir: Path = typer.Option(Path("analyze_results"), "--out-dir", help="Output folder (good/, bad/, per_image_ap.json)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out-dir", "-o", help="Output folder (good/, bad/, per_image_ap.json) [default: runs/analyze-results/N]."),
     show_score_thr: float = typer.Option(0.3, "--show-score-thr", callback=in_range(0, 1), help="Draw predictions scoring at least this."),
     errors: bool = typer.Option(False, "--errors", help="COCO error analysis instead: C75, C50, Loc, Sim, Oth, BG, FN "
                                 "PR curves per class and overall (PNGs) and a table (errors.csv, errors.json)."),
@@ -31,16 +31,17 @@ def analyze_results(
     """Rank images by their own COCO AP and draw the top-k best and worst (ground truth | predictions),
     or with --errors run the COCO error analysis into OUT_DIR/<metric>/.
 
-    Example: det analyze-results results.bbox.json --ann data/coco/annotations/instances_val2017.json --img-dir data/coco/val2017 --topk 20
-    Example: det analyze-results results.bbox.json --ann instances_val2017.json --errors --out-dir work_dirs/errors
+    Example: det analyze-results results.json --ann data/coco/annotations/instances_val2017.json --img-dir data/coco/val2017 --topk 20
+    Example: det analyze-results results.json --ann instances_val2017.json --errors --out-dir work_dirs/errors
     """
+    if not errors and img_dir is None:
+        raise DetError("--img-dir is required (the images to draw); or pass --errors for the error analysis")
+    out_dir = out_dir if out_dir is not None else default_run_dir("analyze-results")
     if errors:
         _errors(results, ann, out_dir, metric, areas, not no_plots, force, json_)
         return
     from det.core.analysis.per_image import analyze_results as run
 
-    if img_dir is None:
-        raise DetError("--img-dir is required (the images to draw); or pass --errors for the error analysis")
     ensure_new(out_dir / "per_image_ap.json", force)
     res = run(results, ann, img_dir, out_dir, topk, show_score_thr)
     if json_:

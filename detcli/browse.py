@@ -75,7 +75,7 @@ def browse(
     if json_:
         print_json({"preset": preset, "split": split, "images": written, "grid": str(grid_path) if grid_path else None})
     else:
-        out.print(f"drew {total} {split} samples" + (f" into {out_dir}" if out_dir else ""), markup=False)
+        out.print(f"drew {total} {split} samples" + (f" into {out_dir}" if out_dir else ""), markup=False, highlight=False)
         if grid_path:
             out.print(f"grid: {grid_path}", markup=False, highlight=False)
 
@@ -119,9 +119,9 @@ def _print_stats(result: dict) -> None:
     sr = result["size_ranges"]
     bw, bh = result["box_width"], result["box_height"]
     if bw["min"] is not None:
-        out.print(f"box width  min/median/max: {bw['min']:.1f} / {bw['median']:.1f} / {bw['max']:.1f}", markup=False)
-        out.print(f"box height min/median/max: {bh['min']:.1f} / {bh['median']:.1f} / {bh['max']:.1f}", markup=False)
-    out.print(f"COCO size ranges: small {sr['small']}, medium {sr['medium']}, large {sr['large']}", markup=False)
+        out.print(f"box width  min/median/max: {bw['min']:.1f} / {bw['median']:.1f} / {bw['max']:.1f}", markup=False, highlight=False)
+        out.print(f"box height min/median/max: {bh['min']:.1f} / {bh['median']:.1f} / {bh['max']:.1f}", markup=False, highlight=False)
+    out.print(f"COCO size ranges: small {sr['small']}, medium {sr['medium']}, large {sr['large']}", markup=False, highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -27,7 +27,9 @@ ForceOption = typer.Option(False, "--force", "-f", help="Overwrite existing outp
 
 def print_json(obj: Any) -> None:
     """Write JSON to stdout without rich markup."""
-    sys.stdout.write(json.dumps(obj, indent=2, default=_json_default) + "\n")
+    from det.core.fileio import strict_json
+
+    sys.stdout.write(json.dumps(strict_json(_plain(obj)), indent=2, allow_nan=False, default=_json_default) + "\n")
     sys.stdout.flush()
 
 
@@ -37,6 +39,28 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def _plain(obj: Any) -> Any:
+    """numpy scalars and arrays as Python values (so NaN inside them becomes null too)."""
+    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):
+        return _plain(obj.tolist())
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def fmt_metric(value: Any) -> str:
+    """det's one decimal convention for metrics on the console: 3 decimals, '-' when undefined."""
+    import math
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    return "-" if not math.isfinite(value) or value < 0 else f"{value:.3f}"
 
 
 def overrides(values: Optional[list[str]]) -> list[str]:
@@ -60,6 +84,34 @@ def weights_or_model(weights: Optional[Path], model: Optional[str]) -> Path:
     if weights is None:
         raise DetError("give --weights CKPT or --model NAME (see det models list)")
     return weights
+
+
+def default_run_dir(command: str) -> Path:
+    """`runs/<command>/<n>` for a command's outputs when no path was given; said on stderr."""
+    from det.core.fileio import new_run_dir
+
+    path = new_run_dir(command)
+    err.print(f"outputs: {path}", markup=False, highlight=False)
+    return path
+
+
+_WARNED: set[str] = set()
+
+
+def renamed(old: str, new: str, old_value: Any, new_value: Any, convert: Any = None) -> Any:
+    """Resolve a hidden old spelling of an option: its value (through `convert`) when given,
+    with one warning per process naming the new spelling; else the new option's value."""
+    if old_value is None or old_value == () or old_value == []:
+        return new_value
+    warn_once(old, f"warning: {old} is now {new}; the old spelling will go away")
+    return convert(old_value) if convert else old_value
+
+
+def warn_once(key: str, message: str) -> None:
+    """Print `message` on stderr the first time `key` is seen in this process."""
+    if key not in _WARNED:
+        _WARNED.add(key)
+        err.print(message, markup=False, highlight=False)
 
 
 def in_range(lo: float | None = None, hi: float | None = None, lo_open: bool = False, hi_open: bool = False):

@@ -65,7 +65,7 @@ def validate(
     if json_:
         print_json({"preset": preset, "valid": True, "checked": checked, "strict": strict})
     else:
-        out.print(f"{preset}: valid ({', '.join(checked) if checked else 'syntax only'})", markup=False)
+        out.print(f"{preset}: valid ({', '.join(checked) if checked else 'syntax only'})", markup=False, highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -15,7 +15,7 @@ convert_app = typer.Typer(
 )
 
 AllowEmptyOption = typer.Option(False, "--allow-empty", help="Write the output even when no tensor maps onto the model.")
-NprocOption = typer.Option(1, "--nproc", "-j", min=1, help="Worker processes for the per-file work.")
+NprocOption = typer.Option(1, "--jobs", "-j", min=1, help="Worker processes for the per-file work.")
 
 
 def _report(rows: list[dict], json_: bool) -> None:
@@ -44,7 +44,7 @@ def cityscapes(
 
     Reads *_gtFine_instanceIds.png (or rasterises *_gtFine_polygons.json when the PNG is absent).
 
-    Example: det convert cityscapes data/cityscapes --out-dir data/cityscapes/annotations --nproc 8
+    Example: det convert cityscapes data/cityscapes --out-dir data/cityscapes/annotations --jobs 8
     """
     from det.core.convert.cityscapes import convert_cityscapes
 

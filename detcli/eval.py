@@ -10,12 +10,12 @@ import typer
 from rich import box
 from rich.table import Table
 
-from det.cli.common import JsonOption, out, print_json
+from det.cli.common import JsonOption, fmt_metric, out, print_json
 from det.core.evaluation.coco import IOU_TYPES, coco_evaluate, load_coco_gt, load_coco_results
 
 
 def _f(v: float) -> str:
-    return "nan" if math.isnan(v) else ("-" if v < 0 else f"{v:.3f}")
+    return fmt_metric(v)
 
 
 def eval_(
@@ -39,7 +39,7 @@ def eval_(
     """Evaluate COCO results against COCO annotations (mAP, mAP_50, ..., or AR for proposals), or
     tracker result files against MOTChallenge ground truth (HOTA/CLEAR/Identity per sequence and combined).
 
-    Example: det eval work_dirs/rtmdet/results.bbox.json --ann data/coco/annotations/instances_val2017.json --classwise
+    Example: det eval results.json --ann data/coco/annotations/instances_val2017.json --classwise
     Example: det eval results.segm.json --ann instances_val2017.json --metric segm --occluded-separated occ_sep.json
     Example: det eval --mot data/MOT17/train work_dirs/bytetrack/tracks --json
     """

@@ -18,7 +18,7 @@ def _si(n: float) -> str:
 
 def flops(
     preset: str = typer.Argument(..., help="A preset file or bundled preset name."),
-    shape: tuple[int, int] = typer.Option((1280, 800), "--shape", callback=in_range(32), help="Input height and width (H W)."),
+    shape: tuple[int, int] = typer.Option((1280, 800), "--img-size", callback=in_range(32), help="Input height and width (H W)."),
     depth: int = typer.Option(2, "--depth", callback=in_range(0), help="Module depth of the per-module table."),
     set_: Optional[list[str]] = SetOption,
     json_: bool = JsonOption,
@@ -28,7 +28,7 @@ def flops(
     MMDetection's get_flops prints "Flops" that are multiply-accumulates: compare them with MACs
     (= FLOPs / 2). Only convolutions and matrix products are counted; other ops are listed.
 
-    Example: det flops rtmdet_tiny --shape 640 640 --depth 2
+    Example: det flops rtmdet_tiny --img-size 640 640 --depth 2
     """
     from det.core.analysis.flops import count_preset
 
@@ -42,9 +42,9 @@ def flops(
     for row in res["modules"]:
         table.add_row(row["module"], row["type"], _si(row["params"]), _si(row["macs"]), _si(row["flops"]), f"{row['flops_pct']:.1f}")
     out.print(table)
-    out.print(f"params: {res['params'] / 1e6:.3f} M", markup=False)
-    out.print(f"MACs:   {res['macs'] / 1e9:.3f} G   (MMDetection's \"Flops\" are MACs)", markup=False)
-    out.print(f"FLOPs:  {res['flops'] / 1e9:.3f} G   (2 per multiply-accumulate)", markup=False)
+    out.print(f"params: {res['params'] / 1e6:.3f} M", markup=False, highlight=False)
+    out.print(f"MACs:   {res['macs'] / 1e9:.3f} G   (MMDetection's \"Flops\" are MACs)", markup=False, highlight=False)
+    out.print(f"FLOPs:  {res['flops'] / 1e9:.3f} G   (2 per multiply-accumulate)", markup=False, highlight=False)
     if res["uncounted_ops"]:
         ops = ", ".join(f"{k} x{v}" for k, v in res["uncounted_ops"].items())
         out.print(f"not counted (no FLOP formula in torch.utils.flop_counter): {ops}", markup=False, highlight=False)

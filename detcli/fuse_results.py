@@ -15,7 +15,7 @@ from det.core.fileio import atomic_write_json, ensure_new
 def fuse_results(
     preds: list[Path] = typer.Argument(..., help="COCO results JSON files, one per model."),
     ann: Path = typer.Option(..., "--ann", help="COCO ground-truth JSON (image sizes and evaluation)."),
-    weights: Optional[list[float]] = typer.Option(None, "--weights", callback=in_range(0), help="One weight per results file (repeat)."),
+    weights: Optional[list[float]] = typer.Option(None, "--fusion-weights", callback=in_range(0), help="One fusion weight per results file (repeat)."),
     fusion_iou_thr: float = typer.Option(0.55, "--fusion-iou-thr", callback=in_range(0, 1), help="IoU above which boxes are fused."),
     skip_box_thr: float = typer.Option(0.0, "--skip-box-thr", callback=in_range(0, 1), help="Drop boxes scoring below this before fusing."),
     conf_type: str = typer.Option("avg", "--conf-type", help="avg, max, box_and_model_avg or absent_model_aware_avg."),
@@ -26,7 +26,7 @@ def fuse_results(
 ) -> None:
     """Fuse detections of several models per image (weighted boxes fusion) and evaluate them.
 
-    Example: det fuse-results a.bbox.json b.bbox.json c.bbox.json --ann instances_val2017.json --weights 1 --weights 2 --weights 1 --eval-single --out fused.json
+    Example: det fuse-results a.json b.json c.json --ann instances_val2017.json --fusion-weights 1 --fusion-weights 2 --fusion-weights 1 --eval-single --out fused.json
     """
     from det.core.analysis.fusion import run_fusion
 

@@ -37,6 +37,38 @@ COMMAND_MODULES = [
     "det.cli.test",
 ]
 
+# Old option spellings, kept as hidden aliases: rewritten to the new one with one warning per
+# process (docs/cli.md lists them). Keys: top-level command -> {old: new}.
+ALIASES: dict[str, dict[str, str]] = {
+    "infer": {"-w": "--weights"},
+    "test": {"-o": "--out"},
+    "fuse-results": {"--weights": "--fusion-weights"},
+    "flops": {"--shape": "--img-size"},
+    "convert": {"--nproc": "--jobs"},
+}
+
+
+def rewrite_aliases(args: list[str]) -> list[str]:
+    """Replace old option spellings of the invoked command by the current ones."""
+    from det.cli.common import warn_once
+
+    command = next((a for a in args if not a.startswith("-")), None)
+    table = ALIASES.get(command or "", {})
+    if not table:
+        return args
+    out, passthrough = [], False
+    for arg in args:
+        name, eq, value = arg.partition("=")
+        if arg == "--":
+            passthrough = True
+        if not passthrough and name in table and (not eq or name.startswith("--")):
+            warn_once(f"{command} {name}", f"warning: det {command} {name} is now {table[name]}; "
+                      f"the old spelling will go away")
+            arg = table[name] + (eq + value if eq else "")
+        out.append(arg)
+    return out
+
+
 app = typer.Typer(
     name="det",
     help="Object detection, instance segmentation and multi-object tracking.\n\n"
@@ -81,6 +113,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         args = [a for a in args if a != "--debug"]
         os.environ["DET_DEBUG"] = "1"
     debug = os.environ.get("DET_DEBUG") == "1"
+    args = rewrite_aliases(args)
     command = typer.main.get_command(app)
     try:
         command.main(args=args, prog_name="det")

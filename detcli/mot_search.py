@@ -25,7 +25,7 @@ def mot_search(
     public: bool = typer.Option(False, "--public", help="Use each sequence's det/det.txt (public detections)."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Detector checkpoint run once per sequence "
                                            "(det.core.apis.Detector) when detections are not cached."),
-    device: str = typer.Option("cpu", "--device", help="Device for --weights (cpu, cuda, auto)."),
+    device: str = typer.Option("auto", "--device", help="Device for --weights: auto, cpu, cuda or cuda:N."),
     det_score_thr: float = typer.Option(0.05, "--det-score-thr", callback=in_range(0, 1), help="Keep detector boxes above this score (low-score "
                                         "boxes matter to ByteTrack)."),
     classes: Optional[list[str]] = typer.Option(None, "--classes", help="Keep only these detector classes (repeatable)."),
@@ -87,19 +87,20 @@ def mot_search(
         return
     _print_table(names, rows[:top], metric, len(rows))
     if names:
-        out.print(f"best ({metric} {rows[0][metric]:.4f}): {best}", markup=False, highlight=False)
+        out.print(f"best ({metric} {format_metric(rows[0][metric])}): {best}", markup=False, highlight=False)
     else:
-        err.print("note: no list-valued tracker parameter; evaluated the preset as is", markup=False)
+        err.print("note: no list-valued tracker parameter; evaluated the preset as is", markup=False, highlight=False)
     if out_file is not None:
-        err.print(f"wrote {out_file} ({len(rows)} rows)", markup=False)
+        err.print(f"wrote {out_file} ({len(rows)} rows)", markup=False, highlight=False)
     if plot is not None:
-        err.print(f"wrote {plot}", markup=False)
+        err.print(f"wrote {plot}", markup=False, highlight=False)
 
 
 def format_metric(value: object) -> str:
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return str(value)
+    """det's one console convention (3 decimals; see det.cli.common.fmt_metric)."""
+    from det.cli.common import fmt_metric
+
+    return fmt_metric(value)
 
 
 def _print_table(names: list[str], rows: list[dict], metric: str, total: int) -> None:

@@ -50,10 +50,10 @@ def shapes(
     if json_:
         print_json(summary)
     else:
-        out.print(f"wrote {num_train} train + {num_val} val images ({size}x{size}, seed {seed}) to {out_dir}", markup=False)
+        out.print(f"wrote {num_train} train + {num_val} val images ({size}x{size}, seed {seed}) to {out_dir}", markup=False, highlight=False)
         for split, path in paths.items():
             out.print(f"  {split}: {path}", markup=False, highlight=False)
 
 
 def register(app: typer.Typer) -> None:
-    app.add_typer(synth_app, name="synth", help="Generate synthetic datasets: shapes (detection/segmentation).")
+    app.add_typer(synth_app, name="synth", help="Generate synthetic datasets: shapes (detection/segmentation), mot (tracking sequences).")

@@ -34,7 +34,7 @@ def synth_mot(
         return
     for p in paths:
         out.print(str(p), markup=False, highlight=False)
-    err.print(f"wrote {len(paths)} sequences x {frames} frames under {out_dir}", markup=False)
+    err.print(f"wrote {len(paths)} sequences x {frames} frames under {out_dir}", markup=False, highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,20 +8,21 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from det.cli.common import ForceOption, JsonOption, ModelOption, SetOption, in_range, out, overrides, print_json
+from det.cli.common import ForceOption, JsonOption, ModelOption, SetOption, default_run_dir, fmt_metric, in_range, out, overrides, print_json
 
 
 def test(
     first: Optional[str] = typer.Argument(None, metavar="PRESET_OR_CKPT", help="A checkpoint (its stored preset is used), or a preset followed by CKPT."),
     ckpt: Optional[str] = typer.Argument(None, show_default=False, help="The checkpoint when a preset is given first."),
-    out_file: Optional[Path] = typer.Option(None, "--out", "-o", help="Write predictions as a COCO results JSON (MOT "
+    out_file: Optional[Path] = typer.Option(None, "--out", help="Write predictions as a COCO results JSON (MOT "
                                             "preset: the folder of the per-sequence tracks, default WORK_DIR/tracks)."),
-    show_dir: Optional[Path] = typer.Option(None, "--show-dir", help="Draw predictions on every test image into this folder."),
+    show_dir: Optional[Path] = typer.Option(None, "--show-dir", help="Draw ground truth | predictions of every test image into this folder."),
     score_thr: float = typer.Option(0.3, "--score-thr", callback=in_range(0, 1), help="Minimum score of the boxes drawn with --show-dir."),
     tta: bool = typer.Option(False, "--tta", help="Test-time augmentation: merge horizontal flip and --tta-scales per image."),
     tta_scales: Optional[list[float]] = typer.Option(None, "--tta-scales", callback=in_range(0, lo_open=True), help="Extra scale factors for --tta (repeatable) (default: 1.0)."),
     format_only: bool = typer.Option(False, "--format-only", help="Only write results (--out) for a split without annotations."),
-    work_dir: Optional[Path] = typer.Option(None, "--work-dir", "-w", help="Where metrics.json goes (MOT preset: also tracks/ and detections/) (default: CKPT_DIR/test_CKPT_NAME)."),
+    work_dir: Optional[Path] = typer.Option(None, "--work-dir", "-w", help="Where metrics.json and the reports go (MOT preset: also tracks/ and detections/) (default: runs/test/N)."),
+    no_plots: bool = typer.Option(False, "--no-plots", help="Do not draw pr_curve.png, the confusion matrix and val_predictions.jpg."),
     set_: Optional[list[str]] = SetOption,
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     model: Optional[str] = ModelOption,
@@ -46,8 +47,10 @@ def test(
     first, ckpt = _model_inputs(first, ckpt, model)
     cfg, ckpt_path = resolve_test_inputs(first, ckpt, overrides(set_))
     scales = tuple(tta_scales) if tta_scales else (1.0,)
+    if work_dir is None and dist.is_main():
+        work_dir = default_run_dir("test")
     result = run_test(cfg, ckpt_path, work_dir=work_dir, out=out_file, show_dir=show_dir, score_thr=score_thr, tta=tta,
-                      format_only=format_only, device=device, force=force, tta_scales=scales)
+                      format_only=format_only, device=device, force=force, tta_scales=scales, plots=not no_plots)
     if not dist.is_main():
         return
     if json_:
@@ -63,11 +66,28 @@ def test(
         table.add_column("value", justify="right")
         for key, value in metrics.items():
             if isinstance(value, (int, float)):
-                table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+                table.add_row(key, fmt_metric(value))
         out.print(table)
+    if result.get("per_class_ap"):
+        _print_per_class(result["per_class_ap"])
     for key in ("out", "metrics_file", "show_dir"):
         if key in result:
             out.print(f"{key.replace('_', ' ')}: {result[key]}", markup=False, highlight=False)
+    for key, path in (result.get("reports") or {}).items():
+        out.print(f"{key.replace('_', ' ')}: {path}", markup=False, highlight=False)
+
+
+def _print_per_class(rows: list[dict]) -> None:
+    """The per-class AP table (also in per_class_ap.csv)."""
+    from det.core.analysis.reports import AP_COLUMNS
+
+    table = Table(title="per class", title_justify="left")
+    table.add_column("class")
+    for name in AP_COLUMNS:
+        table.add_column(name, justify="right")
+    for row in rows:
+        table.add_row(row["class"], *[fmt_metric(row[c]) for c in AP_COLUMNS])
+    out.print(table)
 
 
 def _model_inputs(first: Optional[str], ckpt: Optional[str], model: Optional[str]) -> tuple[str, Optional[str]]:

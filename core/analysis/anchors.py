@@ -267,3 +267,42 @@ def write_result(out_dir: str | Path, result: dict, force: bool) -> Path:
 
     path = ensure_new(Path(out_dir) / "anchor_optimize_result.json", force)
     return atomic_write_json(path, result, indent=2)
+
+
+def _anchor_generators(cfg: Any, path: str = "") -> list[tuple[str, dict]]:
+    """(preset path, section) of every `anchor_generator` under `cfg`."""
+    found = []
+    if isinstance(cfg, dict):
+        for key, value in cfg.items():
+            where = f"{path}.{key}".lstrip(".")
+            if key == "anchor_generator" and isinstance(value, dict):
+                found.append((where, value))
+            else:
+                found += _anchor_generators(value, where)
+    return found
+
+
+def ratio_line(anchors: Sequence[Sequence[float]], key: str, num_ratios: int) -> str:
+    """`--set KEY.ratios=[...]` for a stride-based AnchorGenerator: the anchors' h/w ratios
+    split into `num_ratios` groups (sorted), each group's geometric mean."""
+    logs = np.sort(np.log([max(float(h), 1e-6) / max(float(w), 1e-6) for w, h in anchors]))
+    groups = np.array_split(logs, max(1, min(num_ratios, len(logs))))
+    ratios = [round(float(np.exp(g.mean())), 3) for g in groups if len(g)]
+    return f"--set {key}.ratios=[{','.join(f'{r:g}' for r in ratios)}]"
+
+
+def preset_set_line(anchors: Sequence[Sequence[float]], model_cfg: dict) -> tuple[str | None, str | None]:
+    """(the `--set` line that applies `anchors` to this model, or None; a note when there is
+    none or when only part of the anchors can be applied)."""
+    # RTMDet/YOLOX-style point generators sit under the same key but place no anchor boxes
+    gens = [(k, g) for k, g in _anchor_generators(model_cfg, "model") if "Point" not in str(g.get("type", ""))]
+    if not gens:
+        return None, "the model is anchor-free (no anchor boxes): nothing to set; the anchors describe the data"
+    key, gen = gens[0]
+    if "base_sizes" in gen and isinstance(gen["base_sizes"], list) and gen["base_sizes"] and \
+            all(isinstance(lv, list) for lv in gen["base_sizes"]):
+        return set_line(np.asarray(anchors), f"{key}.base_sizes", gen["base_sizes"]), None
+    num = len(gen.get("ratios") or [0.5, 1.0, 2.0])
+    note = (f"{key} places square base sizes per stride (x scales x ratios): the line sets the {num} aspect ratios "
+            f"that fit the data; sizes stay tied to the strides")
+    return ratio_line(anchors, key, num), note

@@ -1,9 +1,10 @@
 """`Detector`: a trained checkpoint as a Python callable.
 
     from det.core.apis import Detector
-    det = Detector.from_checkpoint("work_dirs/demo/latest.pt", device="cpu")
+    det = Detector.from_checkpoint("runs/train/1/last.pt", device="cpu")
     pred = det("street.jpg")            # one Prediction
-    preds = det(["a.jpg", img_bgr])     # a list, in input order
+    preds = det(["a.jpg", img_bgr, PIL.Image.open("b.png")])  # a list, in input order
+    pred.save("drawn.jpg")              # or pred.plot() -> BGR array, pred.to_dict() -> JSON record
 
 Images run through the preset's test pipeline (`data.test.pipeline` without the loading
 steps), are batched, padded and sent through the model under `torch.inference_mode`
@@ -53,7 +54,15 @@ def class_names_of(ckpt: Mapping[str, Any], cfg: Mapping[str, Any]) -> list[str]
 
 
 class Detector:
-    """A model + its test pipeline + class names; call it on paths, BGR arrays or lists."""
+    """A model + its test pipeline + class names; call it on paths, BGR arrays, PIL images or
+    lists of them.
+
+    Example:
+        >>> from det.core.apis import Detector
+        >>> det = Detector.from_checkpoint("runs/train/1/last.pt", device="cpu")
+        >>> pred = det("street.jpg")          # a Prediction: bboxes, scores, labels, class_names
+        >>> pred.save("street_drawn.jpg")     # drawn image; pred.plot() returns it as an array
+    """
 
     def __init__(self, model: torch.nn.Module, pipeline_cfg: list[dict], class_names: Sequence[str],
                  device: str | torch.device | None = "cpu", score_thr: float = 0.3,
@@ -173,8 +182,8 @@ class Detector:
         return self.predict_prepared([self.preprocess(img, p) for img, p in zip(images, paths)])
 
     def __call__(self, inputs: Any) -> Prediction | list[Prediction]:
-        """`inputs`: a path, a BGR (H, W, 3) uint8 array, or a list of them."""
-        single = isinstance(inputs, (str, Path, np.ndarray))
+        """`inputs`: a path, a BGR (H, W, 3) uint8 array, a PIL image, or a list of them."""
+        single = isinstance(inputs, (str, Path, np.ndarray)) or _is_pil(inputs)
         items = [inputs] if single else list(inputs)
         images, paths = [], []
         for item in items:
@@ -187,7 +196,17 @@ class Detector:
             elif isinstance(item, np.ndarray):
                 images.append(item)
                 paths.append("")
+            elif _is_pil(item):
+                images.append(np.ascontiguousarray(np.asarray(item.convert("RGB"))[:, :, ::-1]))  # RGB -> BGR
+                paths.append(str(getattr(item, "filename", "") or ""))
             else:
-                raise DetError(f"Detector: expected a path or a BGR array, got {type(item).__name__}")
+                raise DetError(f"Detector: expected a path, a BGR array or a PIL image, got {type(item).__name__}")
         preds = self.predict_arrays(images, paths)
+        for pred, img in zip(preds, images):
+            pred.image = img
         return preds[0] if single else preds
+
+
+def _is_pil(obj: Any) -> bool:
+    """A PIL image (without importing PIL when it is not installed)."""
+    return type(obj).__module__.startswith("PIL.") and hasattr(obj, "convert")

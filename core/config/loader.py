@@ -154,6 +154,8 @@ def load_preset(path: str | Path, overrides: list[str] | None = None) -> dict:
     from det.core.config.overrides import apply_overrides
     from det.core.config.presets import resolve_preset_path
 
+    if is_checkpoint(path):
+        return apply_overrides(preset_from_checkpoint(path), overrides or [])
     resolved = resolve_preset_path(path)
     cfg = _load_with_bases(resolved, stack=())
     if not isinstance(cfg, dict):
@@ -184,8 +186,47 @@ def _load_with_bases(path: Path, stack: tuple[Path, ...]) -> dict:
         raise ConfigError(f"{path}: _base_ must be a path or a list of paths")
     merged: dict = {}
     for base in bases:
-        base_path = (path.parent / base)
-        if not base_path.is_file():
-            raise ConfigError(f"{path}: _base_ file not found: {base_path}")
-        merged = merge(merged, _load_with_bases(base_path, (*stack, path)))
+        merged = merge(merged, _load_with_bases(_base_path(path, base), (*stack, path)))
     return merge(merged, data)
+
+
+def _base_path(path: Path, base: str) -> Path:
+    """A `_base_` entry: a path relative to the file, else a bundled preset name
+    (`demo/rtmdet_tiny`, `_base_/models/rtmdet_tiny`), as every command accepts."""
+    from det.core.config.presets import preset_root
+
+    candidate = path.parent / base
+    if candidate.is_file():
+        return candidate
+    stem = base[len("presets/"):] if base.startswith("presets/") else base
+    bundled = preset_root() / (stem if stem.endswith((".yaml", ".yml")) else f"{stem}.yaml")
+    if bundled.is_file():
+        return bundled
+    raise ConfigError(f"{path}: _base_ not found: {base} (neither a file relative to the preset nor a bundled preset)")
+
+
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+def is_checkpoint(path: str | Path) -> bool:
+    """A torch checkpoint (by suffix, or a zip archive where a YAML file was expected)."""
+    path = Path(path)
+    if path.suffix in CHECKPOINT_SUFFIXES:
+        return True
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) == _ZIP_MAGIC
+    except OSError:
+        return False
+
+
+def preset_from_checkpoint(path: str | Path) -> dict:
+    """The resolved preset a det checkpoint carries (`det train` stores it in every checkpoint)."""
+    from det.core.fileio import load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    preset = ckpt.get("preset") if isinstance(ckpt, dict) else None
+    if not isinstance(preset, dict) or not preset:
+        raise ConfigError(f"{path}: the checkpoint carries no preset; pass the preset it was trained with")
+    return preset

@@ -102,9 +102,10 @@ def _move_old_run(work_dir: Path) -> None:
 
 def train(cfg: dict, work_dir: str | Path, *, resume: bool | str | Path | None = None, load_from: str | Path | None = None,
           amp: bool | None = None, auto_scale_lr: bool | None = None, seed: int | None = None,
-          deterministic: bool = False, device: str = "auto", force: bool = False) -> dict:
+          deterministic: bool = False, device: str = "auto", force: bool = False, plots: bool = False) -> dict:
     """Train from a resolved preset. Writes preset.yaml, log.jsonl, checkpoints and
-    metrics.json into `work_dir` (rank 0). Returns {'metrics', 'best', 'epoch', 'iter', ...}."""
+    metrics.json into `work_dir` (rank 0), and with `plots` results.png and the reports of the
+    last validation (as `det test` draws them). Returns {'metrics', 'best', 'epoch', 'iter', ...}."""
     dev = resolve_device(device)
     dist.init_distributed(dev)
     rank = dist.get_rank()
@@ -124,13 +125,14 @@ def train(cfg: dict, work_dir: str | Path, *, resume: bool | str | Path | None =
     seed = int(seed if seed is not None else (cfg.get("train") or {}).get("seed", 0))
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     try:
-        return _train(cfg, work_dir, resume_path, load_from, amp, auto_scale_lr, seed, deterministic, dev, rank)
+        return _train(cfg, work_dir, resume_path, load_from, amp, auto_scale_lr, seed, deterministic, dev, rank, plots)
     finally:  # a Python caller's process keeps its own setting after training
         torch.use_deterministic_algorithms(was_deterministic)
 
 
 def _train(cfg: dict, work_dir: Path, resume_path: Path | None, load_from: str | Path | None, amp: bool | None,
-           auto_scale_lr: bool | None, seed: int, deterministic: bool, dev: torch.device, rank: int) -> dict:
+           auto_scale_lr: bool | None, seed: int, deterministic: bool, dev: torch.device, rank: int,
+           plots: bool = True) -> dict:
     log = get_logger()
     seed_everything(seed + rank, deterministic)
     try:
@@ -153,6 +155,12 @@ def _train(cfg: dict, work_dir: Path, resume_path: Path | None, load_from: str |
 
         val_set, val_collate, val_section = build_split(cfg, "val")
         evaluator = build_evaluator(cfg.get("evaluation"), val_set)
+    collector = None
+    if plots and evaluator is not None:
+        from det.core.analysis.reports import ReportCollector
+
+        collector = ReportCollector(val_set, with_masks=_iou_type(cfg) == "segm")
+        evaluator = _Tee(evaluator, collector)
     model = build_detector(cfg["model"])
     if getattr(model, "backbone_init", None) and resume_path is None and not load_from:
         from det.core.zoo.pretrained import init_backbone
@@ -174,11 +182,28 @@ def _train(cfg: dict, work_dir: Path, resume_path: Path | None, load_from: str |
     result = trainer.fit(resume=resume_path)
     result = {**result, "train_time_s": round(time.perf_counter() - t0, 1), "work_dir": str(work_dir),
               "last_checkpoint": str(trainer.last_checkpoint) if trainer.last_checkpoint else None}
+    if collector is not None:
+        collector.gather()
+    if rank == 0 and plots:
+        result["reports"] = _train_reports(work_dir, collector, val_set, cfg)
     if rank == 0:
         write_metrics(work_dir / "metrics.json", _plain(result))
         log.info(closing_message(work_dir, trainer.last_checkpoint))
     dist.barrier()
     return result
+
+
+def _train_reports(work_dir: Path, collector: Any, val_set: Any, cfg: dict) -> dict:
+    """results.png from the log, and the last validation's reports (when it ran)."""
+    from det.core.analysis.reports import results_figure
+
+    files = {}
+    figure = results_figure(work_dir / "log.jsonl", work_dir / "results.png") if (work_dir / "log.jsonl").is_file() else None
+    if figure is not None:
+        files["results"] = str(figure)
+    if collector is not None and collector.coco_results:
+        files.update(collector.write(val_set.coco_gt(), work_dir, _iou_type(cfg))["files"])
+    return files
 
 
 def closing_message(work_dir: Path, last_checkpoint: Path | None) -> str:
@@ -224,9 +249,12 @@ def resolve_test_inputs(first: str, second: str | None, overrides: Sequence[str]
 
 def test(cfg: dict, checkpoint: str | Path, *, work_dir: str | Path | None = None, out: str | Path | None = None,
          show_dir: str | Path | None = None, score_thr: float = 0.3, tta: bool = False, format_only: bool = False,
-         device: str = "auto", force: bool = False, tta_scales: Sequence[float] = (1.0,)) -> dict:
+         device: str = "auto", force: bool = False, tta_scales: Sequence[float] = (1.0,), plots: bool = False) -> dict:
     """Evaluate `checkpoint` on `data.test` (or `data.val`): returns {'metrics', ...}; writes
-    metrics.json into `work_dir`, COCO results to `out`, drawings into `show_dir`.
+    metrics.json (with the data it scored) into `work_dir` (never over an earlier one unless
+    `force`), COCO results to `out`, `ground truth | prediction` drawings into `show_dir`, and
+    with `plots` the reports (pr_curve.png, per_class_ap.csv, confusion matrix,
+    val_predictions.jpg) beside metrics.json.
 
     A MOT preset (a `tracker` section and MOTChallengeDataset test data) evaluates detector +
     tracker instead: `out` is then the folder of the per-sequence tracks (default
@@ -249,6 +277,8 @@ def test(cfg: dict, checkpoint: str | Path, *, work_dir: str | Path | None = Non
         raise DetError("det test on a MOT preset runs in one process (each sequence is tracked in frame order)")
     if out is not None and dist.is_main() and not mot:
         ensure_new(out, force)
+    if dist.is_main() and not format_only:
+        ensure_new(work_dir / "metrics.json", force)
     ckpt = load_checkpoint(checkpoint)
     model = build_detector(_section(cfg, "model"))
     state = ckpt_io.weights_of(ckpt, checkpoint)
@@ -264,13 +294,21 @@ def test(cfg: dict, checkpoint: str | Path, *, work_dir: str | Path | None = Non
     drawer = _Drawer(show_dir, dataset, score_thr) if show_dir else None
     if drawer is not None:
         evaluator = _Tee(evaluator, drawer)
+    collector = None
+    if plots and not mot and not format_only:
+        from det.core.analysis.reports import ReportCollector
+
+        collector = ReportCollector(dataset, score_thr, with_masks=_iou_type(cfg) == "segm")
+        evaluator = _Tee(evaluator, collector)
     t0 = time.perf_counter()
     metrics = run_evaluation(model, dataset, collate_fn, evaluator, dev, predict=predictor, desc="test",
                              loader_cfg=section)
     elapsed = time.perf_counter() - t0
     results = evaluator.results() if keep_results else None
+    if collector is not None:
+        collector.gather()
     summary = {"checkpoint": str(checkpoint), "metrics": _plain(metrics), "num_images": len(dataset),
-               "time_s": round(elapsed, 2), "tta": tta}
+               "time_s": round(elapsed, 2), "tta": tta, "data": data_record(cfg, dataset)}
     if mot:
         summary.update(evaluator.summary())
     if dist.is_main():
@@ -278,6 +316,9 @@ def test(cfg: dict, checkpoint: str | Path, *, work_dir: str | Path | None = Non
             atomic_write_json(out, results)
             summary["out"] = str(out)
             log.info(f"wrote {len(results)} COCO results to {out}")
+        if collector is not None:
+            report = collector.write(dataset.coco_gt(), work_dir, _iou_type(cfg))
+            summary["per_class_ap"], summary["reports"] = report["per_class_ap"], report["files"]
         if not format_only:
             write_metrics(work_dir / "metrics.json", summary)
             summary["metrics_file"] = str(work_dir / "metrics.json")
@@ -313,29 +354,49 @@ def _tta_predictor(cfg: dict, scales: Sequence[float]) -> Any:
                         max_per_img=int(tcfg.get("max_per_img", 100)))
 
 
+def _iou_type(cfg: dict) -> str:
+    metric = (cfg.get("evaluation") or {}).get("metric", "bbox")
+    return "segm" if metric == "segm" or (isinstance(metric, list) and "segm" in metric) else "bbox"
+
+
+def data_record(cfg: dict, dataset: Any) -> dict:
+    """What `det test` scored: the preset's data section used, its annotation file and images."""
+    section = (cfg.get("data") or {}).get("test") or (cfg.get("data") or {}).get("val") or {}
+    record = {"split": "test" if isinstance((cfg.get("data") or {}).get("test"), dict) else "val",
+              "dataset": _plain(section.get("dataset")), "num_images": len(dataset),
+              "classes": list(getattr(dataset, "classes", []) or [])}
+    for attr in ("ann_file", "img_prefix"):
+        if getattr(dataset, attr, None):
+            record[attr] = str(getattr(dataset, attr))
+    return record
+
+
 class _Drawer:
-    """Draws each image's predictions above `score_thr` into `show_dir` (PNG, same stem)."""
+    """Draws each image's ground truth | predictions above `score_thr` into `show_dir` (PNG,
+    same stem)."""
 
     def __init__(self, show_dir: str | Path, dataset: Any, score_thr: float):
+        from det.core.analysis.confusion import read_gt
+
         self.dir = Path(show_dir)
         self.classes = list(getattr(dataset, "classes", []) or [])
         self.palette = getattr(dataset, "palette", None)
         self.score_thr = score_thr
+        self.gt = read_gt(dataset.coco_gt(), "ground truth")
 
     def __call__(self, samples: Sequence[Any], preds: Sequence[Any]) -> None:
         import cv2
 
-        from det.core.vis import draw_instances
+        from det.core.analysis.reports import draw_gt_pred
 
         for sample, pred in zip(samples, preds):
             img = cv2.imread(sample.img_path, cv2.IMREAD_COLOR) if sample.img_path else None
             if img is None:
                 raise DataError(f"{sample.img_path or 'image ' + str(sample.img_id)}: cannot read image for --show-dir")
             keep = pred.scores >= self.score_thr if pred.scores is not None else torch.ones(len(pred), dtype=torch.bool)
-            p = pred[keep]
-            drawn = draw_instances(img, p.bboxes.numpy(), p.labels.numpy(), self.classes,
-                                   scores=p.scores.numpy() if p.scores is not None else None,
-                                   masks=p.masks, palette=self.palette)
+            empty = (np.zeros((0, 4)), np.zeros(0, np.int64))
+            boxes, labels = self.gt.boxes.get(sample.img_id, empty[0]), self.gt.labels.get(sample.img_id, empty[1])
+            drawn = draw_gt_pred(img, boxes, labels, pred[keep], self.classes, self.palette)
             name = Path(sample.img_path).stem + ".png"
             ok, buf = cv2.imencode(".png", drawn)
             atomic_write(self.dir / name, lambda fh, b=buf: fh.write(b.tobytes()))
@@ -349,6 +410,8 @@ class _Tee:
 
     def reset(self) -> None:
         self.evaluator.reset()
+        if hasattr(self.drawer, "reset"):
+            self.drawer.reset()
 
     def process(self, samples: Sequence[Any], preds: Sequence[Any]) -> None:
         self.evaluator.process(samples, preds)

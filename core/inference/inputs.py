@@ -15,12 +15,14 @@ from det.core.errors import DetError
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".jp2"})
 VIDEO_EXTS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"})
 _GLOB_CHARS = set("*?[")
+STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://")
 
 
 @dataclass(frozen=True)
 class Source:
-    """One input file: `kind` is 'image' or 'video'; `name` is unique among the sources and
-    names the output files (preds/<name>.json, vis/<name>.jpg)."""
+    """One input: `kind` is 'image' or 'video' (files, URLs, camera indices: OpenCV opens
+    them alike); `name` is unique among the sources and names the output files
+    (preds/<name>.json, vis/<name>.jpg)."""
 
     path: str
     kind: str
@@ -45,6 +47,24 @@ def _walk(folder: Path) -> list[Path]:
             if not fn.startswith(".") and kind_of(fn) is not None:
                 found.append(Path(dirpath) / fn)
     return sorted(found)
+
+
+def is_url(item: str) -> bool:
+    return item.lower().startswith(STREAM_SCHEMES)
+
+
+def stream_source(item: str) -> tuple[str, str] | None:
+    """(kind, name) of a camera index ('0') or a stream/URL input; None for anything else.
+    A URL whose path ends in an image extension is one image, any other URL a video stream."""
+    if item.isdigit() and not Path(item).exists():
+        return "video", f"camera{item}"
+    if not is_url(item):
+        return None
+    from urllib.parse import urlparse
+
+    url_path = Path(urlparse(item).path)
+    name = url_path.stem or urlparse(item).hostname or "stream"
+    return ("image" if url_path.suffix.lower() in IMAGE_EXTS else "video"), name
 
 
 def _expand(item: str) -> list[Path]:
@@ -90,6 +110,14 @@ def discover(inputs: Iterable[str], stdin: TextIO | None = None) -> list[Source]
     sources: list[Source] = []
     taken: set[str] = set()
     for item in items:
+        stream = stream_source(item)
+        if stream is not None:
+            name, k = stream[1], 2
+            while name in taken:
+                name, k = f"{stream[1]}-{k}", k + 1
+            taken.add(name)
+            sources.append(Source(path=item, kind=stream[0], name=name))
+            continue
         for path in _expand(item):
             name, k = path.stem, 2
             while name in taken:  # same file name in two folders: a-2, a-3, ...

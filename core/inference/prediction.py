@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ class Prediction:
     track_ids: np.ndarray | None = None
     name: str = ""
     frame: int | None = None
+    image: np.ndarray | None = field(default=None, repr=False, compare=False)  # the BGR input, when kept
 
     def __len__(self) -> int:
         return int(self.bboxes.shape[0])
@@ -37,8 +39,47 @@ class Prediction:
             class_names=[self.class_names[i] for i in np.arange(len(self))[keep]],
             masks=None if self.masks is None else self.masks[keep],
             track_ids=None if self.track_ids is None else self.track_ids[keep],
-            name=self.name, frame=self.frame,
+            name=self.name, frame=self.frame, image=self.image,
         )
+
+    def plot(self, image: np.ndarray | None = None) -> np.ndarray:
+        """The image (given, kept from the input, or read from `img_path`) with the
+        predictions drawn: a BGR uint8 array.
+
+            pred = Detector.from_checkpoint("runs/train/1/last.pt")("street.jpg")
+            cv2.imwrite("drawn.jpg", pred.plot())
+        """
+        from det.core.errors import DetError
+        from det.core.inference.reader import imread
+        from det.core.vis import draw_instances
+
+        img = image if image is not None else self.image if self.image is not None else (
+            imread(self.img_path) if self.img_path else None)
+        if img is None:
+            raise DetError(f"Prediction.plot: no image ({self.img_path or 'the input was not kept'}); pass image=")
+        return draw_instances(img, self.bboxes, self.labels, self._names(),
+                              scores=self.scores, masks=self.masks, track_ids=self.track_ids)
+
+    def _names(self) -> list[str]:
+        """Class names indexed by label (from the per-instance names)."""
+        names: dict[int, str] = {int(lab): n for lab, n in zip(self.labels, self.class_names)}
+        return [names.get(i, str(i)) for i in range(max(names, default=-1) + 1)]
+
+    def save(self, path: str | Path, image: np.ndarray | None = None, force: bool = False) -> Path:
+        """Write the drawn image (.jpg, .png, ...) or the JSON record (.json); refuses to
+        overwrite an existing file unless `force`."""
+        import cv2
+
+        from det.core.errors import DetError
+        from det.core.fileio import atomic_write, atomic_write_json, ensure_new
+
+        path = ensure_new(path, force)
+        if path.suffix.lower() == ".json":
+            return atomic_write_json(path, self.to_dict())
+        ok, buf = cv2.imencode(path.suffix or ".jpg", self.plot(image))
+        if not ok:
+            raise DetError(f"{path}: cannot encode an image with this extension (use .jpg, .png or .json)")
+        return atomic_write(path, lambda fh: fh.write(buf.tobytes()))
 
     def to_dict(self) -> dict[str, Any]:
         """The per-image JSON record (`det infer` preds/<name>.json and --format jsonl)."""

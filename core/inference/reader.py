@@ -7,6 +7,7 @@ bounded by `prefetch` frames. OpenCV and numpy release the GIL while decoding an
 """
 from __future__ import annotations
 
+import io
 import os
 import queue
 import threading
@@ -52,7 +53,7 @@ def max_image_pixels() -> int:
     return int(value) if value.isdigit() and int(value) > 0 else MAX_IMAGE_PIXELS
 
 
-def image_too_large(path: str) -> str | None:
+def image_too_large(path: Any) -> str | None:
     """Why the image's header rules it out ('claims W x H pixels, more than N'), else None.
     Reads the header only; formats PIL does not know are left to the decoder."""
     from PIL import Image
@@ -72,16 +73,39 @@ def image_too_large(path: str) -> str | None:
     return None
 
 
+URL_TIMEOUT_S = 30.0
+
+
+def _fetch(url: str) -> np.ndarray | None:
+    """The bytes behind an http(s) image URL (None when it cannot be fetched)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=URL_TIMEOUT_S) as resp:  # noqa: S310 - http(s) only (is_url)
+            return np.frombuffer(resp.read(), dtype=np.uint8)
+    except (OSError, ValueError):
+        return None
+
+
 def read_image(path: str, flags: int = cv2.IMREAD_COLOR) -> tuple[np.ndarray | None, str | None]:
     """(image, None), or (None, why it cannot be read): missing, empty, not an image, or a
-    header that claims more than `max_image_pixels()`."""
-    try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError as exc:
-        return None, f"cannot read ({exc.strerror or type(exc).__name__})"
+    header that claims more than `max_image_pixels()`. An http(s) URL is fetched first."""
+    from det.core.inference.inputs import is_url
+
+    if is_url(path):
+        data = _fetch(path)
+        if data is None:
+            return None, "cannot fetch the URL"
+        header: Any = io.BytesIO(data.tobytes())
+    else:
+        try:
+            data = np.fromfile(path, dtype=np.uint8)
+        except OSError as exc:
+            return None, f"cannot read ({exc.strerror or type(exc).__name__})"
+        header = path
     if data.size == 0:
         return None, "empty file"
-    too_large = image_too_large(path)
+    too_large = image_too_large(header)
     if too_large:
         return None, too_large
     try:
@@ -161,7 +185,8 @@ class PrefetchReader:
             self._put(_DONE)
 
     def _video_frames(self, source: Source) -> Iterator[Frame]:
-        cap = cv2.VideoCapture(source.path)
+        # A camera index ('0') or a stream URL opens through OpenCV like a file.
+        cap = cv2.VideoCapture(int(source.path) if source.path.isdigit() else source.path)
         try:
             if not cap.isOpened():
                 yield Frame(source=source, name=source.name, error="cannot open video")

@@ -101,8 +101,8 @@ def check_options(opts: InferOptions) -> None:
         raise DetError(f"--merge-iou: must be in [0, 1], got {opts.merge_iou}")
     if opts.out_mot is not None and opts.track is None:
         raise DetError("--out-mot: needs --track")
-    if opts.track is not None and str(opts.track).lower() not in TRACKER_TYPES:
-        raise DetError(f"--track: unknown tracker '{opts.track}' (one of: {', '.join(TRACKER_TYPES)})")
+    if opts.track is not None and opts.tracker_cfg is None and str(opts.track).lower() not in TRACKER_TYPES:
+        raise DetError(f"--track: unknown tracker '{opts.track}' (one of: {', '.join(TRACKER_TYPES)}, or a tracker preset)")
     if opts.show:
         check_display()
 
@@ -131,8 +131,12 @@ def _check_outputs(opts: InferOptions) -> None:
 
 
 def _expected_frames(sources: Sequence[Source], limit: int | None) -> int | None:
+    from det.core.inference.inputs import stream_source
+
     total = 0
     for s in sources:
+        if s.kind == "video" and stream_source(s.path) is not None:
+            return limit  # a camera or a live stream: length unknown
         if s.kind == "video":
             cap = cv2.VideoCapture(s.path)
             n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
@@ -258,13 +262,13 @@ class _Tracking:
         from det.core.tracking import build_tracker
 
         name = str(opts.track).lower()
-        if name not in TRACKER_TYPES:
+        if name not in TRACKER_TYPES and opts.tracker_cfg is None:
             raise DetError(f"--track: unknown tracker '{opts.track}' (one of: {', '.join(TRACKER_TYPES)})")
         seqs = list(dict.fromkeys(sequence_key(s) for s in sources))
         if len(seqs) > 1:
             raise DetError(f"--track: inputs form {len(seqs)} sequences ({seqs[0]}, {seqs[1]}, ...); "
                            "track one video or one frame folder per run")
-        self.tracker = build_tracker(opts.tracker_cfg or {"type": TRACKER_TYPES[name]})
+        self.tracker = build_tracker(opts.tracker_cfg if opts.tracker_cfg is not None else {"type": TRACKER_TYPES[name]})
         self.tracker.reset()
         self.out_mot = opts.out_mot
         self.force = opts.force

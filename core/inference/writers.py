@@ -2,7 +2,6 @@
 drawn images and a drawn video."""
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -11,7 +10,7 @@ import cv2
 import numpy as np
 
 from det.core.errors import DetError
-from det.core.fileio import atomic_write, atomic_write_json, read_json
+from det.core.fileio import atomic_write, atomic_write_json, dumps_strict, read_json
 from det.core.inference.prediction import Prediction
 from det.core.log import get_logger
 from det.core.structures import bitmap_to_rle, xyxy_to_xywh
@@ -43,7 +42,7 @@ class JsonlWriter:
         self.count = 0
 
     def write(self, pred: Prediction, image: np.ndarray | None = None) -> None:
-        self.stream.write(json.dumps(pred.to_dict(), separators=(",", ":")) + "\n")
+        self.stream.write(dumps_strict(pred.to_dict(), separators=(",", ":")) + "\n")
         self.stream.flush()
         self.count += 1
 

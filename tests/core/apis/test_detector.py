@@ -122,3 +122,21 @@ def test_device_errors():
     if not torch.cuda.is_available():
         with pytest.raises(DetError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+def test_pil_input_plot_and_save(detector, tmp_path):
+    from PIL import Image
+
+    bgr = _image(64, 64, (8, 8, 40, 24))
+    pil = Image.fromarray(bgr[:, :, ::-1].copy())  # PIL holds RGB
+    pred = detector(pil)
+    np.testing.assert_allclose(pred.bboxes, detector(bgr).bboxes)
+    drawn = pred.plot()
+    assert drawn.shape == bgr.shape and (drawn != bgr).any()
+    path = pred.save(tmp_path / "drawn.png")
+    assert cv2.imread(str(path)).shape == bgr.shape
+    with pytest.raises(DetError, match="already exists"):
+        pred.save(path)
+    rec = __import__("json").loads(pred.save(tmp_path / "pred.json").read_text())
+    assert rec["class_names"] == ["red"]
+    assert "Example" in Detector.__doc__ and "from_checkpoint" in Detector.__doc__

@@ -1,3 +1,5 @@
+import cv2
+import pytest
 import numpy as np
 import torch
 
@@ -33,3 +35,36 @@ def test_labels_drawn_and_grid_shape():
     assert out[:20].any()  # the tag above the box
     grid = make_grid([out] * 5, cols=3, cell=32, pad=2)
     assert grid.shape == (2 * 34 + 2, 3 * 34 + 2, 3)
+
+
+def test_line_width_and_font_scale_follow_the_image():
+    from det.core.vis.draw import line_style
+
+    assert line_style(96, 96) == (1, 0.3)
+    assert line_style(640, 800) == (2, 0.45)
+    thick, font = line_style(1600, 2000)
+    assert thick == 5 and font == pytest.approx(1.125)
+    big = draw_instances(np.zeros((1600, 1600, 3), np.uint8), [[100, 100, 900, 900]], [0], ["a"], show_labels=False)
+    assert 5 <= big[500, 90:110].any(axis=1).sum() <= 7  # thickness 5 (OpenCV's thick lines round up)
+    small = draw_instances(np.zeros((96, 96, 3), np.uint8), [[10, 10, 60, 60]], [0], ["a"], show_labels=False)
+    assert small[30, 5:15].any(axis=1).sum() == 1  # a 1 px outline
+
+
+def test_higher_score_label_is_drawn_on_top():
+    img = np.zeros((200, 200, 3), np.uint8)
+    pal = [(255, 0, 0), (0, 0, 255)]
+    # two boxes with the same corner: their tags overlap; the 0.9 one (class 1, blue) must win
+    for order in ([0, 1], [1, 0]):
+        boxes = np.array([[50, 60, 150, 150], [50, 60, 140, 140]], np.float32)[order]
+        labels, scores = np.array([0, 1])[order], np.array([0.2, 0.9])[order]
+        out = draw_instances(img, boxes, labels, ["lo", "hi"], scores=scores, palette=pal)
+        (_, th), base = cv2.getTextSize("hi 0.90", cv2.FONT_HERSHEY_SIMPLEX, 0.3, 1)
+        top = 60 - th - base - 2  # the tags' first row (background only, above the text)
+        assert tuple(out[top, 51]) == (255, 0, 0)  # BGR of blue: the tag of the higher score
+
+
+def test_captions_have_one_height_whatever_the_text():
+    from det.core.vis.draw import caption
+
+    img = np.zeros((64, 80, 3), np.uint8)
+    assert caption(img, "ground truth").shape == caption(img, "prediction").shape == caption(img, "x").shape
