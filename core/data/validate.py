@@ -40,13 +40,13 @@ def check_data_section(cfg: dict) -> None:
                 for key in ("pipeline", "switch_pipeline"):
                     if section.get(key) is not None:
                         build_pipeline(section[key], key)
-                from det.core.data.loader import loader_options
-
-                loader_options(section, split == "train")  # reads every loader key as building does
                 for key, least in (("batch_size", 1), ("num_workers", 0), ("size_divisor", 1)):
                     value = section.get(key)
                     if key in section and (isinstance(value, bool) or not isinstance(value, int) or value < least):
                         raise ConfigError(f"{config_path(key)}: expected an integer >= {least}, got {value!r}")
+                from det.core.data.loader import loader_options
+
+                loader_options(section, split == "train")  # reads every loader key as building does
 
 
 def _check_dataset(cfg: Any, key: str) -> None:
