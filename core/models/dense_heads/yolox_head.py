@@ -154,6 +154,14 @@ class YOLOXHead(DenseHead):
         wh = gt[:, 2:] - gt[:, :2]
         return torch.cat([(cxcy - priors[:, :2]) / priors[:, 2:], torch.log(wh / priors[:, 2:] + eps)], dim=1)
 
+    def decode_level(self, outs: list[torch.Tensor], priors: torch.Tensor, prior_idx: torch.Tensor, level: int,
+                     img_shape: tuple[int, int]) -> torch.Tensor:
+        """The base interface (one level of one image); YOLOX's predict_by_feat decodes all at once."""
+        reg = outs[1].permute(1, 2, 0).reshape(-1, 4)[prior_idx].float()
+        points = priors[prior_idx, :2]
+        strides = points.new_tensor(self.prior_generator.strides[level]).expand(points.size(0), 2)
+        return decode(torch.cat([points, strides], 1), reg)
+
     def predict_by_feat(self, cls_scores: list[torch.Tensor], bbox_preds: list[torch.Tensor],
                         objectness: list[torch.Tensor], samples: Sequence[DetSample],
                         rescale: bool = True) -> list[Instances]:
