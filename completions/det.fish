@@ -171,6 +171,7 @@ complete -c det -n '__fish_seen_subcommand_from export' -l format -x -a 'json js
 complete -c det -n '__fish_seen_subcommand_from export' -l help
 complete -c det -n '__fish_seen_subcommand_from export' -l imgsz
 complete -c det -n '__fish_seen_subcommand_from export' -l json
+complete -c det -n '__fish_seen_subcommand_from export' -l model
 complete -c det -n '__fish_seen_subcommand_from export' -l nms
 complete -c det -n '__fish_seen_subcommand_from export' -l no-nms
 complete -c det -n '__fish_seen_subcommand_from export' -l no-verify
@@ -273,6 +274,7 @@ complete -c det -n '__fish_seen_subcommand_from serve' -l host
 complete -c det -n '__fish_seen_subcommand_from serve' -l max-batch
 complete -c det -n '__fish_seen_subcommand_from serve' -l max-image-mb
 complete -c det -n '__fish_seen_subcommand_from serve' -l max-wait-ms
+complete -c det -n '__fish_seen_subcommand_from serve' -l model
 complete -c det -n '__fish_seen_subcommand_from serve' -l port
 complete -c det -n '__fish_seen_subcommand_from serve' -l score-thr
 complete -c det -n '__fish_seen_subcommand_from serve' -l workers

@@ -6,11 +6,11 @@ from typing import Optional
 
 import typer
 
-from det.cli.common import ForceOption, JsonOption, err, print_json
+from det.cli.common import ForceOption, JsonOption, ModelOption, err, print_json
 
 
 def export(
-    source: str = typer.Argument(..., metavar="CKPT", help="Checkpoint (.pt) written by det train."),
+    source: Optional[str] = typer.Argument(None, metavar="CKPT", help="Checkpoint (.pt) written by det train."),
     fmt: str = typer.Option("onnx", "--format", help="onnx, openvino (IR .xml + .bin) or torchscript."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file (default: CKPT with .onnx/.xml/.torchscript)."),
     imgsz: Optional[tuple[int, int]] = typer.Option(None, "--imgsz", help="Input height and width (default: the test pipeline's Pad size or Resize scale)."),
@@ -19,6 +19,7 @@ def export(
     opset: int = typer.Option(17, "--opset", help="ONNX opset (onnx and openvino)."),
     nms: bool = typer.Option(True, "--nms/--no-nms", help="Post-processing (NMS) in the graph, or raw head outputs that det decodes."),
     no_verify: bool = typer.Option(False, "--no-verify", help="Skip running the export against PyTorch."),
+    model: Optional[str] = ModelOption,
     force: bool = ForceOption,
     json_: bool = JsonOption,
 ) -> None:
@@ -28,13 +29,15 @@ def export(
     preset). RTMDet, RetinaNet and FCOS export; other families exit 2 saying why.
 
     Example: det export work_dirs/demo/best.pt --format onnx --out rtmdet.onnx
+
+    Example: det export --model rtmdet_tiny_8xb32-300e_coco --format openvino --out rtmdet_tiny.xml
     """
     from det.core.deploy.export import ExportOptions, export_checkpoint
-    from det.core.deploy.source import resolve_source
+    from det.core.deploy.source import source_or_model
 
     opts = ExportOptions(format=fmt, out=out, imgsz=imgsz, dynamic=dynamic, batch=batch, opset=opset, nms=nms,
                          verify=not no_verify, force=force)
-    report = export_checkpoint(resolve_source(source), opts, log=lambda msg: err.print(msg, markup=False, highlight=False))
+    report = export_checkpoint(source_or_model(source, model), opts, log=lambda msg: err.print(msg, markup=False, highlight=False))
     if json_:
         print_json(report)
         return

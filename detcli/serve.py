@@ -6,11 +6,11 @@ from typing import Optional
 
 import typer
 
-from det.cli.common import err
+from det.cli.common import ModelOption, err
 
 
 def serve(
-    source: str = typer.Argument(..., metavar="CKPT|FILE.onnx", help="Checkpoint (.pt) or a file written by det export (.onnx, .xml, .torchscript)."),
+    source: Optional[str] = typer.Argument(None, metavar="CKPT|FILE.onnx", help="Checkpoint (.pt) or a file written by det export (.onnx, .xml, .torchscript)."),
     backend: Optional[str] = typer.Option(None, "--backend", help="torch, onnxruntime or openvino (default: from the file's suffix)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; 127.0.0.1 keeps the server local."),
     port: int = typer.Option(8000, "--port", help="TCP port."),
@@ -20,19 +20,22 @@ def serve(
     max_image_mb: float = typer.Option(20.0, "--max-image-mb", help="Larger uploads answer 413."),
     score_thr: float = typer.Option(0.3, "--score-thr", help="Default score threshold (the score_thr query overrides it)."),
     device: str = typer.Option("auto", "--device", "-d", help="cpu, cuda, cuda:N or auto (torch backend)."),
+    model: Optional[str] = ModelOption,
 ) -> None:
     """Serve a detector: POST /v1/detect (raw image bytes or multipart; query score_thr, classes)
     answers the `det infer --format jsonl` record; GET /healthz; GET /v1/model; docs at /docs.
     SIGTERM finishes in-flight requests, then exits 0.
 
     Example: det serve rtmdet.onnx --port 8000 & curl --data-binary @street.jpg localhost:8000/v1/detect
+
+    Example: det serve --model rtmdet_tiny_8xb32-300e_coco
     """
     from det.core.deploy.serve import ServeConfig, run_server
-    from det.core.deploy.source import resolve_source
+    from det.core.deploy.source import source_or_model
     from det.core.errors import DetError
     from det.core.inference.backends import BACKENDS, EXPORTED_SUFFIXES
 
-    path = resolve_source(source)
+    path = source_or_model(source, model)
     backend = backend or EXPORTED_SUFFIXES.get(Path(path).suffix, "torch")
     if backend not in BACKENDS:
         raise DetError(f"--backend: unknown backend '{backend}' (one of: {', '.join(BACKENDS)})")

@@ -8,7 +8,16 @@ from pathlib import Path
 from det.core.errors import DetError
 
 ModelResolver = Callable[[str], Path]
-_resolver: ModelResolver | None = None
+
+
+def _zoo_weights(name: str) -> Path:
+    """det's model index (`det models list`): downloaded and converted on first use."""
+    from det.core.zoo import resolve_weights
+
+    return Path(resolve_weights(name))
+
+
+_resolver: ModelResolver | None = _zoo_weights
 
 
 def set_model_resolver(resolver: ModelResolver | None) -> None:
@@ -25,3 +34,14 @@ def resolve_source(spec: str | Path) -> Path:
     if _resolver is not None and not path.suffix:
         return Path(_resolver(str(spec)))
     raise DetError(f"{spec}: checkpoint or exported model not found")
+
+
+def source_or_model(source: str | Path | None, model: str | None) -> Path:
+    """The CKPT/FILE argument, or --model NAME through the resolver; exactly one of them."""
+    if (source is None) == (model is None):
+        raise DetError("give a checkpoint or exported file, or --model NAME (see det models list), not both")
+    if model is not None:
+        if _resolver is None:
+            raise DetError(f"--model {model}: no model index is registered")
+        return Path(_resolver(model))
+    return resolve_source(source)

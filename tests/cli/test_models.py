@@ -72,3 +72,16 @@ def test_train_load_from_a_model_name_skips_the_head(det, zoo_env, tmp_path):
     r = det("train", "demo/rtmdet_tiny", "--work-dir", str(tmp_path / "wd"), "--load-from", NAME, *sets, env=zoo_env)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "mismatched key(s)" in r.stderr and "bbox_head.rtm_cls.0.weight" in r.stderr
+
+
+@pytest.mark.slow
+def test_export_and_serve_take_a_model_name(det, zoo_env, tmp_path):
+    out = tmp_path / "m.torchscript"
+    r = det("export", "--model", NAME, "--format", "torchscript", "--imgsz", "128", "128", "--out", str(out),
+            env=zoo_env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert out.is_file() and json.loads(out.with_name(out.name + ".det.json").read_text())["classes"]
+    bad = det("serve", "--model", "rtmdet_tiny_8xb32-300e", env=zoo_env)
+    assert bad.returncode == 2 and f"closest: {NAME}" in bad.stderr
+    neither = det("export", env=zoo_env)
+    assert neither.returncode == 2 and "--model NAME" in neither.stderr
