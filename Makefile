@@ -8,7 +8,9 @@ DET := $(VENV)/bin/det
 SETUP_HASH := $(shell cat pyproject.toml setup.py $$(find ops/csrc -type f 2>/dev/null | sort) 2>/dev/null | sha1sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(SETUP_HASH)
 DEMO_DIR ?= work_dirs/demo
-PYTEST_ARGS ?=
+# One pytest worker per core (pytest-xdist); a file's tests stay on one worker so its
+# module fixtures (a trained checkpoint, say) are built once.
+PYTEST_ARGS ?= -n auto --dist loadfile
 
 .PHONY: setup demo test bench completions clean
 

@@ -14,11 +14,33 @@ from det.core.errors import DetError
 
 
 def ensure_new(path: str | Path, force: bool) -> Path:
-    """Refuse to overwrite an existing user file unless `force`."""
+    """Refuse to overwrite an existing user file unless `force`, and fail now (not after the
+    work) when the file could not be written there."""
     path = Path(path)
     if path.exists() and not force:
         raise DetError(f"{path}: already exists (use --force to overwrite)")
+    if path.is_dir():
+        raise DetError(f"{path}: is a folder; expected a file name")
+    ensure_writable_folder(path.parent)
     return path
+
+
+def ensure_writable_folder(folder: str | Path) -> Path:
+    """The folder exists and is writable, or can be created: its nearest existing ancestor is a
+    writable folder. Otherwise a DetError naming the path that blocks it."""
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists():
+        if probe.is_symlink():  # a dangling link: creating below it fails
+            raise DetError(f"{probe}: a broken symbolic link; cannot create {folder}")
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise DetError(f"{probe}: not a folder; cannot write into {folder}")
+    if probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
+        raise DetError(f"{probe}: not writable (permission denied)")
+    return folder
 
 
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
@@ -118,34 +140,26 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> dict:
 def read_json(path: str | Path, what: str = "JSON file") -> Any:
     """Parse a JSON file; a missing file or a syntax error names the file (and line)."""
     path = Path(path)
+    text = read_text(path, what)
     try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except FileNotFoundError:
-        raise DetError(f"{path}: {what} not found") from None
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise DetError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
-    except UnicodeDecodeError:
-        raise DetError(f"{path}: not a text file (not UTF-8); expected a {what}") from None
-    except IsADirectoryError:
-        raise DetError(f"{path}: is a folder; expected a {what}") from None
-    except OSError as exc:
-        raise DetError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
 
 
-def read_text(path: str | Path, what: str = "text file") -> str:
-    """A UTF-8 text file; missing, a folder, binary or unreadable -> DetError naming the path."""
+def read_text(path: str | Path, what: str = "text file", error: type[DetError] = DetError) -> str:
+    """A UTF-8 text file; missing, a folder, binary or unreadable -> `error` naming the path."""
     path = Path(path)
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise DetError(f"{path}: {what} not found") from None
+        raise error(f"{path}: {what} not found") from None
     except IsADirectoryError:
-        raise DetError(f"{path}: is a folder; expected a {what}") from None
+        raise error(f"{path}: is a folder; expected a {what}") from None
     except UnicodeDecodeError:
-        raise DetError(f"{path}: not a text file (not UTF-8); expected a {what}") from None
+        raise error(f"{path}: not a text file (not UTF-8); expected a {what}") from None
     except OSError as exc:
-        raise DetError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
+        raise error(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
 
 
 def first_line(exc: BaseException, limit: int = 200) -> str:

@@ -268,7 +268,7 @@ def torchvision_weights(
 def occluded_separated(
     inputs: list[Path] = typer.Argument(..., metavar="IN.pkl...", help="The published occluded_coco.pkl and/or "
                                         "separated_coco.pkl (the kind is read from the file name)."),
-    out_path: Path = typer.Option(..., "--out", "-o", help="JSON file to write ({occluded: [...], separated: [...]})."),
+    out_path: Path = typer.Option(..., "--out", help="JSON file to write ({occluded: [...], separated: [...]})."),
     kind: Optional[str] = typer.Option(None, "--kind", help="occluded or separated, for one input whose name says neither."),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow unpickling the inputs: a pickle can run "
                                       "any code when loaded, so only for files from a source you trust."),

@@ -69,15 +69,7 @@ def eval_(
     if json_:
         print_json(_no_nan(res))
         return
-    table = Table(title=f"{results.name}: {metric} ({len(dets)} detections, {len(coco.getImgIds())} images)")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key, value in res.items():
-        if isinstance(value, float):
-            table.add_row(key, f"{value:.2f}%" if key.endswith("_recall") else _f(value))
-        elif isinstance(value, int):
-            table.add_row(key, str(value))
-    out.print(table)
+    _print_metrics(f"{results.name}: {metric} ({len(dets)} detections, {len(coco.getImgIds())} images)", res)
     if classwise and "classwise_detail" in res:
         table = Table(title="per class")
         cols = ["mAP", "mAP_50", "mAP_75", "mAP_s", "mAP_m", "mAP_l"]
@@ -90,6 +82,19 @@ def eval_(
 
 
 METRICS = (*IOU_TYPES, "lvis")
+
+
+def _print_metrics(title: str, res: dict) -> None:
+    """One table row per number (recalls in percent)."""
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in res.items():
+        if isinstance(value, float):
+            table.add_row(key, f"{value:.2f}%" if key.endswith("_recall") else _f(value))
+        elif isinstance(value, int):
+            table.add_row(key, str(value))
+    out.print(table)
 
 
 def _eval_lvis(results: Path, ann: Path, classwise: bool, json_: bool) -> None:
@@ -108,13 +113,7 @@ def _eval_lvis(results: Path, ann: Path, classwise: bool, json_: bool) -> None:
     if json_:
         print_json(_no_nan(res))
         return
-    table = Table(title=f"{results.name}: LVIS ({', '.join(kinds)}; -1: no ground truth in that group)")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key, value in res.items():
-        if isinstance(value, float):
-            table.add_row(key, f"{value:.3f}")
-    out.print(table)
+    _print_metrics(f"{results.name}: LVIS ({', '.join(kinds)}; -1: no ground truth in that group)", res)
 
 
 MOT_COLUMNS = ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW", "FP", "FN")  # all metrics: --json

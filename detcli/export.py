@@ -12,8 +12,8 @@ from det.cli.common import ForceOption, JsonOption, ModelOption, err, print_json
 def export(
     source: Optional[str] = typer.Argument(None, metavar="CKPT", help="Checkpoint (.pt) written by det train."),
     fmt: str = typer.Option("onnx", "--format", help="onnx, openvino (IR .xml + .bin) or torchscript."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file (default: CKPT with .onnx/.xml/.torchscript)."),
-    imgsz: Optional[tuple[int, int]] = typer.Option(None, "--imgsz", help="Input height and width (default: the test pipeline's Pad size or Resize scale)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output file (default: CKPT with .onnx/.xml/.torchscript)."),
+    imgsz: Optional[tuple[int, int]] = typer.Option(None, "--img-size", "--imgsz", help="Input size H W (default: the test pipeline's Pad size or Resize scale)."),
     dynamic: bool = typer.Option(False, "--dynamic", help="Dynamic batch, height and width (needs --no-nms)."),
     batch: int = typer.Option(1, "--batch", help="Static batch size of the exported graph."),
     opset: int = typer.Option(17, "--opset", help="ONNX opset (onnx and openvino)."),

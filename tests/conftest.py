@@ -6,7 +6,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+# One compute thread per test process: `make test` runs one pytest worker per core, and oneDNN's
+# spin barriers in convolution backward stall for minutes when two multi-threaded processes share
+# two cores (seen as a hung Deformable DETR training step). Tests that measure threading set
+# their own count. Subprocesses started by the tests inherit the variable.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 REPO = Path(__file__).resolve().parents[1]
 

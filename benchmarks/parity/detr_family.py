@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO / "benchmarks" / "parity"))
 from common import arg_parser, emit, median_ms  # noqa: E402
-from mmdet_peer import load_mmdet  # noqa: E402
+from mmdet_peer import start_parity  # noqa: E402
 
 sys.path.insert(0, str(REPO))
 from tests.core.models.detr_parity_weights import seeded_state  # noqa: E402
@@ -220,14 +220,9 @@ def main() -> int:
     parser.add_argument("--write-fixture", help="also run the reduced configs and save their fixture here")
     parser.add_argument("--reduced-only", action="store_true", help="with --write-fixture: skip the full presets")
     args = parser.parse_args()
-    torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
-    peer = load_mmdet()
+    peer = start_parity("DETR-family parity", args.json)
     if peer is None:
-        emit("DETR-family parity", [], ["MMDetection not available: nothing compared"], args.json)
         return 0
-    import logging
-
-    logging.getLogger("mmengine").setLevel(logging.ERROR)
     size = (128, 160) if args.quick else (256, 320)
     rows, fixtures = [], {}
     notes = [f"presets as shipped: batch of 2 images {size[0]}x{size[1]}, random weights; bounds: boxes {BOX_BOUND} px, scores "

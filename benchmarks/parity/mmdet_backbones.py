@@ -10,7 +10,6 @@ which CI checks det against without the peer.
 """
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -20,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO / "benchmarks" / "parity"))
 from common import arg_parser, emit  # noqa: E402
-from mmdet_peer import load_mmdet  # noqa: E402
+from mmdet_peer import start_parity  # noqa: E402
 
 BOUND = 1e-5
 FIXTURE = REPO / "tests" / "core" / "models" / "fixtures" / "resnext_mmdet.pt"
@@ -72,10 +71,8 @@ def main() -> int:
     parser = arg_parser("det's ResNeXt vs MMDetection's ResNeXt")
     parser.add_argument("--write-fixture", action="store_true")
     args = parser.parse_args()
-    torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
-    peer = load_mmdet()
+    peer = start_parity("backbone parity", args.json)
     if peer is None:
-        emit("backbone parity", [], ["MMDetection not available: nothing compared"], args.json)
         return 0
     rows = []
     for i, (name, kwargs, size) in enumerate(CASES):

@@ -15,7 +15,7 @@ import torch
 import torchvision
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from common import peer_site_packages  # noqa: E402
+from common import emit, peer_site_packages  # noqa: E402
 
 
 class _Unavailable:
@@ -105,6 +105,20 @@ class _OpsFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def exec_module(self, module):
         return None
+
+
+def start_parity(title: str, as_json: bool):
+    """Common start of the parity scripts: a few threads, MMDetection loaded and mmengine quiet;
+    None (after printing the skip) when MMDetection is absent."""
+    import logging
+
+    torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+    peer = load_mmdet()
+    if peer is None:
+        emit(title, [], ["MMDetection not available: nothing compared"], as_json)
+        return None
+    logging.getLogger("mmengine").setLevel(logging.ERROR)  # init_weights logs every tensor
+    return peer
 
 
 def load_mmdet():

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO / "benchmarks" / "parity"))
 from common import arg_parser, emit, median_ms  # noqa: E402
-from mmdet_peer import load_mmdet  # noqa: E402
+from mmdet_peer import start_parity  # noqa: E402
 from mmdet_weights import build_mmdet_model, randomize  # noqa: E402
 
 CASES = [(f"yolox-{s}", f"yolox/yolox_{s}_8xb8-300e_coco.py", f"presets/yolox/yolox_{s}_8xb8-300e_coco.yaml")
@@ -273,14 +273,9 @@ def main() -> int:
     parser.add_argument("--cases", nargs="*", default=[c[0] for c in CASES])
     parser.add_argument("--write-fixture", action="store_true", help="also write tests/fixtures/*_parity.pt")
     args = parser.parse_args()
-    torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
-    peer = load_mmdet()
+    peer = start_parity("mmdet real-time parity", args.json)
     if peer is None:
-        emit("mmdet real-time parity", [], ["MMDetection not available: nothing compared"], args.json)
         return 0
-    import logging
-
-    logging.getLogger("mmengine").setLevel(logging.ERROR)
     size = (192, 256) if args.quick else (320, 416)
     rows, notes = [], [f"input {size[0]}x{size[1]}, random weights; bounds {BOUNDS}"]
     with tempfile.TemporaryDirectory() as tmp:

@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO / "benchmarks" / "parity"))
 from common import arg_parser, emit, median_ms  # noqa: E402
-from mmdet_peer import load_mmdet  # noqa: E402
+from mmdet_peer import start_parity  # noqa: E402
 
 # det's presets run exactly as users get them (no overrides): each case names the shipped preset
 # whose model is MMDetection's config's model.
@@ -194,15 +194,10 @@ def main() -> int:
     parser = arg_parser("MMDetection checkpoints converted to det: output parity")
     parser.add_argument("--cases", nargs="*", default=[c[0] for c in CASES])
     args = parser.parse_args()
-    torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
-    peer = load_mmdet()
+    peer = start_parity("mmdet-weights parity", args.json)
     if peer is None:
-        emit("mmdet-weights parity", [], ["MMDetection not available: nothing compared"], args.json)
         return 0
     MODELS, Config, cfg_dir = peer
-    import logging
-
-    logging.getLogger("mmengine").setLevel(logging.ERROR)  # init_weights logs every tensor
     size = (192, 256) if args.quick else (320, 416)
     rows, notes = [], [f"input {size[0]}x{size[1]}, random weights; bound {BOUND}"]
     with tempfile.TemporaryDirectory() as tmp:

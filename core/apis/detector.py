@@ -85,6 +85,17 @@ class Detector:
         self.preset = dict(preset or {})
         self.size_divisor, self.pad_val = int(size_divisor or 1), int(pad_val)
 
+    def configure(self, score_thr: float | None = None, classes: Sequence[str] | None = None,
+                  batch_size: int | None = None) -> "Detector":
+        """Change the score threshold, class filter or batch size after loading (None keeps one)."""
+        if score_thr is not None:
+            self.score_thr = float(score_thr)
+        if classes is not None:
+            self.keep_labels = self._labels_for(classes)
+        if batch_size is not None:
+            self.batch_size = max(1, int(batch_size))
+        return self
+
     def _labels_for(self, classes: Sequence[str] | None) -> np.ndarray | None:
         if not classes:
             return None

@@ -97,18 +97,9 @@ def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
 
 def load_yaml(path: str | Path) -> Any:
     """Parse one YAML file (see `parse_yaml`); errors name the file and line."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a folder, expected a YAML file") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a text file (not UTF-8); expected YAML") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
-    return parse_yaml(text, path)
+    from det.core.fileio import read_text
+
+    return parse_yaml(read_text(path, "YAML file", ConfigError), Path(path))
 
 
 _EXP_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")

@@ -52,8 +52,15 @@ def _check_evaluation(cfg: dict) -> None:
                 raise ConfigError(f"evaluation.{key}: unknown key for {name}{did_you_mean(key, names)}")
 
 
+def _check_infer(cfg: dict) -> None:
+    from det.core.inference.settings import infer_settings
+
+    infer_settings(cfg)
+
+
 SECTION_CHECKS: dict[str, Callable[[dict], None]] = {
     "evaluation": _check_evaluation,
+    "infer": _check_infer,
     "data": _check_data,
     "model": _check_model,
     "tracker": _check_tracker,

@@ -18,7 +18,7 @@ from det.core.engine.device import resolve_device, seed_everything
 from det.core.engine.evaluate import run_evaluation
 from det.core.engine.trainer import Trainer, write_metrics
 from det.core.errors import ConfigError, DataError, DetError
-from det.core.fileio import atomic_write, atomic_write_json, atomic_write_text, ensure_new, load_checkpoint
+from det.core.fileio import atomic_write, atomic_write_json, atomic_write_text, ensure_new, ensure_writable_folder, load_checkpoint
 from det.core.log import get_logger
 
 DEMO_HINT = ("to try det without downloading a dataset, use a demo preset on the bundled synthetic data, "
@@ -76,6 +76,7 @@ def prepare_work_dir(work_dir: Path, resume: bool, force: bool) -> None:
     """Refuse to start over an earlier run unless --force; with --force, the earlier run's
     files move aside into `WORK_DIR/previous_run_N/` (said on stderr), so its checkpoints can
     neither be pruned as this run's nor resumed by mistake."""
+    ensure_writable_folder(work_dir)  # before any model is built or data read
     existing = [name for name in RUN_FILES if (work_dir / name).exists()]
     if existing and not resume and not force:
         raise DetError(f"{work_dir}: already holds a training run ({existing[0]}); use --resume to continue it "
@@ -279,6 +280,8 @@ def test(cfg: dict, checkpoint: str | Path, *, work_dir: str | Path | None = Non
         ensure_new(out, force)
     if dist.is_main() and not format_only:
         ensure_new(work_dir / "metrics.json", force)
+    if show_dir is not None and dist.is_main():
+        ensure_writable_folder(show_dir)
     ckpt = load_checkpoint(checkpoint)
     model = build_detector(_section(cfg, "model"))
     state = ckpt_io.weights_of(ckpt, checkpoint)

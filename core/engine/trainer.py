@@ -272,9 +272,10 @@ class Trainer:
         if meta.get("world_size", 1) != self.world_size:
             self.log.warning(f"{path}: saved with {meta.get('world_size')} processes, resuming with {self.world_size}")
         self.call("before_load_checkpoint", ckpt)
-        self.model.load_state_dict(ckpt.get("raw_state_dict", ckpt["state_dict"]))
+        # a checkpoint of another architecture: one line naming the first mismatches and their count
+        ckpt_io.fit_weights(self.model, ckpt.get("raw_state_dict", ckpt["state_dict"]), path, "this run's model")
         if self.ema is not None:
-            self.ema.module.load_state_dict(ckpt["state_dict"])
+            ckpt_io.fit_weights(self.ema.module, ckpt["state_dict"], path, "this run's model (EMA)")
             self.ema.steps = int(ckpt.get("ema", {}).get("steps", meta["iter"]))
         configured = [(g["initial_lr"], g["weight_decay"]) for g in self.optimizer.param_groups]
         self.optimizer.load_state_dict(ckpt["optimizer"])

@@ -107,13 +107,16 @@ class CocoMetric:
             return {}
         metrics: dict[str, Any] = {}
         if dist.is_main():
-            from det.core.evaluation.coco import coco_evaluate
-
             gt = self.ann_file or self.dataset.coco_gt()
             for m in self.metrics:
-                metrics.update(coco_evaluate(gt, results, iou_type=m, classwise=self.classwise,
-                                             proposal_nums=self.proposal_nums, backend=self.backend))
+                metrics.update(self._score(gt, results, m))
         return dist.broadcast_object(metrics)
+
+    def _score(self, gt: Any, results: list[dict], iou_type: str) -> dict[str, Any]:
+        from det.core.evaluation.coco import coco_evaluate
+
+        return coco_evaluate(gt, results, iou_type=iou_type, classwise=self.classwise,
+                             proposal_nums=self.proposal_nums, backend=self.backend)
 
 
 class LVISMetric(CocoMetric):
@@ -129,18 +132,10 @@ class LVISMetric(CocoMetric):
                 raise ConfigError(f"evaluation.metric: unknown LVIS metric '{m}'; valid: bbox, segm")
         super().__init__(dataset, metrics, classwise, format_only=format_only, ann_file=ann_file)
 
-    def evaluate(self) -> dict[str, float]:
-        results = self.results()
-        if self.format_only:
-            return {}
-        metrics: dict[str, Any] = {}
-        if dist.is_main():
-            from det.core.evaluation.lvis import lvis_evaluate
+    def _score(self, gt: Any, results: list[dict], iou_type: str) -> dict[str, Any]:
+        from det.core.evaluation.lvis import lvis_evaluate
 
-            gt = self.ann_file or self.dataset.coco_gt()
-            for m in self.metrics:
-                metrics.update(lvis_evaluate(gt, results, iou_type=m, classwise=self.classwise))
-        return dist.broadcast_object(metrics)
+        return lvis_evaluate(gt, results, iou_type=iou_type, classwise=self.classwise)
 
 
 class VOCMetric:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TextIO
@@ -147,63 +147,100 @@ def _expected_frames(sources: Sequence[Source], limit: int | None) -> int | None
     return min(total, limit) if limit is not None else total
 
 
+class _Outputs:
+    """Everything one prediction is handed to: tracker, writers, drawn images, video, window."""
+
+    def __init__(self, detector: DetectorLike, sources: Sequence[Source], opts: InferOptions,
+                 summary: InferSummary, on_prediction: Callable[[Prediction, np.ndarray], None] | None) -> None:
+        self.opts, self.summary, self.on_prediction = opts, summary, on_prediction
+        out_dir = Path(opts.out_dir)
+        self.writers: list[Any] = []
+        if opts.format == "json" and opts.pred:
+            self.writers.append(JsonWriter(out_dir))
+            summary.outputs["preds"] = str(out_dir / "preds")
+        elif opts.format == "jsonl":
+            self.writers.append(JsonlWriter(opts.stdout))
+        elif opts.format == "coco":
+            self.writers.append(CocoWriter(out_dir / "results.json", opts.ann, detector.class_names))
+            summary.outputs["coco"] = str(out_dir / "results.json")
+        self.draw = VisWriter(out_dir, detector.class_names)
+        if opts.vis:
+            summary.outputs["vis"] = str(out_dir / "vis")
+        self.video: VideoWriter | None = None
+        self.tracker = _Tracking(opts, sources) if opts.track else None
+
+    def handle(self, pred: Prediction, fr: Frame) -> None:
+        opts = self.opts
+        pred.img_path, pred.name = fr.path, fr.name
+        pred.frame = fr.index if fr.source.kind == "video" else None
+        if self.tracker is not None:
+            pred = self.tracker.update(pred)
+        drawn = self.draw.draw(pred, fr.image) if (opts.vis or opts.out_video or opts.show) else None
+        for w in self.writers:
+            w.write(pred, fr.image)
+        if opts.vis:
+            self.draw.write(pred, drawn=drawn)
+        if opts.out_video is not None:
+            if self.video is None:
+                self.video = VideoWriter(opts.out_video, fps=fr.fps or 25.0)
+            self.video.write(drawn)
+        if opts.show:
+            cv2.imshow("det infer", drawn)
+            cv2.waitKey(1)
+        if self.on_prediction is not None:
+            self.on_prediction(pred, fr.image)
+        self.summary.images += 1
+        self.summary.instances += len(pred)
+
+    def close(self) -> None:
+        for w in self.writers:
+            w.close()
+        if self.video is not None:
+            self.video.close()
+            self.summary.outputs["video"] = str(self.opts.out_video)
+        if self.tracker is not None:
+            self.summary.outputs.update(self.tracker.close())
+
+    def abort(self) -> None:
+        if self.video is not None:
+            self.video.abort()
+
+
+def _predict(detector: DetectorLike, frames: list[Frame], opts: InferOptions) -> list[Prediction]:
+    if opts.slice is None:
+        return detector.predict_prepared([fr.payload for fr in frames])
+    return [slice_predict(fr.image, detector.predict_arrays, opts.slice, opts.overlap, opts.merge, opts.merge_iou,
+                          opts.full, batch_size=opts.batch_size, img_path=fr.path,
+                          class_names=detector.class_names) for fr in frames]
+
+
+def _batches(reader: PrefetchReader, opts: InferOptions, summary: InferSummary) -> Iterator[list[Frame]]:
+    """Readable frames in batches of --batch-size; unreadable ones skipped with a warning (or --strict)."""
+    log = get_logger()
+    batch: list[Frame] = []
+    for fr in reader:
+        if fr.error is not None:
+            if opts.strict:
+                raise DetError(f"{fr.path}: {fr.error} (--strict)")
+            log.warning("%s: %s; skipped", fr.path, fr.error)
+            summary.skipped.append(fr.path)
+            continue
+        batch.append(fr)
+        if len(batch) >= opts.batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def run_inference(detector: DetectorLike, sources: Sequence[Source], opts: InferOptions,
                   on_prediction: Callable[[Prediction, np.ndarray], None] | None = None) -> InferSummary:
     """Detect on every source, write the requested outputs, return counts and timing."""
     check_options(opts)
     _check_outputs(opts)
-    log = get_logger()
-    out_dir = Path(opts.out_dir)
     summary = InferSummary()
-    writers: list[Any] = []
-    if opts.format == "json" and opts.pred:
-        writers.append(JsonWriter(out_dir))
-        summary.outputs["preds"] = str(out_dir / "preds")
-    elif opts.format == "jsonl":
-        writers.append(JsonlWriter(opts.stdout))
-    elif opts.format == "coco":
-        writers.append(CocoWriter(out_dir / "results.json", opts.ann, detector.class_names))
-        summary.outputs["coco"] = str(out_dir / "results.json")
-    draw = VisWriter(out_dir, detector.class_names)
-    if opts.vis:
-        summary.outputs["vis"] = str(out_dir / "vis")
-    video: VideoWriter | None = None
-    tracker = _Tracking(opts, sources) if opts.track else None
-    sliced = opts.slice is not None
-    transform = None if sliced else (lambda fr: detector.preprocess(fr.image, fr.path))
-
-    def emit(frames: list[Frame]) -> None:
-        nonlocal video
-        if not frames:
-            return
-        if sliced:
-            preds = [slice_predict(fr.image, detector.predict_arrays, opts.slice, opts.overlap, opts.merge, opts.merge_iou,
-                                   opts.full, batch_size=opts.batch_size, img_path=fr.path,
-                                   class_names=detector.class_names) for fr in frames]
-        else:
-            preds = detector.predict_prepared([fr.payload for fr in frames])
-        for fr, pred in zip(frames, preds):
-            pred.img_path, pred.name = fr.path, fr.name
-            pred.frame = fr.index if fr.source.kind == "video" else None
-            if tracker is not None:
-                pred = tracker.update(pred)
-            drawn = draw.draw(pred, fr.image) if (opts.vis or opts.out_video or opts.show) else None
-            for w in writers:
-                w.write(pred, fr.image)
-            if opts.vis:
-                draw.write(pred, drawn=drawn)
-            if opts.out_video is not None:
-                if video is None:
-                    video = VideoWriter(opts.out_video, fps=fr.fps or 25.0)
-                video.write(drawn)
-            if opts.show:
-                cv2.imshow("det infer", drawn)
-                cv2.waitKey(1)
-            if on_prediction is not None:
-                on_prediction(pred, fr.image)
-            summary.images += 1
-            summary.instances += len(pred)
-
+    outputs = _Outputs(detector, sources, opts, summary, on_prediction)
+    transform = None if opts.slice is not None else (lambda fr: detector.preprocess(fr.image, fr.path))
     start = time.perf_counter()
     total = _expected_frames(sources, opts.limit)
     reader = PrefetchReader(list(sources), transform=transform, prefetch=max(opts.prefetch, 2 * opts.batch_size),
@@ -211,31 +248,13 @@ def run_inference(detector: DetectorLike, sources: Sequence[Source], opts: Infer
     try:
         with make_progress() as progress:
             task = progress.add_task("infer", total=total or None, info="")
-            batch: list[Frame] = []
-            for fr in reader:
-                if fr.error is not None:
-                    if opts.strict:
-                        raise DetError(f"{fr.path}: {fr.error} (--strict)")
-                    log.warning("%s: %s; skipped", fr.path, fr.error)
-                    summary.skipped.append(fr.path)
-                    continue
-                batch.append(fr)
-                if len(batch) >= opts.batch_size:
-                    emit(batch)
-                    progress.advance(task, len(batch))
-                    batch = []
-            emit(batch)
-            progress.advance(task, len(batch))
-        for w in writers:
-            w.close()
-        if video is not None:
-            video.close()
-            summary.outputs["video"] = str(opts.out_video)
-        if tracker is not None:
-            summary.outputs.update(tracker.close())
+            for batch in _batches(reader, opts, summary):
+                for fr, pred in zip(batch, _predict(detector, batch, opts)):
+                    outputs.handle(pred, fr)
+                progress.advance(task, len(batch))
+        outputs.close()
     except BaseException:
-        if video is not None:
-            video.abort()
+        outputs.abort()
         raise
     finally:
         reader.close()

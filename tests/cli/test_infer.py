@@ -186,3 +186,27 @@ def test_sliced_inference_smoke(det_inproc, ckpt, tmp_path):
     from det.core.fileio import load_checkpoint
 
     _check_record(rec, load_checkpoint(ckpt)["meta"]["classes"])
+
+
+def test_infer_section_defaults_set_and_explicit_options(det_inproc, ckpt, data, tmp_path):
+    """Precedence: the checkpoint's preset < a preset's `infer:` section < --set infer.KEY < options."""
+    import yaml
+
+    def scores(*extra):
+        r = det_inproc("infer", data / "single", "--weights", ckpt, "--device", "cpu", *extra)
+        assert r.returncode == 0, r.stderr
+        records = [json.loads(line) for line in r.stdout.splitlines()]
+        assert len(records) == 1  # one image, one JSON Lines record: format jsonl
+        return [s for rec in records for s in rec["scores"]]
+
+    everything = scores("--format", "jsonl", "--score-thr", "0")
+    assert len(everything) > 3
+    above = min(1.0, max(everything) + 1e-3)  # a threshold that drops every prediction
+    preset = tmp_path / "p.yaml"
+    cfg = torch.load(ckpt, weights_only=True)["preset"]
+    preset.write_text(yaml.safe_dump({**cfg, "infer": {"score_thr": above, "format": "jsonl"}}))
+    assert scores("--preset", preset) == []  # score_thr and format (records on stdout) from the section
+    assert scores("--preset", preset, "--set", "infer.score_thr=0") == everything
+    assert scores("--preset", preset, "--set", "infer.score_thr=0", "--score-thr", str(above)) == []
+    bad = det_inproc("infer", data / "single", "--weights", ckpt, "--set", "infer.score_thr=7")
+    assert bad.returncode == 2 and "infer.score_thr: expected a number >= 0 and <= 1, got 7" in bad.stderr

@@ -44,3 +44,23 @@ def test_binary_and_folder_inputs(det_inproc, tmp_path):
     gt = write_coco(tmp_path / "gt.json", [image()], [box()])
     assert_user_error(det_inproc("eval", binary, "--ann", gt), "log.jsonl", "not a text file")
     assert_user_error(det_inproc("eval", tmp_path, "--ann", gt), str(tmp_path), "folder")
+
+
+def test_unwritable_outputs_fail_before_the_work(det_inproc, tiny_checkpoint, tmp_path, monkeypatch):
+    """An output path below a file is refused before any model is built or data read."""
+    import det.core.models as models
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("built a model before checking the outputs")
+
+    monkeypatch.setattr(models, "build_detector", no_build)
+    r = det_inproc("test", tiny_checkpoint, "--work-dir", blocker / "w", "--device", "cpu")
+    assert_user_error(r, str(blocker), "not a folder")
+    r = det_inproc("test", tiny_checkpoint, "--out", blocker / "r.json", "--work-dir", tmp_path / "t", "--device", "cpu")
+    assert_user_error(r, str(blocker), "not a folder")
+    r = det_inproc("train", "demo/rtmdet_tiny", "--work-dir", blocker / "w", "--device", "cpu")
+    assert_user_error(r, str(blocker), "not a folder")
+    assert blocker.read_text() == "x" and not (tmp_path / "t").exists()

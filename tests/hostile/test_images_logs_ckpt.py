@@ -46,6 +46,17 @@ def test_checkpoint_of_another_architecture(det_inproc, tiny_checkpoint):
     assert_user_error(r, "of another shape (first: backbone.")
 
 
+def test_resume_with_a_checkpoint_of_another_architecture(det_inproc, tiny_checkpoint, tmp_path):
+    from tests.conftest import TINY_DEMO_OVERRIDES
+
+    sets = [x for item in TINY_DEMO_OVERRIDES for x in ("--set", item)]
+    r = det_inproc("train", "demo/rtmdet_tiny", "--resume", tiny_checkpoint, "--work-dir", tmp_path / "w",
+                   "--device", "cpu", *sets, "--set", "model.backbone.widen_factor=0.5")
+    line = assert_user_error(r, str(tiny_checkpoint), "weights do not fit this run's model", "of another shape (first: ")
+    assert len(line) < 600
+    assert not (tmp_path / "w" / "last.pt").exists()
+
+
 def test_nan_losses_show_in_the_summary(det_inproc, tmp_path):
     log = tmp_path / "scalars.json"
     log.write_text('{"loss": 1.5, "step": 1, "epoch": 1, "iter": 1}\n{"loss": NaN, "step": 2, "epoch": 1, "iter": 2}\n'

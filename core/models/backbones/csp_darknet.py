@@ -43,13 +43,9 @@ class CSPDarknet(CSPNeXt):
     depthwise convs. `spp_kernal_sizes` keeps MMDetection's spelling."""
 
     use_cspnext_block = False
-    # in_channels, out_channels, num_blocks, add_identity, use_spp
-    arch_settings = {
-        "P5": [[64, 128, 3, True, False], [128, 256, 9, True, False], [256, 512, 9, True, False],
-               [512, 1024, 3, False, True]],
-        "P6": [[64, 128, 3, True, False], [128, 256, 9, True, False], [256, 512, 9, True, False],
-               [512, 768, 3, True, False], [768, 1024, 3, False, True]],
-    }
+    # CSPNeXt's stages, with 9 blocks where CSPNeXt has 6 (MMDetection's CSPDarknet table)
+    arch_settings = {arch: [[c_in, c_out, 9 if n == 6 else n, identity, spp] for c_in, c_out, n, identity, spp in rows]
+                     for arch, rows in CSPNeXt.arch_settings.items()}
 
     def __init__(self, arch: str = "P5", deepen_factor: float = 1.0, widen_factor: float = 1.0,
                  out_indices: Sequence[int] = (2, 3, 4), frozen_stages: int = -1, use_depthwise: bool = False,

@@ -22,12 +22,40 @@ def test_tracked_records_reads_not_key_checks():
     assert unread(cfg) == ["g"]
 
 
-def test_strict_fails_on_an_unread_key_in_a_preset(tmp_path, det_inproc):
+PLUGIN_HOOK = """
+from det.core.engine import Hook
+from det.core.registry import register
+
+
+@register("hook")
+class EveryN(Hook):
+    def __init__(self, schedule: dict):
+        self.every = schedule["every"]  # 'offset' is never read
+"""
+
+
+def test_strict_fails_on_an_unread_key_in_a_preset(tmp_path, det_inproc, monkeypatch):
+    (tmp_path / "det_strict_plugin.py").write_text(PLUGIN_HOOK)
+    monkeypatch.syspath_prepend(str(tmp_path))
     preset = tmp_path / "p.yaml"
-    preset.write_text(f"_base_: {REPO / 'presets' / 'demo' / 'rtmdet_tiny.yaml'}\ninfer:\n  scor_thr: 0.5\n")
+    preset.write_text(f"_base_: {REPO / 'presets' / 'demo' / 'rtmdet_tiny.yaml'}\ncustom_imports: [det_strict_plugin]\n"
+                      "train:\n  hooks: [{type: EveryN, schedule: {every: 2, offset: 1}}]\n")
     assert det_inproc("config", "validate", preset).returncode == 0
     r = det_inproc("config", "validate", preset, "--strict")
-    assert r.returncode == 2 and "never read while building the preset" in r.stderr, r.stderr
+    assert r.returncode == 2 and "train.hooks.0.schedule.offset: never read while building the preset" in r.stderr, r.stderr
+
+
+def test_infer_section_keys_are_checked(tmp_path, det_inproc):
+    preset = tmp_path / "p.yaml"
+    preset.write_text(f"_base_: {REPO / 'presets' / 'demo' / 'rtmdet_tiny.yaml'}\ninfer:\n  scor_thr: 0.5\n")
+    r = det_inproc("config", "validate", preset)
+    assert r.returncode == 2 and "infer.scor_thr: unknown key; did you mean 'score_thr'?" in r.stderr, r.stderr
+    preset.write_text(f"_base_: {REPO / 'presets' / 'demo' / 'rtmdet_tiny.yaml'}\ninfer:\n  score_thr: 2\n")
+    r = det_inproc("config", "validate", preset)
+    assert r.returncode == 2 and "infer.score_thr: expected a number >= 0 and <= 1, got 2" in r.stderr, r.stderr
+    preset.write_text(f"_base_: {REPO / 'presets' / 'demo' / 'rtmdet_tiny.yaml'}\n"
+                      "infer:\n  score_thr: 0.5\n  format: jsonl\n  classes: [circle]\n")
+    assert det_inproc("config", "validate", preset, "--strict").returncode == 0
 
 
 @pytest.mark.parametrize("name", [n for n in list_presets()])
