@@ -14,9 +14,12 @@ from zoo_index import canonical_model, flatten
 
 # Settings det writes down that only steer det's own training code (no MMDetection counterpart)
 DET_ONLY: tuple[str, ...] = ()
-# MMDetection settings whose value is what det's modules always do (no option in det):
-# RTMDet heads without an objectness branch; masks padded with the batch in training.
-DET_BUILTIN = {"bbox_head.with_objectness": False, "data_preprocessor.pad_mask": True}
+# MMDetection settings whose value is what det's modules always do (no option in det), matched on
+# the whole key or its end: RTMDet heads without an objectness branch; masks padded with the batch
+# in training; batch-first attention; in-place activations (same values); deformable/DINO
+# decoders without MMDetection's optional final norm (the tensor check sees any norm layer).
+DET_BUILTIN = {"bbox_head.with_objectness": False, "data_preprocessor.pad_mask": True, "batch_first": True,
+               "act_cfg.inplace": True, "decoder.post_norm_cfg": None}
 _MISSING = object()
 
 
@@ -67,6 +70,10 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
+def _builtin(key: str, want: Any) -> bool:
+    return any((key == k or key.endswith("." + k)) and _same(want, v) for k, v in DET_BUILTIN.items())
+
+
 def settings_problems(registries: list, mm_model: dict, det_model: dict) -> list[str]:
     det_flat, mm_flat = flatten(canonical_model(det_model)), flatten(mm_model)
     problems = []
@@ -79,7 +86,7 @@ def settings_problems(registries: list, mm_model: dict, det_model: dict) -> list
         elif not _same(value, want):
             problems.append(f"model.{key}: det {value!r} vs MMDetection {want!r}")
     for key, want in mm_flat.items():
-        if key in DET_BUILTIN and _same(want, DET_BUILTIN[key]):
+        if _builtin(key, want):
             continue
         if key not in det_flat and not key.startswith(DET_ONLY):
             problems.append(f"model.{key}: MMDetection sets {want!r}, det's preset does not")

@@ -67,6 +67,22 @@ PRESETS: dict[str, str] = {
     "zoo/cascade-rcnn_r101-caffe_fpn": "cascade_rcnn/cascade-rcnn_r101-caffe_fpn_1x_coco.py",
     "zoo/cascade-rcnn_x101-32x4d_fpn": "cascade_rcnn/cascade-rcnn_x101-32x4d_fpn_1x_coco.py",
     "zoo/cascade-rcnn_x101-64x4d_fpn": "cascade_rcnn/cascade-rcnn_x101-64x4d_fpn_1x_coco.py",
+    "detr/detr_r50_8xb2-150e_coco": "detr/detr_r50_8xb2-150e_coco.py",
+    "deformable_detr/deformable-detr_r50_16xb2-50e_coco": "deformable_detr/deformable-detr_r50_16xb2-50e_coco.py",
+    "deformable_detr/deformable-detr-refine_r50_16xb2-50e_coco": "deformable_detr/deformable-detr-refine_r50_16xb2-50e_coco.py",
+    "deformable_detr/deformable-detr-refine-twostage_r50_16xb2-50e_coco": "deformable_detr/deformable-detr-refine-twostage_r50_16xb2-50e_coco.py",
+    "dino/dino-4scale_r50_8xb2-12e_coco": "dino/dino-4scale_r50_8xb2-12e_coco.py",
+    "yolox/yolox_tiny_8xb8-300e_coco": "yolox/yolox_tiny_8xb8-300e_coco.py",
+    "yolox/yolox_s_8xb8-300e_coco": "yolox/yolox_s_8xb8-300e_coco.py",
+    "yolox/yolox_m_8xb8-300e_coco": "yolox/yolox_m_8xb8-300e_coco.py",
+    "yolox/yolox_l_8xb8-300e_coco": "yolox/yolox_l_8xb8-300e_coco.py",
+    "yolox/yolox_x_8xb8-300e_coco": "yolox/yolox_x_8xb8-300e_coco.py",
+    "yolox/yolox_nano_8xb8-300e_coco": "yolox/yolox_nano_8xb8-300e_coco.py",
+    "rtmdet/rtmdet-ins_tiny_8xb32-300e_coco": "rtmdet/rtmdet-ins_tiny_8xb32-300e_coco.py",
+    "rtmdet/rtmdet-ins_s_8xb32-300e_coco": "rtmdet/rtmdet-ins_s_8xb32-300e_coco.py",
+    "rtmdet/rtmdet-ins_m_8xb32-300e_coco": "rtmdet/rtmdet-ins_m_8xb32-300e_coco.py",
+    "rtmdet/rtmdet-ins_l_8xb32-300e_coco": "rtmdet/rtmdet-ins_l_8xb32-300e_coco.py",
+    "rtmdet/rtmdet-ins_x_8xb16-300e_coco": "rtmdet/rtmdet-ins_x_8xb16-300e_coco.py",
 }
 TASKS = {"Object Detection": "detect", "Instance Segmentation": "segment", "Multiple Object Tracking": "track"}
 HEADER = """# det's model index: MMDetection {version}'s COCO checkpoints that det's presets run exactly.
