@@ -72,7 +72,7 @@ def zoo_server():
     server.close()
 
 
-def mmdet_checkpoint(preset: str, seed: int = 0, classes: int = 80) -> bytes:
+def mmdet_checkpoint(preset: str, seed: int = 0, classes: int = 80, names: tuple[str, ...] | None = None) -> bytes:
     """Random weights of det's model for `preset` saved as MMDetection saves a checkpoint
     (same module names; `meta.dataset_meta.classes`, an EMA copy that the conversion drops)."""
     from det.core.config import load_preset
@@ -82,7 +82,8 @@ def mmdet_checkpoint(preset: str, seed: int = 0, classes: int = 80) -> bytes:
     model = build_detector(load_preset(preset)["model"])
     state = {k: v for k, v in model.state_dict().items()}
     state["ema_backbone.stem.0.conv.weight"] = torch.zeros(1)
-    ckpt = {"meta": {"dataset_meta": {"classes": tuple(f"class{i}" for i in range(classes))}}, "state_dict": state}
+    names = names or tuple(f"class{i}" for i in range(classes))
+    ckpt = {"meta": {"dataset_meta": {"classes": names}}, "state_dict": state}
     buffer = io.BytesIO()
     torch.save(ckpt, buffer)
     return buffer.getvalue()

@@ -1,6 +1,7 @@
 """Backbone initialisation from a preset: `model.backbone.init: {type: Pretrained, checkpoint: ...,
 prefix: ...}` as MMDetection's `init_cfg`. `checkpoint` is a path, an http(s) URL or
-`torchvision://NAME` (torchvision's ImageNet-1k V1 weights, as MMDetection's configs use);
+`torchvision://NAME` (torchvision's ImageNet-1k V1 weights, as MMDetection's configs use) or
+`timm://NAME` (timm's pretrained weights, `det.core.zoo.timm_weights`);
 downloads go through the zoo cache (`$DET_HOME/checkpoints`, hash prefix checked). Applied when
 training starts from a preset (not on resume, not when a checkpoint is loaded for test/infer)."""
 from __future__ import annotations
@@ -28,7 +29,7 @@ def check_init(cfg: Any, where: str = "model.backbone.init") -> dict:
     if cfg.get("type", "Pretrained") != "Pretrained":
         raise ConfigError(f"{where}.type: '{cfg.get('type')}' is not 'Pretrained'")
     if not isinstance(cfg.get("checkpoint"), str) or not cfg["checkpoint"]:
-        raise ConfigError(f"{where}.checkpoint: missing (a path, URL or torchvision://NAME)")
+        raise ConfigError(f"{where}.checkpoint: missing (a path, URL, torchvision://NAME or timm://NAME)")
     return dict(cfg)
 
 
@@ -64,13 +65,22 @@ def local_checkpoint(checkpoint: str) -> Path:
         raise DetError(f"{exc}; without network, place the file at {dest}") from None
 
 
+def _source_state(checkpoint: str, backbone: nn.Module) -> tuple[Path, dict]:
+    """(where the tensors came from, the checkpoint's state dict) for `checkpoint`."""
+    if checkpoint.startswith("timm://"):
+        from det.core.zoo.timm_weights import timm_state_dict
+
+        return Path(checkpoint), timm_state_dict(checkpoint[len("timm://"):], backbone)
+    from det.core.convert.checkpoints import load_foreign_checkpoint, state_dict_of
+
+    path = local_checkpoint(checkpoint)
+    return path, state_dict_of(load_foreign_checkpoint(path), path)
+
+
 def init_backbone(backbone: nn.Module, cfg: dict) -> dict[str, list[str]]:
     """Load the checkpoint's tensors (under `prefix`, stripped) into `backbone`; tensors whose
     shape differs are skipped; -> report of missing / unexpected / mismatched keys."""
-    from det.core.convert.checkpoints import load_foreign_checkpoint, state_dict_of
-
-    path = local_checkpoint(cfg["checkpoint"])
-    state = state_dict_of(load_foreign_checkpoint(path), path)
+    path, state = _source_state(cfg["checkpoint"], backbone)
     prefix = cfg.get("prefix") or ""
     if prefix:
         state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}

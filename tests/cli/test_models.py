@@ -2,6 +2,7 @@
 with the index pointed at a loopback server (random weights in MMDetection's layout)."""
 from __future__ import annotations
 
+import io
 import json
 
 import cv2
@@ -12,6 +13,7 @@ from tests.conftest import TINY_DEMO_OVERRIDES
 from tests.zoo_server import entry, mmdet_checkpoint, write_index, zoo_server  # noqa: F401 - fixture
 
 NAME = "rtmdet_tiny_8xb32-300e_coco"
+SHAPES = ("circle", "square", "triangle", "star", "hexagon", "cross")  # the demo preset's synthetic classes
 
 
 @pytest.fixture
@@ -85,3 +87,81 @@ def test_export_and_serve_take_a_model_name(det, zoo_env, tmp_path):
     assert bad.returncode == 2 and f"closest: {NAME}" in bad.stderr
     neither = det("export", env=zoo_env)
     assert neither.returncode == 2 and "--model NAME" in neither.stderr
+
+
+@pytest.mark.slow
+def test_test_with_a_model_name_downloads_converts_and_evaluates(det_inproc, zoo_server, tmp_path, monkeypatch):
+    """`det test --model NAME` against the loopback server: the served weights are the ones
+    evaluated (same COCO results as `det test` on the converted file), and the index's preset
+    (here the demo preset, 6 classes, synthetic data) is the one used."""
+    import torch
+
+    from det.core.fileio import load_checkpoint
+
+    served = mmdet_checkpoint("demo/rtmdet_tiny", seed=3, names=SHAPES)
+    url, digest = zoo_server.add("demo-tiny_20240101_000000", served)
+    index = write_index(tmp_path / "index.yaml", [entry("demo-tiny", "demo/rtmdet_tiny", url, digest)])
+    monkeypatch.setenv("DET_ZOO_INDEX", str(index))
+    monkeypatch.setenv("DET_HOME", str(tmp_path / "home"))
+    sets = [a for o in TINY_DEMO_OVERRIDES for a in ("--set", o)]
+    r = det_inproc("test", "--model", "demo-tiny", *sets, "--out", tmp_path / "a.json", "--work-dir", tmp_path / "a",
+                   "--no-plots", "--json", "--device", "cpu")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert [p for p, _ in zoo_server.requests] == [f"/{url.rsplit('/', 1)[-1]}"]
+    result = json.loads(r.stdout)
+    assert result["num_images"] == 2 and "coco/bbox_mAP" in result["metrics"]
+    cached = tmp_path / "home" / "models" / "demo-tiny.pt"
+    weights = torch.load(io.BytesIO(served), weights_only=True)["state_dict"]
+    state = load_checkpoint(cached)["state_dict"]
+    assert torch.equal(state["bbox_head.rtm_cls.0.weight"], weights["bbox_head.rtm_cls.0.weight"])
+    r = det_inproc("test", cached, *sets, "--out", tmp_path / "b.json", "--work-dir", tmp_path / "b", "--no-plots",
+                   "--device", "cpu")
+    assert r.returncode == 0, r.stderr[-2000:]
+    results = json.loads((tmp_path / "a.json").read_text())
+    assert results and results == json.loads((tmp_path / "b.json").read_text())
+    assert len(zoo_server.requests) == 1  # the second run used nothing from the server
+    bad = det_inproc("test", "--model", "demo-tin")
+    assert bad.returncode == 2 and "closest: demo-tiny" in bad.stderr
+
+
+@pytest.mark.slow
+def test_train_initialises_the_backbone_from_a_url_on_the_loopback_server(det_inproc, zoo_server, tmp_path,
+                                                                        monkeypatch):
+    """`model.backbone.init: {type: Pretrained, checkpoint: http://127.0.0.1:PORT/...}` through
+    `det train` (one iteration): the frozen stem and layer1 end with the served tensors exactly,
+    the trained layers within one tiny warm-up step of them; the file lands in the cache."""
+    import torch
+    import torchvision
+
+    from det.core.fileio import load_checkpoint
+
+    torch.manual_seed(7)
+    imagenet = torchvision.models.resnet18().state_dict()
+    buffer = io.BytesIO()
+    torch.save(imagenet, buffer)
+    url, _ = zoo_server.add("resnet18", buffer.getvalue())
+    monkeypatch.setenv("DET_HOME", str(tmp_path / "home"))
+    sets = [a for o in (*TINY_DEMO_OVERRIDES, "data.train.dataset.num_train=2", "model.backbone.frozen_stages=1",
+                        f"model.backbone.init={{type: Pretrained, checkpoint: '{url}'}}") for a in ("--set", o)]
+    r = det_inproc("train", "demo/retinanet_r18", "--work-dir", tmp_path / "wd", "--device", "cpu", *sets)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "backbone initialised from http://127.0.0.1" in r.stderr and "unexpected key(s): fc.bias" in r.stderr
+    assert (tmp_path / "home" / "checkpoints" / url.rsplit("/", 1)[-1]).is_file()
+    state = load_checkpoint(tmp_path / "wd" / "last.pt")["state_dict"]
+    for key in ("conv1.weight", "layer1.0.conv1.weight", "layer1.1.conv2.weight"):
+        assert torch.equal(state[f"backbone.{key}"], imagenet[key]), key
+    moved = (state["backbone.layer4.1.conv2.weight"] - imagenet["layer4.1.conv2.weight"]).abs().max()
+    assert 0 < moved < 1e-3  # trained one step from the served weights, not from a fresh init
+
+
+@pytest.mark.slow
+def test_train_with_timm_init_offline_exits_2_naming_url_and_cache_path(det, tmp_path):
+    """`timm://NAME` with an empty cache and no network (huggingface_hub offline): exit 2, the
+    URL and the exact file det looks for are named."""
+    env = {"DET_HOME": str(tmp_path / "home"), "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    r = det("train", "demo/retinanet_r18", "--work-dir", str(tmp_path / "wd"), "--device", "cpu",
+            "--set", "model.backbone.init={type: Pretrained, checkpoint: 'timm://resnet18'}", env=env)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    message = "".join(r.stderr.split())  # the message may wrap at the terminal width
+    assert "https://huggingface.co/timm/resnet18.a1_in1k/resolve/main/model.safetensors" in message
+    assert str(tmp_path / "home" / "checkpoints" / "timm" / "resnet18.a1_in1k.safetensors") in message

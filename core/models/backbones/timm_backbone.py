@@ -35,8 +35,9 @@ class TimmBackbone(nn.Module):
 
             raise ConfigError(f"{config_path('model_name')}: unknown timm model '{model_name}'"
                               f"{did_you_mean(model_name, timm.list_models())}")
-        self.timm_model = timm.create_model(model_name, features_only=True, out_indices=tuple(out_indices),
-                                            pretrained=pretrained, in_chans=in_channels, **kwargs)
+        # what decides the feature model's tensor names (timm:// init builds its twin with them)
+        self.timm_args = {"features_only": True, "out_indices": tuple(out_indices), "in_chans": in_channels}
+        self.timm_model = timm.create_model(model_name, pretrained=pretrained, **self.timm_args, **kwargs)
         self.out_feature_channels = list(self.timm_model.feature_info.channels())
         self.strides = list(self.timm_model.feature_info.reduction())
 

@@ -66,3 +66,27 @@ def test_init_section_is_validated():
     with pytest.raises(ConfigError, match="model.backbone.init.checkpont: unknown key"):
         build_detector(bad["model"])
     assert build_detector(load_preset("faster_rcnn")["model"]).backbone_init["checkpoint"] == "torchvision://resnet50"
+
+
+def test_timm_name_from_a_file_in_the_cache_initialises_a_timm_backbone(home):
+    """timm://NAME loads through timm's own loader from det's cache (no network): the feature
+    model's tensors equal the saved classifier's; an unknown name is a config error."""
+    timm = pytest.importorskip("timm", reason="timm is the optional extra det[timm]")
+    from det.core.models.backbones.timm_backbone import TimmBackbone
+    from det.core.zoo.timm_weights import cache_path, timm_source
+
+    full, url = timm_source("test_resnet")
+    assert full == "test_resnet.r160_in1k" and url.endswith("/timm/test_resnet.r160_in1k/resolve/main/model.safetensors")
+    torch.manual_seed(5)
+    reference = timm.create_model("test_resnet")
+    path = cache_path(full, url)
+    path.parent.mkdir(parents=True)
+    torch.save(reference.state_dict(), path.with_suffix(".pth"))  # any of .safetensors / .pth / .bin
+    backbone = TimmBackbone("test_resnet", out_indices=[1, 2, 3])
+    report = init_backbone(backbone, {"type": "Pretrained", "checkpoint": "timm://test_resnet"})
+    assert report == {"missing": [], "unexpected": [], "mismatched": []}
+    own = backbone.state_dict()
+    assert torch.equal(own["timm_model.layer2.0.conv2.weight"], reference.state_dict()["layer2.0.conv2.weight"])
+    assert torch.equal(own["timm_model.conv1.0.weight"], reference.state_dict()["conv1.0.weight"])
+    with pytest.raises(ConfigError, match="timm has no pretrained weights named 'test_resnett'"):
+        timm_source("test_resnett")
