@@ -1,0 +1,81 @@
+"""SwinTransformer: MMDetection's key layout and outputs (fixture written by
+benchmarks/parity/mmdet_swin.py --write-fixture from MMDetection's own module), the relative
+position index and shifted-window mask by hand, frozen stages, stochastic depth."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from det.core.errors import ConfigError
+from det.core.models.backbones import BACKBONES, SwinTransformer
+from det.core.models.backbones.swin_layers import relative_position_index, shift_mask
+
+FIXTURE = Path(__file__).parents[2] / "fixtures" / "swin_mmdet.pt"
+
+
+def _fixture_model() -> tuple[SwinTransformer, dict]:
+    fixture = torch.load(FIXTURE, weights_only=True)
+    model = SwinTransformer(**fixture["kwargs"]).eval()
+    model.load_state_dict(fixture["state_dict"], strict=True)  # identical names and shapes
+    return model, fixture
+
+
+def test_outputs_match_mmdetection_swin():
+    model, fixture = _fixture_model()
+    with torch.no_grad():
+        outputs = model(fixture["input"])
+    assert [tuple(o.shape) for o in outputs] == [(2, 32, 25, 19), (2, 64, 13, 10), (2, 128, 7, 5)]
+    for mine, theirs in zip(outputs, fixture["outputs"], strict=True):
+        torch.testing.assert_close(mine, theirs, atol=1e-5, rtol=0)
+    own = SwinTransformer(**fixture["kwargs"]).state_dict()
+    key = "stages.1.blocks.1.attn.w_msa.relative_position_index"
+    assert torch.equal(own[key], fixture["state_dict"][key])  # built by det, not loaded
+
+
+def test_the_fixture_exercises_shifted_windows():
+    model, fixture = _fixture_model()
+    for stage in model.stages:
+        for block in stage.blocks:
+            block.attn.shift_size = 0
+    with torch.no_grad():
+        unshifted = model(fixture["input"])
+    assert (unshifted[0] - fixture["outputs"][0]).abs().max() > 1e-2
+
+
+def test_relative_position_index_by_hand():
+    # 2x2 window, tokens (0,0) (0,1) (1,0) (1,1): index = (dy + 1) * 3 + (dx + 1)
+    expected = torch.tensor([[4, 3, 1, 0], [5, 4, 2, 1], [7, 6, 4, 3], [8, 7, 5, 4]])
+    assert torch.equal(relative_position_index(2, 2), expected)
+
+
+def test_shift_mask_separates_the_rolled_regions():
+    # 4x4 map, windows of 2, shift 1: the last window (bottom right) holds tokens of 4 regions
+    mask = shift_mask(4, 4, 2, 1, torch.device("cpu"))
+    assert mask.shape == (4, 4, 4)
+    assert torch.equal(mask[0], torch.zeros(4, 4))  # top-left window: one region
+    expected = torch.full((4, 4), -100.0)
+    expected.fill_diagonal_(0.0)
+    assert torch.equal(mask[3], expected)
+    assert torch.equal(mask[1], torch.tensor([[0.0, -100, 0, -100], [-100, 0, -100, 0], [0, -100, 0, -100],
+                                              [-100, 0, -100, 0]]))
+
+
+def test_frozen_stages_stochastic_depth_and_registration():
+    torch.manual_seed(0)
+    model = BACKBONES["SwinTransformer"](embed_dims=16, depths=(2, 2), num_heads=(1, 2), strides=(4, 2),
+                                         out_indices=(0, 1), window_size=4, frozen_stages=1, drop_path_rate=0.5)
+    assert model.out_channels == [16, 32]
+    model.train()
+    assert not any(p.requires_grad for p in model.patch_embed.parameters())
+    assert not any(p.requires_grad for p in model.stages[0].parameters()) and not model.norm0.weight.requires_grad
+    assert all(p.requires_grad for p in model.stages[1].parameters())
+    assert not model.stages[0].training and model.stages[1].training
+    x = torch.randn(4, 3, 32, 32)
+    a, b = model(x)[1], model(x)[1]
+    assert not torch.equal(a, b)  # drop path active in training (rate 0.25 and 0.5 in stage 1)
+    model.eval()
+    torch.testing.assert_close(model(x)[1], model(x)[1], atol=0, rtol=0)
+    with pytest.raises(ConfigError, match="out_indices: \\[0, 1, 2, 3\\] outside 0..1"):
+        SwinTransformer(embed_dims=16, depths=(1, 1), num_heads=(1, 1), strides=(4, 2))
