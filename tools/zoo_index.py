@@ -61,6 +61,8 @@ PRESETS: dict[str, str] = {
     "zoo/mask-rcnn_r101-caffe_fpn": "mask_rcnn/mask-rcnn_r101-caffe_fpn_1x_coco.py",
     "zoo/mask-rcnn_x101-32x4d_fpn": "mask_rcnn/mask-rcnn_x101-32x4d_fpn_1x_coco.py",
     "zoo/mask-rcnn_x101-64x4d_fpn": "mask_rcnn/mask-rcnn_x101-64x4d_fpn_1x_coco.py",
+    "zoo/mask-rcnn_swin-t-p4-w7_fpn": "swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py",
+    "zoo/mask-rcnn_swin-s-p4-w7_fpn": "swin/mask-rcnn_swin-s-p4-w7_fpn_amp-ms-crop-3x_coco.py",
     "cascade_rcnn": "cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py",
     "zoo/cascade-rcnn_r101_fpn": "cascade_rcnn/cascade-rcnn_r101_fpn_1x_coco.py",
     "zoo/cascade-rcnn_r50-caffe_fpn": "cascade_rcnn/cascade-rcnn_r50-caffe_fpn_1x_coco.py",

@@ -86,6 +86,8 @@ def init_backbone(backbone: nn.Module, cfg: dict) -> dict[str, list[str]]:
         state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
         if not state:
             raise DetError(f"{path}: no tensors under the prefix '{prefix}' (model.backbone.init.prefix)")
+    adapt = getattr(backbone, "adapt_pretrained", None)  # e.g. Swin: Microsoft's original layout
+    state = adapt(state) if adapt is not None else state
     own = backbone.state_dict()
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     result = backbone.load_state_dict(usable, strict=False)

@@ -43,11 +43,37 @@ def _ln_eps(norm_cfg: dict | None) -> float:
     return float(cfg.get("eps", 1e-5))
 
 
+def _merge_order(t: torch.Tensor) -> torch.Tensor:
+    """Original Swin concatenates the 2x2 neighbours as (0,0) (1,0) (0,1) (1,1) blocks of C;
+    unfold orders channel-major with (0,0) (0,1) (1,0) (1,1): reorder the last dimension."""
+    lead = t.shape[:-1]
+    return t.reshape(*lead, 4, t.shape[-1] // 4)[..., [0, 2, 1, 3], :].transpose(-1, -2).reshape(*lead, -1)
+
+
+def from_original_swin(state: dict) -> dict:
+    """Microsoft's Swin ImageNet checkpoint (`layers.*`, `mlp.fc1`, `patch_embed.proj`) ->
+    MMDetection's names; classifier (`head.*`) dropped."""
+    out = {}
+    for key, value in state.items():
+        if key.startswith("head"):
+            continue
+        if key.startswith("layers."):
+            key = "stages." + key[len("layers."):]
+            key = key.replace(".attn.", ".attn.w_msa.").replace(".mlp.fc1.", ".ffn.layers.0.0.")
+            key = key.replace(".mlp.fc2.", ".ffn.layers.1.")
+            if ".downsample." in key:
+                value = _merge_order(value)
+        elif key.startswith("patch_embed.proj."):
+            key = key.replace("patch_embed.proj.", "patch_embed.projection.")
+        out[key] = value
+    return out
+
+
 class SwinTransformer(nn.Module):
     """MMDetection's `SwinTransformer` arguments (Swin-T: embed_dims 96, depths 2-2-6-2, heads 3-6-12-24).
-    `convert_weights` and `pretrain_img_size` are accepted as in MMDetection's configs: the first
-    only concerns loading Microsoft's original ImageNet files there; the second sizes the absolute
-    position embedding (`use_abs_pos_embed`, inputs must then have that size)."""
+    `convert_weights`: `model.backbone.init` reads Microsoft's original ImageNet layout
+    (`from_original_swin`); `pretrain_img_size` sizes the absolute position embedding
+    (`use_abs_pos_embed`; inputs must then have that size)."""
 
     def __init__(self, pretrain_img_size: int | Sequence[int] = 224, in_channels: int = 3, embed_dims: int = 96,
                  patch_size: int = 4, window_size: int = 7, mlp_ratio: int = 4,
@@ -91,6 +117,10 @@ class SwinTransformer(nn.Module):
         self.out_channels = [self.num_features[i] for i in self.out_indices]
         self.init_weights()
         self._freeze_stages()
+
+    def adapt_pretrained(self, state: dict) -> dict:
+        """Backbone init (det.core.zoo.pretrained): Microsoft's original layout when convert_weights."""
+        return from_original_swin(state) if self.convert_weights else state
 
     def init_weights(self) -> None:
         """From scratch as MMDetection: truncated normal (std 0.02) linears, unit LayerNorms."""

@@ -79,3 +79,34 @@ def test_frozen_stages_stochastic_depth_and_registration():
     torch.testing.assert_close(model(x)[1], model(x)[1], atol=0, rtol=0)
     with pytest.raises(ConfigError, match="out_indices: \\[0, 1, 2, 3\\] outside 0..1"):
         SwinTransformer(embed_dims=16, depths=(1, 1), num_heads=(1, 1), strides=(4, 2))
+
+
+def test_original_swin_checkpoints_convert():
+    """Microsoft's layout: names mapped, and patch merging with the converted weights equals the
+    original definition (neighbours (0,0) (1,0) (0,1) (1,1) concatenated, LN, linear)."""
+    from det.core.models.backbones.swin import from_original_swin
+    from det.core.models.backbones.swin_layers import PatchMerging
+
+    torch.manual_seed(0)
+    c = 6
+    norm, reduction = torch.nn.LayerNorm(4 * c), torch.nn.Linear(4 * c, 2 * c, bias=False)
+    torch.nn.init.normal_(norm.weight)
+    torch.nn.init.normal_(norm.bias)
+    x = torch.randn(2, 6, 8, c)  # (B, H, W, C)
+    parts = [x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]]
+    expected = reduction(norm(torch.cat(parts, -1).view(2, -1, 4 * c)))
+    original = {"layers.0.downsample.norm.weight": norm.weight, "layers.0.downsample.norm.bias": norm.bias,
+                "layers.0.downsample.reduction.weight": reduction.weight, "head.weight": torch.zeros(1),
+                "layers.0.blocks.1.attn.relative_position_bias_table": torch.zeros(1),
+                "layers.0.blocks.1.mlp.fc1.weight": torch.zeros(1), "layers.0.blocks.1.mlp.fc2.bias": torch.zeros(1),
+                "patch_embed.proj.weight": torch.zeros(1), "norm.weight": torch.zeros(1)}
+    converted = from_original_swin(original)
+    assert sorted(converted) == sorted([
+        "stages.0.downsample.norm.weight", "stages.0.downsample.norm.bias", "stages.0.downsample.reduction.weight",
+        "stages.0.blocks.1.attn.w_msa.relative_position_bias_table", "stages.0.blocks.1.ffn.layers.0.0.weight",
+        "stages.0.blocks.1.ffn.layers.1.bias", "patch_embed.projection.weight", "norm.weight"])
+    merging = PatchMerging(c, 2 * c)
+    merging.load_state_dict({k.split("downsample.")[1]: v for k, v in converted.items() if "downsample" in k})
+    out, hw = merging(x.reshape(2, 48, c), (6, 8))
+    assert hw == (3, 4)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
