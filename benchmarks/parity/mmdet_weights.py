@@ -37,6 +37,7 @@ CASES = [
     ("retinanet-r50", "retinanet/retinanet_r50_fpn_1x_coco.py", "presets/retinanet_r50_fpn.yaml"),
     ("fcos-r50-caffe", "fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py", "presets/zoo/fcos_r50-caffe_fpn_gn-head.yaml"),
     ("faster-rcnn-r50", "faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py", "presets/faster_rcnn.yaml"),
+    ("mask-rcnn-swin-t", "swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py", "presets/zoo/mask-rcnn_swin-t-p4-w7_fpn.yaml"),
 ]
 BOUND = 1e-4
 

@@ -110,3 +110,44 @@ def test_original_swin_checkpoints_convert():
     out, hw = merging(x.reshape(2, 48, c), (6, 8))
     assert hw == (3, 4)
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_backbone_init_converts_an_original_swin_file(tmp_path, monkeypatch):
+    """`convert_weights: true` + `model.backbone.init`: a file in Microsoft's layout initialises
+    det's Swin (the MLP and merging tensors land converted, the classifier is reported unused)."""
+    from det.core.models.backbones.swin import _merge_order
+    from det.core.zoo.pretrained import init_backbone
+
+    monkeypatch.setenv("DET_HOME", str(tmp_path / "home"))
+    kwargs = {"embed_dims": 8, "depths": (2, 1), "num_heads": (1, 2), "strides": (4, 2), "out_indices": (0, 1),
+              "window_size": 4}
+    donor = SwinTransformer(**kwargs).state_dict()
+    original = {k.replace("stages.", "layers.").replace("ffn.layers.0.0.", "mlp.fc1.").replace("ffn.layers.1.", "mlp.fc2.")
+                .replace("attn.w_msa.", "attn.").replace("patch_embed.projection.", "patch_embed.proj."): v
+                for k, v in donor.items()}
+    original["head.weight"] = torch.zeros(3, 16)
+    torch.save({"model": original}, tmp_path / "swin_original.pth")
+    model = SwinTransformer(convert_weights=True, **kwargs)
+    report = init_backbone(model, {"type": "Pretrained", "checkpoint": str(tmp_path / "swin_original.pth")})
+    assert report["missing"] == [] and report["unexpected"] == [] and report["mismatched"] == []
+    own = model.state_dict()
+    assert torch.equal(own["stages.0.blocks.1.ffn.layers.0.0.weight"], donor["stages.0.blocks.1.ffn.layers.0.0.weight"])
+    key = "stages.0.downsample.reduction.weight"
+    assert torch.equal(own[key], _merge_order(donor[key])) and not torch.equal(own[key], donor[key])
+
+
+def test_swin_preset_trains_without_decay_on_norms_and_bias_tables():
+    from det.core.config import load_preset
+    from det.core.engine.optim import param_groups
+    from det.core.models import build_detector
+
+    cfg = load_preset("zoo/mask-rcnn_swin-t-p4-w7_fpn")
+    model = build_detector(cfg["model"])
+    assert model.backbone.out_channels == [96, 192, 384, 768] and model.backbone_init["checkpoint"].endswith(
+        "swin_tiny_patch4_window7_224.pth")
+    groups = param_groups(model, 1e-4, 0.05, cfg["train"]["paramwise"])
+    decay = {id(p): g["weight_decay"] for g in groups for p in g["params"]}
+    backbone = model.backbone
+    assert decay[id(backbone.stages[2].blocks[3].attn.w_msa.relative_position_bias_table)] == 0.0
+    assert decay[id(backbone.stages[0].blocks[0].norm1.weight)] == 0.0 and decay[id(backbone.norm3.bias)] == 0.0
+    assert decay[id(backbone.stages[0].blocks[0].attn.w_msa.qkv.weight)] == 0.05
