@@ -74,6 +74,7 @@ PRESETS: dict[str, str] = {
     "deformable_detr/deformable-detr-refine_r50_16xb2-50e_coco": "deformable_detr/deformable-detr-refine_r50_16xb2-50e_coco.py",
     "deformable_detr/deformable-detr-refine-twostage_r50_16xb2-50e_coco": "deformable_detr/deformable-detr-refine-twostage_r50_16xb2-50e_coco.py",
     "dino/dino-4scale_r50_8xb2-12e_coco": "dino/dino-4scale_r50_8xb2-12e_coco.py",
+    "dino/dino-5scale_swin-l_8xb2-12e_coco": "dino/dino-5scale_swin-l_8xb2-12e_coco.py",
     "yolox/yolox_tiny_8xb8-300e_coco": "yolox/yolox_tiny_8xb8-300e_coco.py",
     "yolox/yolox_s_8xb8-300e_coco": "yolox/yolox_s_8xb8-300e_coco.py",
     "yolox/yolox_m_8xb8-300e_coco": "yolox/yolox_m_8xb8-300e_coco.py",

@@ -45,8 +45,9 @@ def test_smallest_checkpoint_of_each_family(zoo_server, tmp_path, monkeypatch):
 
 # Checkpoints per family in MMDetection 3.3's metafiles that det's presets run exactly
 # (tools/zoo_index.py): RTMDet counts RTMDet (5) and RTMDet-Ins (5), MaskRCNN 4 Swin-T/S; DINO's 24e/36e entries
-# publish no weights; DINO Swin-L, DINO "improved", RTMDet P6/ConvNeXt/Swin have no det preset.
-FAMILIES = {"CascadeRCNN": 10, "DETR": 1, "DINO": 1, "DeformableDETR": 3, "FCOS": 4, "FasterRCNN": 18,
+# publish no weights (DINO: 4-scale R50 12e, 5-scale Swin-L 12e/36e); DINO "improved", RTMDet
+# P6/ConvNeXt/Swin have no det preset.
+FAMILIES = {"CascadeRCNN": 10, "DETR": 1, "DINO": 3, "DeformableDETR": 3, "FCOS": 4, "FasterRCNN": 18,
             "MaskRCNN": 22, "RTMDet": 10, "RetinaNet": 17, "YOLOX": 4}
 
 
@@ -58,4 +59,6 @@ def test_shipped_index_counts_per_family():
     assert by_name["rtmdet-ins_tiny_8xb32-300e_coco"]["preset"] == "rtmdet/rtmdet-ins_tiny_8xb32-300e_coco"
     assert by_name["dino-4scale_r50_8xb2-12e_coco"]["box_ap"] == 49.0
     assert by_name["yolox_tiny_8x8_300e_coco"]["hash"] == by_name["yolox_tiny_8x8_300e_coco"]["weights"][-12:-4]
+    assert by_name["dino-5scale_swin-l_8xb2-36e_coco"]["preset"] == "dino/dino-5scale_swin-l_8xb2-12e_coco"
+    assert by_name["mask-rcnn_swin-t-p4-w7_fpn_1x_coco"]["mask_ap"] == 39.3
     assert len(by_name) == len(entries)
