@@ -43,6 +43,8 @@ CASES = [
     ("deformable-detr-refine-twostage", "deformable_detr/deformable-detr-refine-twostage_r50_16xb2-50e_coco.py",
      "presets/deformable_detr/deformable-detr-refine-twostage_r50_16xb2-50e_coco.yaml"),
     ("dino-4scale", "dino/dino-4scale_r50_8xb2-12e_coco.py", "presets/dino/dino-4scale_r50_8xb2-12e_coco.yaml"),
+    ("dino-5scale-swin-l", "dino/dino-5scale_swin-l_8xb2-12e_coco.py",
+     "presets/dino/dino-5scale_swin-l_8xb2-12e_coco.yaml"),
 ]
 BOX_BOUND, SCORE_BOUND, LOSS_BOUND = 1e-3, 1e-5, 1e-4
 FIXTURE_SEED = 7
@@ -126,8 +128,9 @@ def mm_samples(size, targets, shapes=None):
 
 
 def no_dropout(model: torch.nn.Module) -> None:
+    """Dropout and stochastic depth (Swin's DropPath: mmcv's and det's) off in train mode."""
     for m in model.modules():
-        if isinstance(m, torch.nn.Dropout):
+        if isinstance(m, torch.nn.Dropout) or type(m).__name__ == "DropPath":
             m.eval()
 
 
