@@ -21,8 +21,9 @@ def _f(v: float) -> str:
 def eval_(
     results: Optional[Path] = typer.Argument(None, help="COCO results JSON (image_id, category_id, score, bbox or segmentation)."),
     ann: Optional[Path] = typer.Option(None, "--ann", help="COCO ground-truth JSON."),
-    metric: str = typer.Option("bbox", "--metric", help="bbox, segm, proposal or lvis (LVIS v1 AP with APr/APc/APf; "
-                               "bbox, and segm too when the results have masks)."),
+    metric: str = typer.Option("bbox", "--metric", help="bbox, segm, proposal, lvis (LVIS v1 AP with APr/APc/APf; "
+                               "bbox, and segm too when the results have masks) or crowdhuman (AP, MR^-2, JI; "
+                               "--ann is the .odgt file)."),
     classwise: bool = typer.Option(False, "--classwise", help="Also report AP per class."),
     backend: str = typer.Option("det", "--backend", help="COCO evaluator: det (compiled) or pycocotools; same numbers."),
     mot: Optional[tuple[Path, Path]] = typer.Option(
@@ -34,6 +35,9 @@ def eval_(
         "(segm results; ANN.json from `det convert occluded-separated`)."),
     score_thr: float = typer.Option(0.3, "--score-thr", help="With --occluded-separated: detection score threshold."),
     iou_thr: float = typer.Option(0.75, "--iou-thr", help="With --occluded-separated: mask IoU for a recalled object."),
+    img_sizes: Optional[Path] = typer.Option(
+        None, "--img-sizes", metavar="PATH", help="With --metric crowdhuman: image sizes, MMDetection's id_hw JSON "
+        "{ID: [h, w]} or the image folder (default: id_hw_{train,val}.json, else Images/, beside --ann)."),
     json_: bool = JsonOption,
 ) -> None:
     """Evaluate COCO results against COCO annotations (mAP, mAP_50, ..., or AR for proposals), or
@@ -41,6 +45,7 @@ def eval_(
 
     Example: det eval results.json --ann data/coco/annotations/instances_val2017.json --classwise
     Example: det eval results.segm.json --ann instances_val2017.json --metric segm --occluded-separated occ_sep.json
+    Example: det eval results.json --ann data/CrowdHuman/annotation_val.odgt --metric crowdhuman
     Example: det eval --mot data/MOT17/train work_dirs/bytetrack/tracks --json
     """
     from det.core.errors import DetError, did_you_mean
@@ -56,6 +61,9 @@ def eval_(
         raise DetError(f"--metric '{metric}' is not supported{did_you_mean(metric, METRICS)}")
     if metric == "lvis":
         _eval_lvis(results, ann, classwise, json_)
+        return
+    if metric == "crowdhuman":
+        _eval_crowdhuman(results, ann, img_sizes, json_)
         return
     coco = load_coco_gt(ann)
     dets = load_coco_results(results, coco, metric)
@@ -81,7 +89,7 @@ def eval_(
         out.print(table)
 
 
-METRICS = (*IOU_TYPES, "lvis")
+METRICS = (*IOU_TYPES, "lvis", "crowdhuman")
 
 
 def _print_metrics(title: str, res: dict) -> None:
@@ -114,6 +122,18 @@ def _eval_lvis(results: Path, ann: Path, classwise: bool, json_: bool) -> None:
         print_json(_no_nan(res))
         return
     _print_metrics(f"{results.name}: LVIS ({', '.join(kinds)}; -1: no ground truth in that group)", res)
+
+
+def _eval_crowdhuman(results: Path, ann: Path, img_sizes: Optional[Path], json_: bool) -> None:
+    from det.core.evaluation.crowdhuman import crowdhuman_evaluate, load_crowdhuman
+
+    is_dir = img_sizes is not None and img_sizes.is_dir()
+    images = load_crowdhuman(ann, None if is_dir else img_sizes, img_sizes if is_dir else None)
+    res = crowdhuman_evaluate(images, results)
+    if json_:
+        print_json(_no_nan(res))
+        return
+    _print_metrics(f"{results.name}: CrowdHuman ({len(images)} images; mAP higher is better, mMR lower)", res)
 
 
 MOT_COLUMNS = ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW", "FP", "FN")  # all metrics: --json

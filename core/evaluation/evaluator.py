@@ -138,6 +138,32 @@ class LVISMetric(CocoMetric):
         return lvis_evaluate(gt, results, iou_type=iou_type, classwise=self.classwise)
 
 
+class CrowdHumanMetric(CocoMetric):
+    """CrowdHuman AP, mMR (MR^-2) and JI of full-body boxes, as MMDetection's (evaluation/crowdhuman.py).
+
+    Scores the dataset's odgt records (`CrowdHumanDataset.eval_images()`), or `ann_file` (an odgt
+    file; image sizes from id_hw_{train,val}.json beside it or the images in Images/)."""
+
+    def __init__(self, dataset: Any = None, metric: str | list[str] = ("AP", "MR", "JI"), iou_thr: float = 0.5,
+                 format_only: bool = False, ann_file: str | None = None):
+        metrics = [metric] if isinstance(metric, str) else list(metric)
+        for m in metrics:
+            if m not in ("AP", "MR", "JI"):
+                raise ConfigError(f"evaluation.metric: unknown CrowdHuman metric '{m}'; valid: AP, MR, JI")
+        super().__init__(dataset, "bbox", format_only=format_only, ann_file=ann_file)
+        self.crowd_metrics, self.iou_thr = tuple(metrics), float(iou_thr)
+
+    def evaluate(self) -> dict[str, float]:
+        from det.core.evaluation.crowdhuman import crowdhuman_evaluate, load_crowdhuman
+
+        results = self.results()
+        metrics: dict[str, Any] = {}
+        if dist.is_main() and not self.format_only:
+            images = load_crowdhuman(self.ann_file) if self.ann_file else self.dataset.eval_images()
+            metrics = crowdhuman_evaluate(images, results, self.crowd_metrics, self.iou_thr)
+        return dist.broadcast_object(metrics)
+
+
 class VOCMetric:
     """VOC mAP at `iou_thr` ('area' or '11points'), difficult boxes ignored."""
 
@@ -199,7 +225,8 @@ def _gt_in_original(sample: Any) -> Any:
     return Instances(bboxes=boxes, labels=gt.labels, ignore=gt.ignore)
 
 
-EVALUATORS = {"CocoMetric": CocoMetric, "LVISMetric": LVISMetric, "VOCMetric": VOCMetric}
+EVALUATORS = {"CocoMetric": CocoMetric, "LVISMetric": LVISMetric, "VOCMetric": VOCMetric,
+              "CrowdHumanMetric": CrowdHumanMetric}
 
 
 def build_evaluator(cfg: dict | None, dataset: Any) -> Any:

@@ -1,6 +1,7 @@
 """Dataset types buildable from presets (`data.train.dataset: {type: CocoDataset, ...}`)."""
 from det.core.data.datasets.base import BaseDetDataset
 from det.core.data.datasets.coco import CocoDataset
+from det.core.data.datasets.crowdhuman import CrowdHumanDataset
 from det.core.data.datasets.lvis import LVISV1Dataset
 from det.core.data.datasets.middle import CustomDataset
 from det.core.data.datasets.mot import MOTChallengeDataset
@@ -11,6 +12,7 @@ from det.core.data.datasets.wrappers import ClassBalancedDataset, ConcatDataset,
 DATASETS = {
     "CocoDataset": CocoDataset,
     "LVISV1Dataset": LVISV1Dataset,
+    "CrowdHumanDataset": CrowdHumanDataset,
     "VOCDataset": VOCDataset,
     "CustomDataset": CustomDataset,
     "MiddleFormatDataset": CustomDataset,
@@ -23,5 +25,5 @@ DATASETS = {
 
 __all__ = [
     "DATASETS", "VOC_CLASSES", "BaseDetDataset", "ClassBalancedDataset", "CocoDataset", "ConcatDataset",
-    "CustomDataset", "LVISV1Dataset", "MOTChallengeDataset", "RepeatDataset", "SyntheticShapes", "VOCDataset",
+    "CrowdHumanDataset", "CustomDataset", "LVISV1Dataset", "MOTChallengeDataset", "RepeatDataset", "SyntheticShapes", "VOCDataset",
 ]
