@@ -23,7 +23,7 @@ def eval_(
     ann: Optional[Path] = typer.Option(None, "--ann", help="COCO ground-truth JSON."),
     metric: str = typer.Option("bbox", "--metric", help="bbox, segm, proposal, lvis (LVIS v1 AP with APr/APc/APf; "
                                "bbox, and segm too when the results have masks) or crowdhuman (AP, MR^-2, JI; "
-                               "--ann is the .odgt file)."),
+                               "--ann is the .odgt file) or openimages (--ann is the box CSV)."),
     classwise: bool = typer.Option(False, "--classwise", help="Also report AP per class."),
     backend: str = typer.Option("det", "--backend", help="COCO evaluator: det (compiled) or pycocotools; same numbers."),
     mot: Optional[tuple[Path, Path]] = typer.Option(
@@ -36,8 +36,18 @@ def eval_(
     score_thr: float = typer.Option(0.3, "--score-thr", help="With --occluded-separated: detection score threshold."),
     iou_thr: float = typer.Option(0.75, "--iou-thr", help="With --occluded-separated: mask IoU for a recalled object."),
     img_sizes: Optional[Path] = typer.Option(
-        None, "--img-sizes", metavar="PATH", help="With --metric crowdhuman: image sizes, MMDetection's id_hw JSON "
-        "{ID: [h, w]} or the image folder (default: id_hw_{train,val}.json, else Images/, beside --ann)."),
+        None, "--img-sizes", metavar="PATH", help="With --metric crowdhuman or openimages: image sizes, a JSON "
+        "{ID: [h, w]} (MMDetection's id_hw file) or the image folder (crowdhuman default: id_hw_{train,val}.json, "
+        "else Images/, beside --ann; openimages: required)."),
+    label_file: Optional[Path] = typer.Option(
+        None, "--label-file", help="With --metric openimages: class descriptions CSV (MID,name; default "
+        "class-descriptions-boxable.csv beside --ann)."),
+    hierarchy_file: Optional[Path] = typer.Option(
+        None, "--hierarchy-file", help="With --metric openimages: class hierarchy JSON (default "
+        "bbox_labels_600_hierarchy.json beside --ann)."),
+    image_level_file: Optional[Path] = typer.Option(
+        None, "--image-level-file", help="With --metric openimages: human-verified image-level labels CSV "
+        "(detections of classes neither in an image's boxes nor in its labels are dropped)."),
     json_: bool = JsonOption,
 ) -> None:
     """Evaluate COCO results against COCO annotations (mAP, mAP_50, ..., or AR for proposals), or
@@ -46,6 +56,8 @@ def eval_(
     Example: det eval results.json --ann data/coco/annotations/instances_val2017.json --classwise
     Example: det eval results.segm.json --ann instances_val2017.json --metric segm --occluded-separated occ_sep.json
     Example: det eval results.json --ann data/CrowdHuman/annotation_val.odgt --metric crowdhuman
+    Example: det eval results.json --ann validation-annotations-bbox.csv --metric openimages --img-sizes sizes.json
+      --image-level-file validation-annotations-human-imagelabels-boxable.csv
     Example: det eval --mot data/MOT17/train work_dirs/bytetrack/tracks --json
     """
     from det.core.errors import DetError, did_you_mean
@@ -64,6 +76,9 @@ def eval_(
         return
     if metric == "crowdhuman":
         _eval_crowdhuman(results, ann, img_sizes, json_)
+        return
+    if metric == "openimages":
+        _eval_openimages(results, ann, img_sizes, (label_file, hierarchy_file, image_level_file), classwise, json_)
         return
     coco = load_coco_gt(ann)
     dets = load_coco_results(results, coco, metric)
@@ -89,7 +104,7 @@ def eval_(
         out.print(table)
 
 
-METRICS = (*IOU_TYPES, "lvis", "crowdhuman")
+METRICS = (*IOU_TYPES, "lvis", "crowdhuman", "openimages")
 
 
 def _print_metrics(title: str, res: dict) -> None:
@@ -134,6 +149,34 @@ def _eval_crowdhuman(results: Path, ann: Path, img_sizes: Optional[Path], json_:
         print_json(_no_nan(res))
         return
     _print_metrics(f"{results.name}: CrowdHuman ({len(images)} images; mAP higher is better, mMR lower)", res)
+
+
+def _eval_openimages(results: Path, ann: Path, img_sizes: Optional[Path], files: tuple, classwise: bool,
+                     json_: bool) -> None:
+    from det.core.data.datasets.openimages import load_openimages
+    from det.core.errors import DetError
+    from det.core.evaluation.openimages import openimages_evaluate
+
+    if img_sizes is None:
+        raise DetError("--metric openimages needs --img-sizes (a JSON {ImageID: [h, w]} or the image folder): "
+                       "the box CSV holds normalised coordinates")
+    label_file = files[0] or ann.parent / "class-descriptions-boxable.csv"
+    hierarchy_file = files[1] or ann.parent / "bbox_labels_600_hierarchy.json"
+    is_dir = img_sizes.is_dir()
+    mids, names, relation, images = load_openimages(ann, label_file, hierarchy_file, files[2],
+                                                    None if is_dir else img_sizes, img_sizes if is_dir else "")
+    res = openimages_evaluate(images, results, mids, relation, classwise=classwise, names=names)
+    if json_:
+        print_json(_no_nan(res))
+        return
+    _print_metrics(f"{results.name}: Open Images ({len(images)} images, {len(mids)} classes)", res)
+    if classwise:
+        table = Table(title="AP50 per class (classes with ground truth)")
+        table.add_column("class")
+        table.add_column("AP50", justify="right")
+        for name, ap in res["classwise"].items():
+            table.add_row(name, _f(ap))
+        out.print(table)
 
 
 MOT_COLUMNS = ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW", "FP", "FN")  # all metrics: --json

@@ -164,6 +164,27 @@ class CrowdHumanMetric(CocoMetric):
         return dist.broadcast_object(metrics)
 
 
+class OpenImagesMetric(CocoMetric):
+    """Open Images mAP (group-of, hierarchy, image-level labels) as MMDetection's
+    (evaluation/openimages.py), on an OpenImagesDataset's images and class hierarchy."""
+
+    def __init__(self, dataset: Any = None, iou_thrs: float = 0.5, ioa_thrs: float = 0.5, classwise: bool = False,
+                 format_only: bool = False):
+        super().__init__(dataset, "bbox", classwise, format_only=format_only)
+        self.iou_thr, self.ioa_thr = float(iou_thrs), float(ioa_thrs)
+
+    def evaluate(self) -> dict[str, Any]:
+        from det.core.evaluation.openimages import openimages_evaluate
+
+        results = self.results()
+        metrics: dict[str, Any] = {}
+        if dist.is_main() and not self.format_only:
+            ds = self.dataset
+            metrics = openimages_evaluate(ds.eval_images(), results, ds.mids, ds.relation_matrix, self.iou_thr,
+                                          self.ioa_thr, self.classwise, list(ds.classes))
+        return dist.broadcast_object(metrics)
+
+
 class VOCMetric:
     """VOC mAP at `iou_thr` ('area' or '11points'), difficult boxes ignored."""
 
@@ -226,7 +247,7 @@ def _gt_in_original(sample: Any) -> Any:
 
 
 EVALUATORS = {"CocoMetric": CocoMetric, "LVISMetric": LVISMetric, "VOCMetric": VOCMetric,
-              "CrowdHumanMetric": CrowdHumanMetric}
+              "CrowdHumanMetric": CrowdHumanMetric, "OpenImagesMetric": OpenImagesMetric}
 
 
 def build_evaluator(cfg: dict | None, dataset: Any) -> Any:

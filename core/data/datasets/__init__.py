@@ -5,6 +5,7 @@ from det.core.data.datasets.crowdhuman import CrowdHumanDataset
 from det.core.data.datasets.lvis import LVISV1Dataset
 from det.core.data.datasets.middle import CustomDataset
 from det.core.data.datasets.mot import MOTChallengeDataset
+from det.core.data.datasets.openimages import OpenImagesDataset
 from det.core.data.datasets.synthetic import SyntheticShapes
 from det.core.data.datasets.voc import VOC_CLASSES, VOCDataset
 from det.core.data.datasets.wrappers import ClassBalancedDataset, ConcatDataset, RepeatDataset
@@ -17,6 +18,7 @@ DATASETS = {
     "CustomDataset": CustomDataset,
     "MiddleFormatDataset": CustomDataset,
     "MOTChallengeDataset": MOTChallengeDataset,
+    "OpenImagesDataset": OpenImagesDataset,
     "SyntheticShapes": SyntheticShapes,
     "RepeatDataset": RepeatDataset,
     "ConcatDataset": ConcatDataset,
@@ -25,5 +27,5 @@ DATASETS = {
 
 __all__ = [
     "DATASETS", "VOC_CLASSES", "BaseDetDataset", "ClassBalancedDataset", "CocoDataset", "ConcatDataset",
-    "CrowdHumanDataset", "CustomDataset", "LVISV1Dataset", "MOTChallengeDataset", "RepeatDataset", "SyntheticShapes", "VOCDataset",
+    "CrowdHumanDataset", "CustomDataset", "LVISV1Dataset", "MOTChallengeDataset", "OpenImagesDataset", "RepeatDataset", "SyntheticShapes", "VOCDataset",
 ]

@@ -91,7 +91,7 @@ def _header_size(path: str) -> tuple[int, int]:
         with Image.open(path) as img:
             return img.size[1], img.size[0]
     except FileNotFoundError:
-        raise DataError(f"{path}: image not found (and no id_hw size file to read its size from)") from None
+        raise DataError(f"{path}: image not found (and no size file to read its size from)") from None
     except (UnidentifiedImageError, OSError):
         raise DataError(f"{path}: not a readable image") from None
 
