@@ -23,7 +23,8 @@ def eval_(
     ann: Optional[Path] = typer.Option(None, "--ann", help="COCO ground-truth JSON."),
     metric: str = typer.Option("bbox", "--metric", help="bbox, segm, proposal, lvis (LVIS v1 AP with APr/APc/APf; "
                                "bbox, and segm too when the results have masks) or crowdhuman (AP, MR^-2, JI; "
-                               "--ann is the .odgt file) or openimages (--ann is the box CSV)."),
+                               "--ann is the .odgt file), openimages (--ann is the box CSV) or cityscapes (instance AP of segm results; "
+                               "--ann from `det convert cityscapes`, with --gt-dir)."),
     classwise: bool = typer.Option(False, "--classwise", help="Also report AP per class."),
     backend: str = typer.Option("det", "--backend", help="COCO evaluator: det (compiled) or pycocotools; same numbers."),
     mot: Optional[tuple[Path, Path]] = typer.Option(
@@ -48,6 +49,9 @@ def eval_(
     image_level_file: Optional[Path] = typer.Option(
         None, "--image-level-file", help="With --metric openimages: human-verified image-level labels CSV "
         "(detections of classes neither in an image's boxes nor in its labels are dropped)."),
+    gt_dir: Optional[Path] = typer.Option(
+        None, "--gt-dir", help="With --metric cityscapes: the gtFine split folder holding <city>/*_instanceIds.png "
+        "(default: gtFine/val beside the annotations folder)."),
     json_: bool = JsonOption,
 ) -> None:
     """Evaluate COCO results against COCO annotations (mAP, mAP_50, ..., or AR for proposals), or
@@ -58,6 +62,8 @@ def eval_(
     Example: det eval results.json --ann data/CrowdHuman/annotation_val.odgt --metric crowdhuman
     Example: det eval results.json --ann validation-annotations-bbox.csv --metric openimages --img-sizes sizes.json
       --image-level-file validation-annotations-human-imagelabels-boxable.csv
+    Example: det eval results.segm.json --ann data/cityscapes/annotations/instancesonly_filtered_gtFine_val.json
+      --metric cityscapes --gt-dir data/cityscapes/gtFine/val
     Example: det eval --mot data/MOT17/train work_dirs/bytetrack/tracks --json
     """
     from det.core.errors import DetError, did_you_mean
@@ -76,6 +82,9 @@ def eval_(
         return
     if metric == "crowdhuman":
         _eval_crowdhuman(results, ann, img_sizes, json_)
+        return
+    if metric == "cityscapes":
+        _eval_cityscapes(results, ann, gt_dir, classwise, json_)
         return
     if metric == "openimages":
         _eval_openimages(results, ann, img_sizes, (label_file, hierarchy_file, image_level_file), classwise, json_)
@@ -104,7 +113,7 @@ def eval_(
         out.print(table)
 
 
-METRICS = (*IOU_TYPES, "lvis", "crowdhuman", "openimages")
+METRICS = (*IOU_TYPES, "lvis", "crowdhuman", "openimages", "cityscapes")
 
 
 def _print_metrics(title: str, res: dict) -> None:
@@ -149,6 +158,30 @@ def _eval_crowdhuman(results: Path, ann: Path, img_sizes: Optional[Path], json_:
         print_json(_no_nan(res))
         return
     _print_metrics(f"{results.name}: CrowdHuman ({len(images)} images; mAP higher is better, mMR lower)", res)
+
+
+def _eval_cityscapes(results: Path, ann: Path, gt_dir: Optional[Path], classwise: bool, json_: bool) -> None:
+    from det.core.errors import DetError
+    from det.core.evaluation.cityscapes import cityscapes_evaluate
+
+    gt_dir = gt_dir or ann.resolve().parent.parent / "gtFine" / "val"
+    if not gt_dir.is_dir():
+        raise DetError(f"{gt_dir}: gtFine split folder not found; give --gt-dir (e.g. data/cityscapes/gtFine/val)")
+    res = cityscapes_evaluate(ann, results, gt_dir)
+    per_class = res.pop("classwise")
+    if classwise:
+        res["classwise"] = per_class
+    if json_:
+        print_json(_no_nan(res))
+        return
+    _print_metrics(f"{results.name}: Cityscapes instance AP (NaN classes: no ground truth and no prediction)", res)
+    if classwise:
+        table = Table(title="per class")
+        for col in ("class", "AP", "AP50"):
+            table.add_column(col, justify="left" if col == "class" else "right")
+        for name, row in per_class.items():
+            table.add_row(name, _f(row["AP"]), _f(row["AP50"]))
+        out.print(table)
 
 
 def _eval_openimages(results: Path, ann: Path, img_sizes: Optional[Path], files: tuple, classwise: bool,

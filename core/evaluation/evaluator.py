@@ -185,6 +185,29 @@ class OpenImagesMetric(CocoMetric):
         return dist.broadcast_object(metrics)
 
 
+class CityscapesMetric(CocoMetric):
+    """Cityscapes instance AP (`cityscapes/mAP`, `cityscapes/AP@50`) as cityscapesscripts computes it
+    (evaluation/cityscapes.py), from the gtFine instanceIds PNGs under `gt_dir` (e.g.
+    data/cityscapes/gtFine/val) for the masks the model predicts."""
+
+    def __init__(self, dataset: Any = None, gt_dir: str = "data/cityscapes/gtFine/val", classwise: bool = False,
+                 format_only: bool = False, ann_file: str | None = None):
+        super().__init__(dataset, "segm", classwise, format_only=format_only, ann_file=ann_file)
+        self.gt_dir = gt_dir
+
+    def evaluate(self) -> dict[str, Any]:
+        from det.core.evaluation.cityscapes import cityscapes_evaluate
+
+        results = self.results()
+        metrics: dict[str, Any] = {}
+        if dist.is_main() and not self.format_only:
+            metrics = cityscapes_evaluate(self.ann_file or self.dataset.coco_gt(), results, self.gt_dir)
+            classwise = metrics.pop("classwise")
+            if self.classwise:
+                metrics.update({f"cityscapes/{c}_AP": v["AP"] for c, v in classwise.items()})
+        return dist.broadcast_object(metrics)
+
+
 class VOCMetric:
     """VOC mAP at `iou_thr` ('area' or '11points'), difficult boxes ignored."""
 
@@ -247,7 +270,8 @@ def _gt_in_original(sample: Any) -> Any:
 
 
 EVALUATORS = {"CocoMetric": CocoMetric, "LVISMetric": LVISMetric, "VOCMetric": VOCMetric,
-              "CrowdHumanMetric": CrowdHumanMetric, "OpenImagesMetric": OpenImagesMetric}
+              "CrowdHumanMetric": CrowdHumanMetric, "OpenImagesMetric": OpenImagesMetric,
+              "CityscapesMetric": CityscapesMetric}
 
 
 def build_evaluator(cfg: dict | None, dataset: Any) -> Any:

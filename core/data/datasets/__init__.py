@@ -1,5 +1,6 @@
 """Dataset types buildable from presets (`data.train.dataset: {type: CocoDataset, ...}`)."""
 from det.core.data.datasets.base import BaseDetDataset
+from det.core.data.datasets.cityscapes import CityscapesDataset
 from det.core.data.datasets.coco import CocoDataset
 from det.core.data.datasets.crowdhuman import CrowdHumanDataset
 from det.core.data.datasets.lvis import LVISV1Dataset
@@ -14,6 +15,7 @@ DATASETS = {
     "CocoDataset": CocoDataset,
     "LVISV1Dataset": LVISV1Dataset,
     "CrowdHumanDataset": CrowdHumanDataset,
+    "CityscapesDataset": CityscapesDataset,
     "VOCDataset": VOCDataset,
     "CustomDataset": CustomDataset,
     "MiddleFormatDataset": CustomDataset,
@@ -26,6 +28,6 @@ DATASETS = {
 }
 
 __all__ = [
-    "DATASETS", "VOC_CLASSES", "BaseDetDataset", "ClassBalancedDataset", "CocoDataset", "ConcatDataset",
+    "DATASETS", "VOC_CLASSES", "BaseDetDataset", "CityscapesDataset", "ClassBalancedDataset", "CocoDataset", "ConcatDataset",
     "CrowdHumanDataset", "CustomDataset", "LVISV1Dataset", "MOTChallengeDataset", "OpenImagesDataset", "RepeatDataset", "SyntheticShapes", "VOCDataset",
 ]
