@@ -6,9 +6,11 @@ from det.core.data.datasets.crowdhuman import CrowdHumanDataset
 from det.core.data.datasets.lvis import LVISV1Dataset
 from det.core.data.datasets.middle import CustomDataset
 from det.core.data.datasets.mot import MOTChallengeDataset
+from det.core.data.datasets.objects365 import Objects365V2Dataset
 from det.core.data.datasets.openimages import OpenImagesDataset
 from det.core.data.datasets.synthetic import SyntheticShapes
 from det.core.data.datasets.voc import VOC_CLASSES, VOCDataset
+from det.core.data.datasets.wider_face import WIDERFaceDataset
 from det.core.data.datasets.wrappers import ClassBalancedDataset, ConcatDataset, RepeatDataset
 
 DATASETS = {
@@ -21,6 +23,8 @@ DATASETS = {
     "MiddleFormatDataset": CustomDataset,
     "MOTChallengeDataset": MOTChallengeDataset,
     "OpenImagesDataset": OpenImagesDataset,
+    "Objects365V2Dataset": Objects365V2Dataset,
+    "WIDERFaceDataset": WIDERFaceDataset,
     "SyntheticShapes": SyntheticShapes,
     "RepeatDataset": RepeatDataset,
     "ConcatDataset": ConcatDataset,
@@ -29,5 +33,5 @@ DATASETS = {
 
 __all__ = [
     "DATASETS", "VOC_CLASSES", "BaseDetDataset", "CityscapesDataset", "ClassBalancedDataset", "CocoDataset", "ConcatDataset",
-    "CrowdHumanDataset", "CustomDataset", "LVISV1Dataset", "MOTChallengeDataset", "OpenImagesDataset", "RepeatDataset", "SyntheticShapes", "VOCDataset",
+    "CrowdHumanDataset", "CustomDataset", "LVISV1Dataset", "MOTChallengeDataset", "Objects365V2Dataset", "OpenImagesDataset", "RepeatDataset", "SyntheticShapes", "VOCDataset", "WIDERFaceDataset",
 ]
