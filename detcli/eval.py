@@ -24,7 +24,8 @@ def eval_(
     metric: str = typer.Option("bbox", "--metric", help="bbox, segm, proposal, lvis (LVIS v1 AP with APr/APc/APf; "
                                "bbox, and segm too when the results have masks) or crowdhuman (AP, MR^-2, JI; "
                                "--ann is the .odgt file), openimages (--ann is the box CSV) or cityscapes (instance AP of segm results; "
-                               "--ann from `det convert cityscapes`, with --gt-dir)."),
+                               "--ann from `det convert cityscapes`, with --gt-dir) or voc (VOC 'area' mAP at IoU 0.5 of COCO "
+                               "results against COCO ground truth, crowds as difficult)."),
     classwise: bool = typer.Option(False, "--classwise", help="Also report AP per class."),
     backend: str = typer.Option("det", "--backend", help="COCO evaluator: det (compiled) or pycocotools; same numbers."),
     mot: Optional[tuple[Path, Path]] = typer.Option(
@@ -83,6 +84,15 @@ def eval_(
     if metric == "crowdhuman":
         _eval_crowdhuman(results, ann, img_sizes, json_)
         return
+    if metric == "voc":
+        from det.core.evaluation.voc import voc_evaluate
+
+        res = voc_evaluate(ann, results, classwise=classwise)
+        if json_:
+            print_json(res)
+            return
+        _print_metrics(f"{results.name}: Pascal VOC mAP (IoU 0.5, area)", res)
+        return
     if metric == "cityscapes":
         _eval_cityscapes(results, ann, gt_dir, classwise, json_)
         return
@@ -113,7 +123,7 @@ def eval_(
         out.print(table)
 
 
-METRICS = (*IOU_TYPES, "lvis", "crowdhuman", "openimages", "cityscapes")
+METRICS = (*IOU_TYPES, "lvis", "crowdhuman", "openimages", "cityscapes", "voc")
 
 
 def _print_metrics(title: str, res: dict) -> None:
