@@ -20,10 +20,10 @@ def _f(v: float) -> str:
 
 def eval_(
     results: Optional[Path] = typer.Argument(None, help="COCO results JSON (image_id, category_id, score, bbox or segmentation)."),
-    ann: Optional[Path] = typer.Option(None, "--ann", help="COCO ground-truth JSON."),
+    ann: Optional[Path] = typer.Option(None, "--ann", help="Ground truth: COCO JSON (crowdhuman: the .odgt file; openimages: the box CSV)."),
     metric: str = typer.Option("bbox", "--metric", help="bbox, segm, proposal, lvis (LVIS v1 AP with APr/APc/APf; "
-                               "bbox, and segm too when the results have masks) or crowdhuman (AP, MR^-2, JI; "
-                               "--ann is the .odgt file), openimages (--ann is the box CSV) or cityscapes (instance AP of segm results; "
+                               "bbox, and segm too when the results have masks), crowdhuman (AP, MR^-2, JI; "
+                               "--ann is the .odgt file), openimages (--ann is the box CSV), cityscapes (instance AP of segm results; "
                                "--ann from `det convert cityscapes`, with --gt-dir) or voc (VOC 'area' mAP at IoU 0.5 of COCO "
                                "results against COCO ground truth, crowds as difficult)."),
     classwise: bool = typer.Option(False, "--classwise", help="Also report AP per class."),
@@ -39,7 +39,7 @@ def eval_(
     iou_thr: float = typer.Option(0.75, "--iou-thr", help="With --occluded-separated: mask IoU for a recalled object."),
     img_sizes: Optional[Path] = typer.Option(
         None, "--img-sizes", metavar="PATH", help="With --metric crowdhuman or openimages: image sizes, a JSON "
-        "{ID: [h, w]} (MMDetection's id_hw file) or the image folder (crowdhuman default: id_hw_{train,val}.json, "
+        "mapping each image ID to (height, width) as MMDetection's id_hw files do, or the image folder (crowdhuman default: id_hw_{train,val}.json, "
         "else Images/, beside --ann; openimages: required)."),
     label_file: Optional[Path] = typer.Option(
         None, "--label-file", help="With --metric openimages: class descriptions CSV (MID,name; default "
@@ -55,7 +55,8 @@ def eval_(
         "(default: gtFine/val beside the annotations folder)."),
     json_: bool = JsonOption,
 ) -> None:
-    """Evaluate COCO results against COCO annotations (mAP, mAP_50, ..., or AR for proposals), or
+    """Evaluate COCO-format results against COCO annotations (mAP, mAP_50, ..., or AR for proposals; or the
+    LVIS, CrowdHuman, Open Images, Cityscapes and VOC metrics with --metric), or
     tracker result files against MOTChallenge ground truth (HOTA/CLEAR/Identity per sequence and combined).
 
     Example: det eval results.json --ann data/coco/annotations/instances_val2017.json --classwise
