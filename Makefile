@@ -20,7 +20,7 @@ $(STAMP):
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade "pip>=23" "setuptools>=70" wheel ninja
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -q --no-build-isolation -e '.[dev,timm,deploy,serve]'
+	$(PY) -m pip install -q --no-build-isolation -e '.[dev,timm,deploy,serve,robust]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
