@@ -16,11 +16,14 @@ PYTEST_ARGS ?= -n auto --dist loadfile
 
 setup: $(STAMP)
 
+# det[robust] goes in without imagecorruptions' opencv-python: a second OpenCV beside
+# opencv-python-headless would need libGL, and imagecorruptions only needs cv2.
 $(STAMP):
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade "pip>=23" "setuptools>=70" wheel ninja
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install -q --no-build-isolation -e '.[dev,timm,deploy,serve]'
+	$(PY) -m pip install -q "scikit-image>=0.19" && $(PY) -m pip install -q --no-deps "imagecorruptions>=1.1.2"
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 

@@ -157,9 +157,14 @@ complete -c det -n '__fish_seen_subcommand_from eval' -l ann
 complete -c det -n '__fish_seen_subcommand_from eval' -l backend
 complete -c det -n '__fish_seen_subcommand_from eval' -l benchmark -x -a 'MOT17 MOT20 MOT15'
 complete -c det -n '__fish_seen_subcommand_from eval' -l classwise
+complete -c det -n '__fish_seen_subcommand_from eval' -l gt-dir
 complete -c det -n '__fish_seen_subcommand_from eval' -l help
+complete -c det -n '__fish_seen_subcommand_from eval' -l hierarchy-file
+complete -c det -n '__fish_seen_subcommand_from eval' -l image-level-file
+complete -c det -n '__fish_seen_subcommand_from eval' -l img-sizes
 complete -c det -n '__fish_seen_subcommand_from eval' -l iou-thr
 complete -c det -n '__fish_seen_subcommand_from eval' -l json
+complete -c det -n '__fish_seen_subcommand_from eval' -l label-file
 complete -c det -n '__fish_seen_subcommand_from eval' -l metric -x -a 'bbox segm proposal HOTA MOTA IDF1'
 complete -c det -n '__fish_seen_subcommand_from eval' -l mot
 complete -c det -n '__fish_seen_subcommand_from eval' -l occluded-separated
@@ -169,6 +174,7 @@ complete -c det -n '__fish_seen_subcommand_from export' -l dynamic
 complete -c det -n '__fish_seen_subcommand_from export' -l force
 complete -c det -n '__fish_seen_subcommand_from export' -l format -x -a 'json jsonl coco'
 complete -c det -n '__fish_seen_subcommand_from export' -l help
+complete -c det -n '__fish_seen_subcommand_from export' -l img-size
 complete -c det -n '__fish_seen_subcommand_from export' -l imgsz
 complete -c det -n '__fish_seen_subcommand_from export' -l json
 complete -c det -n '__fish_seen_subcommand_from export' -l model
@@ -299,6 +305,7 @@ complete -c det -n '__fish_seen_subcommand_from synth && __fish_seen_subcommand_
 complete -c det -n '__fish_seen_subcommand_from synth && __fish_seen_subcommand_from shapes' -l seed
 complete -c det -n '__fish_seen_subcommand_from synth && __fish_seen_subcommand_from shapes' -l size
 complete -c det -n '__fish_seen_subcommand_from test' -f -a 'cascade_rcnn deformable_detr/deformable-detr-refine-twostage_r50_16xb2-50e_coco deformable_detr/deformable-detr-refine_r50_16xb2-50e_coco deformable_detr/deformable-detr_r50_16xb2-50e_coco demo/dino_r18 demo/faster_rcnn_r18 demo/fcos_r18 demo/mask_rcnn_r18 demo/retinanet_r18 demo/rtmdet_ins_tiny demo/rtmdet_tiny demo/yolox_tiny detr/detr_r50_8xb2-150e_coco dino/dino-4scale_r50_8xb2-12e_coco faster_rcnn faster_rcnn_voc fcos_r50_fpn mask_rcnn mot/bytetrack_rtmdet_tiny_synth retinanet_r50_fpn rtmdet/rtmdet-ins_l_8xb32-300e_coco rtmdet/rtmdet-ins_m_8xb32-300e_coco rtmdet/rtmdet-ins_s_8xb32-300e_coco rtmdet/rtmdet-ins_tiny_8xb32-300e_coco rtmdet/rtmdet-ins_x_8xb16-300e_coco rtmdet_s rtmdet_tiny trackers/bytetrack trackers/ocsort trackers/sort yolox/yolox_l_8xb8-300e_coco yolox/yolox_m_8xb8-300e_coco yolox/yolox_nano_8xb8-300e_coco yolox/yolox_s_8xb8-300e_coco yolox/yolox_tiny_8xb8-300e_coco yolox/yolox_x_8xb8-300e_coco zoo/cascade-rcnn_r101-caffe_fpn zoo/cascade-rcnn_r101_fpn zoo/cascade-rcnn_r50-caffe_fpn zoo/cascade-rcnn_x101-32x4d_fpn zoo/cascade-rcnn_x101-64x4d_fpn zoo/faster-rcnn_r101-caffe_fpn zoo/faster-rcnn_r101_fpn zoo/faster-rcnn_r50-caffe_fpn zoo/faster-rcnn_x101-32x4d_fpn zoo/faster-rcnn_x101-64x4d_fpn zoo/fcos_r101-caffe_fpn_gn-head zoo/fcos_r50-caffe_fpn_gn-head zoo/mask-rcnn_r101-caffe_fpn zoo/mask-rcnn_r101_fpn zoo/mask-rcnn_r50-caffe_fpn zoo/mask-rcnn_x101-32x4d_fpn zoo/mask-rcnn_x101-64x4d_fpn zoo/retinanet_r101-caffe_fpn zoo/retinanet_r101_fpn zoo/retinanet_r18_fpn zoo/retinanet_r50-caffe_fpn zoo/retinanet_x101-32x4d_fpn zoo/retinanet_x101-64x4d_fpn zoo/rtmdet_l zoo/rtmdet_m zoo/rtmdet_x'
+complete -c det -n '__fish_seen_subcommand_from test' -l corrupt
 complete -c det -n '__fish_seen_subcommand_from test' -l device -x -a 'auto cpu cuda'
 complete -c det -n '__fish_seen_subcommand_from test' -l force
 complete -c det -n '__fish_seen_subcommand_from test' -l format-only
@@ -309,6 +316,7 @@ complete -c det -n '__fish_seen_subcommand_from test' -l no-plots
 complete -c det -n '__fish_seen_subcommand_from test' -l out
 complete -c det -n '__fish_seen_subcommand_from test' -l score-thr
 complete -c det -n '__fish_seen_subcommand_from test' -l set
+complete -c det -n '__fish_seen_subcommand_from test' -l severity
 complete -c det -n '__fish_seen_subcommand_from test' -l show-dir
 complete -c det -n '__fish_seen_subcommand_from test' -l tta
 complete -c det -n '__fish_seen_subcommand_from test' -l tta-scales

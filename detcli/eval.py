@@ -20,9 +20,12 @@ def _f(v: float) -> str:
 
 def eval_(
     results: Optional[Path] = typer.Argument(None, help="COCO results JSON (image_id, category_id, score, bbox or segmentation)."),
-    ann: Optional[Path] = typer.Option(None, "--ann", help="COCO ground-truth JSON."),
-    metric: str = typer.Option("bbox", "--metric", help="bbox, segm, proposal or lvis (LVIS v1 AP with APr/APc/APf; "
-                               "bbox, and segm too when the results have masks)."),
+    ann: Optional[Path] = typer.Option(None, "--ann", help="Ground truth: COCO JSON (crowdhuman: the .odgt file; openimages: the box CSV)."),
+    metric: str = typer.Option("bbox", "--metric", help="bbox, segm, proposal, lvis (LVIS v1 AP with APr/APc/APf; "
+                               "bbox, and segm too when the results have masks), crowdhuman (AP, MR^-2, JI; "
+                               "--ann is the .odgt file), openimages (--ann is the box CSV), cityscapes (instance AP of segm results; "
+                               "--ann from `det convert cityscapes`, with --gt-dir) or voc (VOC 'area' mAP at IoU 0.5 of COCO "
+                               "results against COCO ground truth, crowds as difficult)."),
     classwise: bool = typer.Option(False, "--classwise", help="Also report AP per class."),
     backend: str = typer.Option("det", "--backend", help="COCO evaluator: det (compiled) or pycocotools; same numbers."),
     mot: Optional[tuple[Path, Path]] = typer.Option(
@@ -34,13 +37,35 @@ def eval_(
         "(segm results; ANN.json from `det convert occluded-separated`)."),
     score_thr: float = typer.Option(0.3, "--score-thr", help="With --occluded-separated: detection score threshold."),
     iou_thr: float = typer.Option(0.75, "--iou-thr", help="With --occluded-separated: mask IoU for a recalled object."),
+    img_sizes: Optional[Path] = typer.Option(
+        None, "--img-sizes", metavar="PATH", help="With --metric crowdhuman or openimages: image sizes, a JSON "
+        "mapping each image ID to (height, width) as MMDetection's id_hw files do, or the image folder (crowdhuman default: id_hw_{train,val}.json, "
+        "else Images/, beside --ann; openimages: required)."),
+    label_file: Optional[Path] = typer.Option(
+        None, "--label-file", help="With --metric openimages: class descriptions CSV (MID,name; default "
+        "class-descriptions-boxable.csv beside --ann)."),
+    hierarchy_file: Optional[Path] = typer.Option(
+        None, "--hierarchy-file", help="With --metric openimages: class hierarchy JSON (default "
+        "bbox_labels_600_hierarchy.json beside --ann)."),
+    image_level_file: Optional[Path] = typer.Option(
+        None, "--image-level-file", help="With --metric openimages: human-verified image-level labels CSV "
+        "(detections of classes neither in an image's boxes nor in its labels are dropped)."),
+    gt_dir: Optional[Path] = typer.Option(
+        None, "--gt-dir", help="With --metric cityscapes: the gtFine split folder holding <city>/*_instanceIds.png "
+        "(default: gtFine/val beside the annotations folder)."),
     json_: bool = JsonOption,
 ) -> None:
-    """Evaluate COCO results against COCO annotations (mAP, mAP_50, ..., or AR for proposals), or
+    """Evaluate COCO-format results against COCO annotations (mAP, mAP_50, ..., or AR for proposals; or the
+    LVIS, CrowdHuman, Open Images, Cityscapes and VOC metrics with --metric), or
     tracker result files against MOTChallenge ground truth (HOTA/CLEAR/Identity per sequence and combined).
 
     Example: det eval results.json --ann data/coco/annotations/instances_val2017.json --classwise
     Example: det eval results.segm.json --ann instances_val2017.json --metric segm --occluded-separated occ_sep.json
+    Example: det eval results.json --ann data/CrowdHuman/annotation_val.odgt --metric crowdhuman
+    Example: det eval results.json --ann validation-annotations-bbox.csv --metric openimages --img-sizes sizes.json
+      --image-level-file validation-annotations-human-imagelabels-boxable.csv
+    Example: det eval results.segm.json --ann data/cityscapes/annotations/instancesonly_filtered_gtFine_val.json
+      --metric cityscapes --gt-dir data/cityscapes/gtFine/val
     Example: det eval --mot data/MOT17/train work_dirs/bytetrack/tracks --json
     """
     from det.core.errors import DetError, did_you_mean
@@ -56,6 +81,24 @@ def eval_(
         raise DetError(f"--metric '{metric}' is not supported{did_you_mean(metric, METRICS)}")
     if metric == "lvis":
         _eval_lvis(results, ann, classwise, json_)
+        return
+    if metric == "crowdhuman":
+        _eval_crowdhuman(results, ann, img_sizes, json_)
+        return
+    if metric == "voc":
+        from det.core.evaluation.voc import voc_evaluate
+
+        res = voc_evaluate(ann, results, classwise=classwise)
+        if json_:
+            print_json(res)
+            return
+        _print_metrics(f"{results.name}: Pascal VOC mAP (IoU 0.5, area)", res)
+        return
+    if metric == "cityscapes":
+        _eval_cityscapes(results, ann, gt_dir, classwise, json_)
+        return
+    if metric == "openimages":
+        _eval_openimages(results, ann, img_sizes, (label_file, hierarchy_file, image_level_file), classwise, json_)
         return
     coco = load_coco_gt(ann)
     dets = load_coco_results(results, coco, metric)
@@ -81,7 +124,7 @@ def eval_(
         out.print(table)
 
 
-METRICS = (*IOU_TYPES, "lvis")
+METRICS = (*IOU_TYPES, "lvis", "crowdhuman", "openimages", "cityscapes", "voc")
 
 
 def _print_metrics(title: str, res: dict) -> None:
@@ -114,6 +157,70 @@ def _eval_lvis(results: Path, ann: Path, classwise: bool, json_: bool) -> None:
         print_json(_no_nan(res))
         return
     _print_metrics(f"{results.name}: LVIS ({', '.join(kinds)}; -1: no ground truth in that group)", res)
+
+
+def _eval_crowdhuman(results: Path, ann: Path, img_sizes: Optional[Path], json_: bool) -> None:
+    from det.core.evaluation.crowdhuman import crowdhuman_evaluate, load_crowdhuman
+
+    is_dir = img_sizes is not None and img_sizes.is_dir()
+    images = load_crowdhuman(ann, None if is_dir else img_sizes, img_sizes if is_dir else None)
+    res = crowdhuman_evaluate(images, results)
+    if json_:
+        print_json(_no_nan(res))
+        return
+    _print_metrics(f"{results.name}: CrowdHuman ({len(images)} images; mAP higher is better, mMR lower)", res)
+
+
+def _eval_cityscapes(results: Path, ann: Path, gt_dir: Optional[Path], classwise: bool, json_: bool) -> None:
+    from det.core.errors import DetError
+    from det.core.evaluation.cityscapes import cityscapes_evaluate
+
+    gt_dir = gt_dir or ann.resolve().parent.parent / "gtFine" / "val"
+    if not gt_dir.is_dir():
+        raise DetError(f"{gt_dir}: gtFine split folder not found; give --gt-dir (e.g. data/cityscapes/gtFine/val)")
+    res = cityscapes_evaluate(ann, results, gt_dir)
+    per_class = res.pop("classwise")
+    if classwise:
+        res["classwise"] = per_class
+    if json_:
+        print_json(_no_nan(res))
+        return
+    _print_metrics(f"{results.name}: Cityscapes instance AP (NaN classes: no ground truth and no prediction)", res)
+    if classwise:
+        table = Table(title="per class")
+        for col in ("class", "AP", "AP50"):
+            table.add_column(col, justify="left" if col == "class" else "right")
+        for name, row in per_class.items():
+            table.add_row(name, _f(row["AP"]), _f(row["AP50"]))
+        out.print(table)
+
+
+def _eval_openimages(results: Path, ann: Path, img_sizes: Optional[Path], files: tuple, classwise: bool,
+                     json_: bool) -> None:
+    from det.core.data.datasets.openimages import load_openimages
+    from det.core.errors import DetError
+    from det.core.evaluation.openimages import openimages_evaluate
+
+    if img_sizes is None:
+        raise DetError("--metric openimages needs --img-sizes (a JSON {ImageID: [h, w]} or the image folder): "
+                       "the box CSV holds normalised coordinates")
+    label_file = files[0] or ann.parent / "class-descriptions-boxable.csv"
+    hierarchy_file = files[1] or ann.parent / "bbox_labels_600_hierarchy.json"
+    is_dir = img_sizes.is_dir()
+    mids, names, relation, images = load_openimages(ann, label_file, hierarchy_file, files[2],
+                                                    None if is_dir else img_sizes, img_sizes if is_dir else "")
+    res = openimages_evaluate(images, results, mids, relation, classwise=classwise, names=names)
+    if json_:
+        print_json(_no_nan(res))
+        return
+    _print_metrics(f"{results.name}: Open Images ({len(images)} images, {len(mids)} classes)", res)
+    if classwise:
+        table = Table(title="AP50 per class (classes with ground truth)")
+        table.add_column("class")
+        table.add_column("AP50", justify="right")
+        for name, ap in res["classwise"].items():
+            table.add_row(name, _f(ap))
+        out.print(table)
 
 
 MOT_COLUMNS = ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW", "FP", "FN")  # all metrics: --json

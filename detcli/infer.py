@@ -104,8 +104,7 @@ def infer(
         _check_json_flag(json_, settings["format"])
         tracker_cfg, thr = _tracker(track, detector.preset, tracker_sets, settings["score_thr"], score_thr is not None)
         detector.configure(score_thr=thr, classes=settings["classes"], batch_size=settings["batch_size"])
-        opts = _options(settings, save_vis, **run_opts)
-        opts.tracker_cfg = tracker_cfg
+        opts = _options(settings, save_vis, tracker_cfg=tracker_cfg, **run_opts)
         if out_dir is None and _writes(opts):  # default outputs only once inputs and model are known to be good
             opts.out_dir = default_run_dir("infer")
         summary = run_inference(detector, sources, opts)

@@ -23,6 +23,11 @@ def test(
     format_only: bool = typer.Option(False, "--format-only", help="Only write results (--out) for a split without annotations."),
     work_dir: Optional[Path] = typer.Option(None, "--work-dir", "-w", help="Where metrics.json and the reports go (MOT preset: also tracks/ and detections/) (default: runs/test/N)."),
     no_plots: bool = typer.Option(False, "--no-plots", help="Do not draw pr_curve.png, the confusion matrix and val_predictions.jpg."),
+    corrupt: Optional[str] = typer.Option(
+        None, "--corrupt", metavar="NAMES", help="Robustness benchmark: also test on images corrupted by these "
+        "imagecorruptions functions (comma-separated, or benchmark = the 15 standard ones, noise, blur, weather, "
+        "digital, all); writes robustness.json/.csv/.png (P, mPC, rPC). Needs det[robust]."),
+    severity: str = typer.Option("1-5", "--severity", help="With --corrupt: severities, a range (1-5) or a list (1,3,5)."),
     set_: Optional[list[str]] = SetOption,
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     model: Optional[str] = ModelOption,
@@ -36,6 +41,7 @@ def test(
     Example: det test work_dirs/demo/last.pt --out results.json --show-dir work_dirs/demo/vis
     Example: det test mot/bytetrack_rtmdet_tiny_synth work_dirs/mot_synth/last.pt --out work_dirs/mot_synth/tracks
     Example: det test --model rtmdet_tiny_8xb32-300e_coco  (COCO val under data/coco)
+    Example: det test work_dirs/demo/last.pt --corrupt gaussian_noise,motion_blur --severity 1-5
     """
     from det.core.engine import dist
     from det.core.engine.runner import resolve_test_inputs
@@ -44,11 +50,15 @@ def test(
 
     if format_only and out_file is None:
         raise DetError("--format-only needs --out FILE (where the results go)")
+    plan = _robustness_plan(corrupt, severity) if corrupt is not None else None
     first, ckpt = _model_inputs(first, ckpt, model)
     cfg, ckpt_path = resolve_test_inputs(first, ckpt, overrides(set_))
     scales = tuple(tta_scales) if tta_scales else (1.0,)
     if work_dir is None and dist.is_main():
         work_dir = default_run_dir("test")
+    if plan is not None:
+        _robustness(cfg, ckpt_path, plan, work_dir, device, force, json_)
+        return
     result = run_test(cfg, ckpt_path, work_dir=work_dir, out=out_file, show_dir=show_dir, score_thr=score_thr, tta=tta,
                       format_only=format_only, device=device, force=force, tta_scales=scales, plots=not no_plots)
     if not dist.is_main():
@@ -75,6 +85,43 @@ def test(
             out.print(f"{key.replace('_', ' ')}: {result[key]}", markup=False, highlight=False)
     for key, path in (result.get("reports") or {}).items():
         out.print(f"{key.replace('_', ' ')}: {path}", markup=False, highlight=False)
+
+
+def _robustness_plan(corrupt: str, severity: str) -> tuple[list[str], list[int]]:
+    """(corruptions, severities) of --corrupt / --severity, checked before any work (the extra too)."""
+    from det.core.evaluation.robustness import load_corrupt, parse_corruptions, parse_severities
+
+    plan = parse_corruptions(corrupt), parse_severities(severity)
+    load_corrupt()
+    return plan
+
+
+def _robustness(cfg: dict, ckpt_path: Path, plan: tuple[list[str], list[int]], work_dir: Path, device: str,
+                force: bool, json_: bool) -> None:
+    """`--corrupt`: clean and corrupted test runs, then P / mPC / rPC and the per-corruption table."""
+    from functools import partial
+
+    from det.core.engine.runner import test as run_test
+    from det.core.evaluation.robustness import main_metric, robustness_test
+
+    names, sevs = plan
+    run = partial(run_test, device=device, force=force, plots=False)
+    report = robustness_test(cfg, ckpt_path, names, sevs, Path(work_dir), run, force=force)
+    if json_:
+        print_json(report)
+        return
+    key = main_metric(report["P"])
+    table = Table(title=f"{ckpt_path.name}: {key} under corruption (severity 0 = clean {report['P'][key]:.3f})",
+                  title_justify="left")
+    table.add_column("corruption")
+    for s in sevs:
+        table.add_column(str(s), justify="right")
+    for name, per in report["table"].items():
+        table.add_row(name, *(fmt_metric(per[str(s)][key]) for s in sevs))
+    out.print(table)
+    out.print(f"P {report['P'][key]:.4f}  mPC {report['mPC'][key]:.4f}  rPC {report['rPC'][key]:.4f}  ({key})")
+    for path in report["files"].values():
+        out.print(path, markup=False, highlight=False)
 
 
 def _print_per_class(rows: list[dict]) -> None:

@@ -71,6 +71,9 @@ def train(
     created = work_dir is None and resume_arg is not True
     if work_dir is None:
         work_dir = _default_work_dir(resume_arg is True)
+    from det.core.fileio import ensure_writable_folder
+
+    ensure_writable_folder(work_dir)  # an unusable --work-dir fails before the preset is built
     try:
         shortcuts = _shortcuts(cfg, data, epochs, batch_size, img_size, work_dir)
         if shortcuts:

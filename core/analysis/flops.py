@@ -66,12 +66,19 @@ def count_model(model: torch.nn.Module, shape: tuple[int, int] = (640, 640), dep
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     x = torch.zeros(batch, 3, h, w, device=device)
     recorder = _OpRecorder()
+    # Parameters passed straight into a submodule (DETR's query embeddings) would make the
+    # counter's module tracker look for a gradient function that no_grad never builds.
+    wanted_grad = [p for p in model.parameters() if p.requires_grad]
     try:
+        for p in wanted_grad:
+            p.requires_grad_(False)
         with torch.no_grad(), FlopCounterMode(display=False, depth=None) as counter:
             with recorder:
                 model(x)
     finally:
         model.train(was_training)
+        for p in wanted_grad:
+            p.requires_grad_(True)
     total = int(counter.get_total_flops())
     per_module: dict[str, int] = {}
     for name, ops in counter.get_flop_counts().items():

@@ -41,9 +41,10 @@ def param_groups(model: nn.Module, lr: float, weight_decay: float, paramwise: di
         bad = set(opts or {}) - {"lr_mult", "decay_mult"}
         if bad:
             raise ConfigError(f"train.paramwise.custom_keys.{key}.{sorted(bad)[0]}: unknown key; valid: decay_mult, lr_mult")
-        for name in sorted(set(opts or {})):  # checked here, not only for the parameters a model has
-            if isinstance(opts[name], bool) or not isinstance(opts[name], (int, float)):
-                raise ConfigError(f"train.paramwise.custom_keys.{key}.{name}: expected a number, got {opts[name]!r}")
+        for mult in ("lr_mult", "decay_mult"):
+            value = (opts or {}).get(mult, 1.0)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+                raise ConfigError(f"train.paramwise.custom_keys.{key}.{mult}: expected a finite number >= 0, got {value!r}")
     keys = sorted(sorted(custom), key=len, reverse=True)
     seen: set[int] = set()
     groups: dict[tuple[float, float], list[torch.Tensor]] = {}

@@ -23,7 +23,7 @@ from torch import nn
 
 from det.core.engine import checkpoint as ckpt_io
 from det.core.engine import dist
-from det.core.engine.device import resolve_device, seed_everything
+from det.core.engine.device import channels_last_is_safe, resolve_device, seed_everything
 from det.core.engine.ema import ModelEMA
 from det.core.engine.evaluate import run_evaluation
 from det.core.engine.hooks import Hook, PipelineSwitchHook
@@ -146,6 +146,8 @@ class Trainer:
         s = self.settings
         model = model.to(self.device)
         self.channels_last = s.use_channels_last(self.device.type)
+        if self.channels_last and self.device.type == "cpu":
+            self.channels_last = channels_last_is_safe(model, self.log)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         if s.sync_bn and self.world_size > 1:

@@ -138,6 +138,76 @@ class LVISMetric(CocoMetric):
         return lvis_evaluate(gt, results, iou_type=iou_type, classwise=self.classwise)
 
 
+class CrowdHumanMetric(CocoMetric):
+    """CrowdHuman AP, mMR (MR^-2) and JI of full-body boxes, as MMDetection's (evaluation/crowdhuman.py).
+
+    Scores the dataset's odgt records (`CrowdHumanDataset.eval_images()`), or `ann_file` (an odgt
+    file; image sizes from id_hw_{train,val}.json beside it or the images in Images/)."""
+
+    def __init__(self, dataset: Any = None, metric: str | list[str] = ("AP", "MR", "JI"), iou_thr: float = 0.5,
+                 format_only: bool = False, ann_file: str | None = None):
+        metrics = [metric] if isinstance(metric, str) else list(metric)
+        for m in metrics:
+            if m not in ("AP", "MR", "JI"):
+                raise ConfigError(f"evaluation.metric: unknown CrowdHuman metric '{m}'; valid: AP, MR, JI")
+        super().__init__(dataset, "bbox", format_only=format_only, ann_file=ann_file)
+        self.crowd_metrics, self.iou_thr = tuple(metrics), float(iou_thr)
+
+    def evaluate(self) -> dict[str, float]:
+        from det.core.evaluation.crowdhuman import crowdhuman_evaluate, load_crowdhuman
+
+        results = self.results()
+        metrics: dict[str, Any] = {}
+        if dist.is_main() and not self.format_only:
+            images = load_crowdhuman(self.ann_file) if self.ann_file else self.dataset.eval_images()
+            metrics = crowdhuman_evaluate(images, results, self.crowd_metrics, self.iou_thr)
+        return dist.broadcast_object(metrics)
+
+
+class OpenImagesMetric(CocoMetric):
+    """Open Images mAP (group-of, hierarchy, image-level labels) as MMDetection's
+    (evaluation/openimages.py), on an OpenImagesDataset's images and class hierarchy."""
+
+    def __init__(self, dataset: Any = None, iou_thrs: float = 0.5, ioa_thrs: float = 0.5, classwise: bool = False,
+                 format_only: bool = False):
+        super().__init__(dataset, "bbox", classwise, format_only=format_only)
+        self.iou_thr, self.ioa_thr = float(iou_thrs), float(ioa_thrs)
+
+    def evaluate(self) -> dict[str, Any]:
+        from det.core.evaluation.openimages import openimages_evaluate
+
+        results = self.results()
+        metrics: dict[str, Any] = {}
+        if dist.is_main() and not self.format_only:
+            ds = self.dataset
+            metrics = openimages_evaluate(ds.eval_images(), results, ds.mids, ds.relation_matrix, self.iou_thr,
+                                          self.ioa_thr, self.classwise, list(ds.classes))
+        return dist.broadcast_object(metrics)
+
+
+class CityscapesMetric(CocoMetric):
+    """Cityscapes instance AP (`cityscapes/mAP`, `cityscapes/AP@50`) as cityscapesscripts computes it
+    (evaluation/cityscapes.py), from the gtFine instanceIds PNGs under `gt_dir` (e.g.
+    data/cityscapes/gtFine/val) for the masks the model predicts."""
+
+    def __init__(self, dataset: Any = None, gt_dir: str = "data/cityscapes/gtFine/val", classwise: bool = False,
+                 format_only: bool = False, ann_file: str | None = None):
+        super().__init__(dataset, "segm", classwise, format_only=format_only, ann_file=ann_file)
+        self.gt_dir = gt_dir
+
+    def evaluate(self) -> dict[str, Any]:
+        from det.core.evaluation.cityscapes import cityscapes_evaluate
+
+        results = self.results()
+        metrics: dict[str, Any] = {}
+        if dist.is_main() and not self.format_only:
+            metrics = cityscapes_evaluate(self.ann_file or self.dataset.coco_gt(), results, self.gt_dir)
+            classwise = metrics.pop("classwise")
+            if self.classwise:
+                metrics.update({f"cityscapes/{c}_AP": v["AP"] for c, v in classwise.items()})
+        return dist.broadcast_object(metrics)
+
+
 class VOCMetric:
     """VOC mAP at `iou_thr` ('area' or '11points'), difficult boxes ignored."""
 
@@ -199,7 +269,9 @@ def _gt_in_original(sample: Any) -> Any:
     return Instances(bboxes=boxes, labels=gt.labels, ignore=gt.ignore)
 
 
-EVALUATORS = {"CocoMetric": CocoMetric, "LVISMetric": LVISMetric, "VOCMetric": VOCMetric}
+EVALUATORS = {"CocoMetric": CocoMetric, "LVISMetric": LVISMetric, "VOCMetric": VOCMetric,
+              "CrowdHumanMetric": CrowdHumanMetric, "OpenImagesMetric": OpenImagesMetric,
+              "CityscapesMetric": CityscapesMetric}
 
 
 def build_evaluator(cfg: dict | None, dataset: Any) -> Any:

@@ -105,3 +105,41 @@ def voc_map(dets: Sequence[Sequence[np.ndarray]], gts: Sequence[np.ndarray], gt_
         per_class.append(voc_class_ap(d, g, ig, iou_thr, mode, legacy_coordinate))
     valid = [r["ap"] for r in per_class if r["num_gts"] > 0]
     return (float(np.mean(valid)) if valid else 0.0), per_class
+
+
+def voc_evaluate(gt, results, iou_thr: float = 0.5, mode: str = "area", classwise: bool = False,
+                 name: str = "results") -> dict[str, float]:
+    """VOC mAP of COCO-format results against COCO ground truth (`det eval --metric voc`): boxes
+    xywh -> xyxy, crowd (`iscrowd`) and `ignore` boxes as difficult ones. Keys as VOCMetric's."""
+    from pathlib import Path
+
+    from det.core.evaluation.coco import check_results, load_coco_gt
+    from det.core.fileio import read_json
+
+    if isinstance(results, (str, Path)):
+        name, results = str(results), read_json(results, "results file")
+    coco = load_coco_gt(gt)
+    results = check_results(results, coco, name, "bbox")
+    cats = sorted(coco.getCatIds())
+    label = {c: k for k, c in enumerate(cats)}
+    img_ids = sorted(coco.getImgIds())
+    index = {i: k for k, i in enumerate(img_ids)}
+    per = [[[] for _ in cats] for _ in img_ids]
+    for r in results:
+        x, y, w, h = (float(v) for v in r["bbox"])
+        per[index[r["image_id"]]][label[r["category_id"]]].append((x, y, x + w, y + h, float(r["score"])))
+    dets = [[np.array(c, np.float64).reshape(-1, 5) for c in img] for img in per]
+    gts, labels, ignores = [], [], []
+    for i in img_ids:
+        anns = coco.imgToAnns.get(i, [])
+        gts.append(np.array([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
+                             for a in anns], np.float64).reshape(-1, 4))
+        labels.append(np.array([label[a["category_id"]] for a in anns], np.int64))
+        ignores.append(np.array([bool(a.get("iscrowd", 0)) or bool(a.get("ignore", 0)) for a in anns], bool))
+    mean_ap, per_class = voc_map(dets, gts, labels, ignores, len(cats), iou_thr, mode)
+    tag = f"AP{int(round(iou_thr * 100))}"
+    out = {"pascal_voc/mAP": mean_ap, f"pascal_voc/{tag}": mean_ap}
+    if classwise:
+        for c, r in zip(cats, per_class):
+            out[f"pascal_voc/{coco.cats[c].get('name', c)}_{tag}"] = r["ap"]
+    return out

@@ -66,7 +66,7 @@ def test_train_test_infer(name, tmp_path, det_inproc):
 
 @pytest.mark.parametrize("name", ["detr", "dino-4scale"])
 def test_flops_counts_the_transformer(name, det_inproc):
-    r = det_inproc("flops", PRESETS[name], "--shape", "256", "320", "--depth", "1", "--json")
+    r = det_inproc("flops", PRESETS[name], "--img-size", "256", "320", "--depth", "1", "--json")
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
     rows = {row["module"]: row for row in res["modules"]}

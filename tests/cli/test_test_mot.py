@@ -135,8 +135,8 @@ def test_mot_preset_tracks_and_scores_like_evaluate_mot(mot_case, det_inproc, mo
         assert word in r.stdout, word
     assert read_mot_txt(out / "SYNTH-02.txt", "result").shape[0] > 0  # random boxes still become tracks
     _check_against_files(json.loads((tmp / "real" / "metrics.json").read_text()), root, out)
-    # never overwrite earlier tracks without --force
-    r = det_inproc("test", PRESET, ckpt, *sets, "--out", out, "--work-dir", tmp / "real", "--device", "cpu")
+    # never overwrite earlier tracks without --force (a new work dir: its metrics.json is not in the way)
+    r = det_inproc("test", PRESET, ckpt, *sets, "--out", out, "--work-dir", tmp / "real2", "--device", "cpu")
     assert r.returncode == 2 and "already exists (use --force" in r.stderr and "SYNTH-01.txt" in r.stderr
 
 

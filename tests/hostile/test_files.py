@@ -45,9 +45,14 @@ def test_failed_write_leaves_no_temp_and_stale_temps_go(tmp_path):
 
 
 def test_strict_json_never_writes_nan(tmp_path):
-    with pytest.raises(ValueError):
-        atomic_write_json(tmp_path / "x.json", {"score": float("nan")})
-    assert files_under(tmp_path) == []
+    """Non-finite numbers become null (RFC 8259 JSON); never a bare NaN or Infinity."""
+    import json
+
+    atomic_write_json(tmp_path / "x.json", {"score": float("nan"), "area": float("inf"), "ok": 1.5})
+    text = (tmp_path / "x.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c}")) == {"score": None, "area": None, "ok": 1.5}
+    assert files_under(tmp_path) == ["x.json"]  # no temporary file left beside it
 
 
 def test_weight_converter_mapping_nothing(det_inproc, tmp_path):

@@ -24,7 +24,7 @@ def test_option_out_of_range(det_inproc, tmp_path, args, option, value):
 
 
 def test_flops_shape_too_small(det_inproc):
-    assert_user_error(det_inproc("flops", "demo/rtmdet_tiny", "--shape", "7", "9"), "--shape", "7")
+    assert_user_error(det_inproc("flops", "demo/rtmdet_tiny", "--img-size", "7", "9"), "--img-size", "7")
 
 
 @pytest.mark.parametrize("override,key", [

@@ -1,20 +1,30 @@
 """Dataset types buildable from presets (`data.train.dataset: {type: CocoDataset, ...}`)."""
 from det.core.data.datasets.base import BaseDetDataset
+from det.core.data.datasets.cityscapes import CityscapesDataset
 from det.core.data.datasets.coco import CocoDataset
+from det.core.data.datasets.crowdhuman import CrowdHumanDataset
 from det.core.data.datasets.lvis import LVISV1Dataset
 from det.core.data.datasets.middle import CustomDataset
 from det.core.data.datasets.mot import MOTChallengeDataset
+from det.core.data.datasets.objects365 import Objects365V2Dataset
+from det.core.data.datasets.openimages import OpenImagesDataset
 from det.core.data.datasets.synthetic import SyntheticShapes
 from det.core.data.datasets.voc import VOC_CLASSES, VOCDataset
+from det.core.data.datasets.wider_face import WIDERFaceDataset
 from det.core.data.datasets.wrappers import ClassBalancedDataset, ConcatDataset, RepeatDataset
 
 DATASETS = {
     "CocoDataset": CocoDataset,
     "LVISV1Dataset": LVISV1Dataset,
+    "CrowdHumanDataset": CrowdHumanDataset,
+    "CityscapesDataset": CityscapesDataset,
     "VOCDataset": VOCDataset,
     "CustomDataset": CustomDataset,
     "MiddleFormatDataset": CustomDataset,
     "MOTChallengeDataset": MOTChallengeDataset,
+    "OpenImagesDataset": OpenImagesDataset,
+    "Objects365V2Dataset": Objects365V2Dataset,
+    "WIDERFaceDataset": WIDERFaceDataset,
     "SyntheticShapes": SyntheticShapes,
     "RepeatDataset": RepeatDataset,
     "ConcatDataset": ConcatDataset,
@@ -22,6 +32,6 @@ DATASETS = {
 }
 
 __all__ = [
-    "DATASETS", "VOC_CLASSES", "BaseDetDataset", "ClassBalancedDataset", "CocoDataset", "ConcatDataset",
-    "CustomDataset", "LVISV1Dataset", "MOTChallengeDataset", "RepeatDataset", "SyntheticShapes", "VOCDataset",
+    "DATASETS", "VOC_CLASSES", "BaseDetDataset", "CityscapesDataset", "ClassBalancedDataset", "CocoDataset", "ConcatDataset",
+    "CrowdHumanDataset", "CustomDataset", "LVISV1Dataset", "MOTChallengeDataset", "Objects365V2Dataset", "OpenImagesDataset", "RepeatDataset", "SyntheticShapes", "VOCDataset", "WIDERFaceDataset",
 ]

@@ -88,4 +88,4 @@ class VOCDataset(BaseDetDataset):
             instances.append({"bbox": coords, "bbox_label": cat2label[cls],
                               "ignore_flag": bool(int(float(difficult))) if difficult else False})
         return {"img_path": img_path, "file_name": filename, "img_id": img_id, "xml_path": xml_path, "image_name": name,
-                "width": width, "height": height, "instances": instances}
+                "width": width, "height": height, "instances": instances, "folder": root.findtext("folder")}

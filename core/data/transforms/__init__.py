@@ -15,7 +15,7 @@ from det.core.data.transforms.geometric import (
 )
 from det.core.data.transforms.loading import LoadAnnotations, LoadImage
 from det.core.data.transforms.mix import MixUp, Mosaic
-from det.core.data.transforms.photometric import PhotoMetricDistortion, YOLOXHSVRandomAug
+from det.core.data.transforms.photometric import Corrupt, PhotoMetricDistortion, YOLOXHSVRandomAug
 from det.core.data.transforms.rng import rng, seed_all
 
 TRANSFORMS: dict[str, Any] = {
@@ -34,6 +34,7 @@ TRANSFORMS: dict[str, Any] = {
     "MinIoURandomCrop": MinIoURandomCrop,
     "Expand": Expand,
     "FilterAnnotations": FilterAnnotations,
+    "Corrupt": Corrupt,
     "Pack": Pack,
     # MMDetection spellings
     "LoadImageFromFile": LoadImage,
@@ -63,7 +64,7 @@ def build_pipeline(cfgs: list | None, key: str = "pipeline") -> Compose:
 
 
 __all__ = [
-    "TRANSFORMS", "Compose", "Expand", "FilterAnnotations", "LoadAnnotations", "LoadImage", "MinIoURandomCrop",
+    "TRANSFORMS", "Compose", "Corrupt", "Expand", "FilterAnnotations", "LoadAnnotations", "LoadImage", "MinIoURandomCrop",
     "MixUp", "Mosaic", "Pack", "PackDetInputs", "Pad", "PhotoMetricDistortion", "RandomAffine", "RandomCrop",
     "RandomFlip", "RandomResize", "Resize", "Transform", "YOLOXHSVRandomAug", "build_pipeline", "rng", "seed_all",
 ]

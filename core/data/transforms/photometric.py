@@ -71,3 +71,25 @@ class PhotoMetricDistortion(Transform):
             img = img[..., r.permutation(3)]
         results["img"] = np.clip(np.rint(img), 0, 255).astype(np.uint8)
         return results
+
+
+class Corrupt(Transform):
+    """One of imagecorruptions' corruptions (`corruption`, `severity` 1-5) on the loaded image, for
+    the robustness benchmark (`det test --corrupt`). The package works on RGB images: the BGR
+    image is flipped to RGB and back (MMDetection's Corrupt hands it the BGR array)."""
+
+    def __init__(self, corruption: str, severity: int = 1) -> None:
+        from det.core.evaluation.robustness import GROUPS, load_corrupt
+
+        if corruption not in GROUPS["all"]:
+            raise ValueError(f"unknown corruption '{corruption}'; valid: {', '.join(GROUPS['all'])}")
+        if not 1 <= int(severity) <= 5:
+            raise ValueError(f"severity {severity}: expected 1 to 5")
+        self.corruption, self.severity = corruption, int(severity)
+        self._corrupt = load_corrupt()
+
+    def transform(self, results: dict) -> dict:
+        rgb = np.ascontiguousarray(results["img"][..., ::-1])
+        out = self._corrupt(rgb, corruption_name=self.corruption, severity=self.severity)
+        results["img"] = np.ascontiguousarray(np.asarray(out, dtype=np.uint8)[..., ::-1])
+        return results

@@ -50,7 +50,10 @@ class DetectionTransformer(DetectorTrunk):
         self._init_layers(encoder or {}, decoder or {}, positional_encoding or {})
 
     def forward(self, x: torch.Tensor) -> tuple:
-        return self.bbox_head(self.forward_transformer(self.extract_feat(x), None)["hidden_states"])
+        """Raw head outputs (class scores, boxes) for a batch tensor (`det flops`, export)."""
+        out = self.forward_transformer(self.extract_feat(x), None)
+        refs = [out["references"]] if "references" in out else []  # Deformable DETR and DINO heads
+        return self.bbox_head(out["hidden_states"], *refs)
 
     def loss(self, inputs: torch.Tensor, samples: Sequence[DetSample]) -> dict[str, torch.Tensor]:
         x, samples = self.data_preprocessor(inputs, samples)

@@ -119,7 +119,7 @@ def test_exp_momentum_ema():
 
 def test_custom_keys_values_are_checked_even_without_a_matching_parameter():
     model = nn.Linear(2, 2)
-    with pytest.raises(ConfigError, match="train.paramwise.custom_keys.norm.decay_mult: expected a number, got 'zero'"):
+    with pytest.raises(ConfigError, match="train.paramwise.custom_keys.norm.decay_mult: expected a finite number >= 0, got 'zero'"):
         param_groups(model, 0.1, 0.1, {"custom_keys": {"norm": {"decay_mult": "zero"}}})
     groups = param_groups(model, 0.1, 0.1, {"custom_keys": {"relative_position_bias_table": {"decay_mult": 0}}})
     assert [g["weight_decay"] for g in groups] == [0.1]  # no parameter of that name: rule unused, still valid

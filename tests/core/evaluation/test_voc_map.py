@@ -61,3 +61,22 @@ def test_voc_metric_maps_ground_truth_back_to_original_image():
     metric.reset()
     metric.process([sample], [pred])
     assert metric.evaluate() == {"pascal_voc/mAP": 1.0, "pascal_voc/AP50": 1.0}
+
+
+def test_det_eval_metric_voc_on_coco_files(det_inproc, tmp_path):
+    import json
+
+    # The hand case above as COCO files: image 1 = A (its second box a crowd), image 2 = B.
+    gt = {"images": [{"id": 1, "width": 100, "height": 100}, {"id": 2, "width": 100, "height": 100}],
+          "categories": [{"id": 5, "name": "thing"}],
+          "annotations": [{"id": 1, "image_id": 1, "category_id": 5, "bbox": [0, 0, 10, 10], "iscrowd": 0, "area": 100},
+                          {"id": 2, "image_id": 1, "category_id": 5, "bbox": [20, 20, 10, 10], "iscrowd": 1, "area": 100},
+                          {"id": 3, "image_id": 2, "category_id": 5, "bbox": [0, 0, 10, 10], "iscrowd": 0, "area": 100}]}
+    res = [{"image_id": i, "category_id": 5, "bbox": [d[0], d[1], d[2] - d[0], d[3] - d[1]], "score": d[4]}
+           for i, img in ((1, DETS[0]), (2, DETS[1])) for d in img.tolist()]
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    (tmp_path / "res.json").write_text(json.dumps(res))
+    r = det_inproc("eval", tmp_path / "res.json", "--ann", tmp_path / "gt.json", "--metric", "voc", "--classwise", "--json")
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert got["pascal_voc/mAP"] == pytest.approx(0.5 * 1 + 0.5 * 2 / 3) == got["pascal_voc/thing_AP50"]
