@@ -137,7 +137,11 @@ def main(argv: Optional[list[str]] = None) -> None:
 def os_error_message(exc: OSError) -> str | None:
     """An OS error on a named path (missing, a folder, read-only, full disk) is the user's to fix:
     'error: PATH: cause'. Without a path it stays an internal error."""
+    import errno
+
     if exc.filename is None:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # a write that fills the disk names no path
+            return f"error: {exc.strerror or 'no space left on device'} (free some space and run again)"
         return None
     cause = exc.strerror or type(exc).__name__
     target = f" -> {exc.filename2}" if getattr(exc, "filename2", None) else ""

@@ -64,3 +64,17 @@ def test_weight_converter_mapping_nothing(det_inproc, tmp_path):
     assert not out.exists()
     r = det_inproc("convert", "mmdet-weights", src, out, "--preset", "demo/rtmdet_tiny", "--allow-empty")
     assert r.returncode == 0 and out.is_file()
+
+
+def test_full_disk_is_a_user_error_naming_the_file(det_inproc, tmp_path, monkeypatch):
+    import det.core.fileio as fileio
+
+    def full(fd):
+        raise OSError(28, "No space left on device")
+
+    ann = write_coco(tmp_path / "ann.json", [image()], [box()])
+    monkeypatch.setattr(fileio.os, "fsync", full)
+    r = det_inproc("convert", "coco2yolo", ann, "--out-dir", tmp_path / "y")
+    line = assert_user_error(r, "No space left on device")
+    assert str(tmp_path / "y") in line
+    assert not [p for p in files_under(tmp_path) if p.endswith(".tmp")]
