@@ -12,6 +12,9 @@ from det.core.models.backbones.csp_layers import DEFAULT_ACT, DEFAULT_NORM, CSPL
 from det.core.models.layers import ConvModule, DepthwiseSeparableConvModule, freeze, set_norm_eval
 
 
+MAX_SCALE_FACTOR = 8.0
+
+
 class CSPNeXt(nn.Module):
     """Stem of three 3x3 convs then stages of (stride-2 conv, [SPP], CSPLayer).
 
@@ -37,6 +40,11 @@ class CSPNeXt(nn.Module):
         if arch not in self.arch_settings:
             raise ConfigError(f"{config_path('arch')}: unknown arch '{arch}'; one of: P5, P6")
         setting = self.arch_settings[arch]
+        for key, factor in (("deepen_factor", deepen_factor), ("widen_factor", widen_factor)):
+            # MMDetection's largest models use 1.33 / 1.25; far beyond that is a typo that would
+            # build a model too large for memory
+            if not 0 < factor <= MAX_SCALE_FACTOR:
+                raise ConfigError(f"{config_path(key)}: {factor} not in (0, {MAX_SCALE_FACTOR:g}]")
         if any(i < 0 or i > len(setting) for i in out_indices):
             raise ConfigError(f"{config_path('out_indices')}: {list(out_indices)} must lie in 0..{len(setting)}")
         if not -1 <= frozen_stages <= len(setting):
