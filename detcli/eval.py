@@ -18,41 +18,52 @@ def _f(v: float) -> str:
     return fmt_metric(v)
 
 
+# Options whose help is long, kept out of the signature.
+MetricOption = typer.Option("bbox", "--metric", help="bbox, segm, proposal, lvis (LVIS v1 AP with APr/APc/APf; "
+    "bbox, and segm too when the results have masks), crowdhuman (AP, MR^-2, JI; "
+    "--ann is the .odgt file), openimages (--ann is the box CSV), cityscapes (instance AP of segm results; "
+    "--ann from `det convert cityscapes`, with --gt-dir) or voc (VOC 'area' mAP at IoU 0.5 of COCO "
+    "results against COCO ground truth, crowds as difficult).")
+MotOption = typer.Option(
+    None, "--mot", metavar="GT_DIR TRACKS_DIR", help="Score MOTChallenge result files instead: GT_DIR holds "
+    "<seq>/gt/gt.txt and seqinfo.ini, TRACKS_DIR holds <seq>.txt of any tracker.")
+OccludedOption = typer.Option(
+    None, "--occluded-separated", metavar="ANN.json", help="Also report occluded / separated mask recall "
+    "(segm results; ANN.json from `det convert occluded-separated`).")
+ImgSizesOption = typer.Option(
+    None, "--img-sizes", metavar="PATH", help="With --metric crowdhuman or openimages: image sizes, a JSON "
+    "mapping each image ID to (height, width) as MMDetection's id_hw files do, or the image folder (crowdhuman default: id_hw_{train,val}.json, "
+    "else Images/, beside --ann; openimages: required).")
+LabelFileOption = typer.Option(
+    None, "--label-file", help="With --metric openimages: class descriptions CSV (MID,name; default "
+    "class-descriptions-boxable.csv beside --ann).")
+HierarchyOption = typer.Option(
+    None, "--hierarchy-file", help="With --metric openimages: class hierarchy JSON (default "
+    "bbox_labels_600_hierarchy.json beside --ann).")
+ImageLevelOption = typer.Option(
+    None, "--image-level-file", help="With --metric openimages: human-verified image-level labels CSV "
+    "(detections of classes neither in an image's boxes nor in its labels are dropped).")
+GtDirOption = typer.Option(
+    None, "--gt-dir", help="With --metric cityscapes: the gtFine split folder holding <city>/*_instanceIds.png "
+    "(default: gtFine/val beside the annotations folder).")
+
+
 def eval_(
     results: Optional[Path] = typer.Argument(None, help="COCO results JSON (image_id, category_id, score, bbox or segmentation)."),
     ann: Optional[Path] = typer.Option(None, "--ann", help="Ground truth: COCO JSON (crowdhuman: the .odgt file; openimages: the box CSV)."),
-    metric: str = typer.Option("bbox", "--metric", help="bbox, segm, proposal, lvis (LVIS v1 AP with APr/APc/APf; "
-                               "bbox, and segm too when the results have masks), crowdhuman (AP, MR^-2, JI; "
-                               "--ann is the .odgt file), openimages (--ann is the box CSV), cityscapes (instance AP of segm results; "
-                               "--ann from `det convert cityscapes`, with --gt-dir) or voc (VOC 'area' mAP at IoU 0.5 of COCO "
-                               "results against COCO ground truth, crowds as difficult)."),
+    metric: str = MetricOption,
     classwise: bool = typer.Option(False, "--classwise", help="Also report AP per class."),
     backend: str = typer.Option("det", "--backend", help="COCO evaluator: det (compiled) or pycocotools; same numbers."),
-    mot: Optional[tuple[Path, Path]] = typer.Option(
-        None, "--mot", metavar="GT_DIR TRACKS_DIR", help="Score MOTChallenge result files instead: GT_DIR holds "
-        "<seq>/gt/gt.txt and seqinfo.ini, TRACKS_DIR holds <seq>.txt of any tracker."),
+    mot: Optional[tuple[Path, Path]] = MotOption,
     benchmark: str = typer.Option("MOT17", "--benchmark", help="With --mot: MOT17 (or MOT16, MOT20) preprocessing."),
-    occluded_separated: Optional[Path] = typer.Option(
-        None, "--occluded-separated", metavar="ANN.json", help="Also report occluded / separated mask recall "
-        "(segm results; ANN.json from `det convert occluded-separated`)."),
+    occluded_separated: Optional[Path] = OccludedOption,
     score_thr: float = typer.Option(0.3, "--score-thr", help="With --occluded-separated: detection score threshold."),
     iou_thr: float = typer.Option(0.75, "--iou-thr", help="With --occluded-separated: mask IoU for a recalled object."),
-    img_sizes: Optional[Path] = typer.Option(
-        None, "--img-sizes", metavar="PATH", help="With --metric crowdhuman or openimages: image sizes, a JSON "
-        "mapping each image ID to (height, width) as MMDetection's id_hw files do, or the image folder (crowdhuman default: id_hw_{train,val}.json, "
-        "else Images/, beside --ann; openimages: required)."),
-    label_file: Optional[Path] = typer.Option(
-        None, "--label-file", help="With --metric openimages: class descriptions CSV (MID,name; default "
-        "class-descriptions-boxable.csv beside --ann)."),
-    hierarchy_file: Optional[Path] = typer.Option(
-        None, "--hierarchy-file", help="With --metric openimages: class hierarchy JSON (default "
-        "bbox_labels_600_hierarchy.json beside --ann)."),
-    image_level_file: Optional[Path] = typer.Option(
-        None, "--image-level-file", help="With --metric openimages: human-verified image-level labels CSV "
-        "(detections of classes neither in an image's boxes nor in its labels are dropped)."),
-    gt_dir: Optional[Path] = typer.Option(
-        None, "--gt-dir", help="With --metric cityscapes: the gtFine split folder holding <city>/*_instanceIds.png "
-        "(default: gtFine/val beside the annotations folder)."),
+    img_sizes: Optional[Path] = ImgSizesOption,
+    label_file: Optional[Path] = LabelFileOption,
+    hierarchy_file: Optional[Path] = HierarchyOption,
+    image_level_file: Optional[Path] = ImageLevelOption,
+    gt_dir: Optional[Path] = GtDirOption,
     json_: bool = JsonOption,
 ) -> None:
     """Evaluate COCO-format results against COCO annotations (mAP, mAP_50, ..., or AR for proposals; or the
@@ -79,27 +90,40 @@ def eval_(
         raise DetError("give a COCO results file and --ann ANN.json (or --mot GT_DIR TRACKS_DIR)")
     if metric not in METRICS:
         raise DetError(f"--metric '{metric}' is not supported{did_you_mean(metric, METRICS)}")
+    if metric in OTHER_METRICS:
+        _eval_other(metric, results, ann, classwise, json_, img_sizes=img_sizes, gt_dir=gt_dir,
+                    openimages_files=(label_file, hierarchy_file, image_level_file))
+        return
+    _eval_coco(results, ann, metric, classwise, backend, json_, occluded_separated, score_thr, iou_thr)
+
+
+OTHER_METRICS = ("lvis", "crowdhuman", "voc", "cityscapes", "openimages")
+
+
+def _eval_other(metric: str, results: Path, ann: Path, classwise: bool, json_: bool, img_sizes: Optional[Path],
+                gt_dir: Optional[Path], openimages_files: tuple) -> None:
     if metric == "lvis":
         _eval_lvis(results, ann, classwise, json_)
-        return
-    if metric == "crowdhuman":
+    elif metric == "crowdhuman":
         _eval_crowdhuman(results, ann, img_sizes, json_)
-        return
-    if metric == "voc":
+    elif metric == "voc":
         from det.core.evaluation.voc import voc_evaluate
 
         res = voc_evaluate(ann, results, classwise=classwise)
         if json_:
             print_json(res)
-            return
-        _print_metrics(f"{results.name}: Pascal VOC mAP (IoU 0.5, area)", res)
-        return
-    if metric == "cityscapes":
+        else:
+            _print_metrics(f"{results.name}: Pascal VOC mAP (IoU 0.5, area)", res)
+    elif metric == "cityscapes":
         _eval_cityscapes(results, ann, gt_dir, classwise, json_)
-        return
-    if metric == "openimages":
-        _eval_openimages(results, ann, img_sizes, (label_file, hierarchy_file, image_level_file), classwise, json_)
-        return
+    else:
+        _eval_openimages(results, ann, img_sizes, openimages_files, classwise, json_)
+
+
+def _eval_coco(results: Path, ann: Path, metric: str, classwise: bool, backend: str, json_: bool,
+               occluded_separated: Optional[Path], score_thr: float, iou_thr: float) -> None:
+    from det.core.errors import DetError
+
     coco = load_coco_gt(ann)
     dets = load_coco_results(results, coco, metric)
     res = coco_evaluate(coco, dets, metric, classwise=classwise, backend=backend)

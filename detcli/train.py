@@ -26,26 +26,31 @@ def _split_resume(preset: str, extra: Optional[str], resume: bool, resume_from: 
     return preset, True if resume else None
 
 
+# Options whose help is long, kept out of the signature.
+DataOption = typer.Option(None, "--data", help="Train on this data: a COCO annotation file, a COCO folder, a YOLO "
+                          "data.yaml or a VOC root; classes come from it (writes data.*.dataset, data.classes, "
+                          "model...num_classes).")
+ImgSizeOption = typer.Option(None, "--img-size", show_default=False, help="H W: scales every pipeline size key (scale, "
+                             "img_scale, crop_size, size) by H W / the test resize.")
+AmpOption = typer.Option(None, "--amp/--no-amp", show_default=False, help="Mixed precision: bf16 autocast on CPU, fp16 "
+                         "with a grad scaler on CUDA (default: train.amp).")
+
+
 def train(
     preset: str = typer.Argument(..., help="A preset file or a bundled preset name (e.g. demo/rtmdet_tiny)."),
     resume_ckpt: Optional[str] = typer.Argument(None, show_default=False,
                                                 help="With --resume: the checkpoint to resume from."),
     work_dir: Optional[Path] = typer.Option(None, "--work-dir", "-w", help="Output folder (default: runs/train/N, the next free N)."),
     set_: Optional[list[str]] = SetOption,
-    data: Optional[Path] = typer.Option(None, "--data", help="Train on this data: a COCO annotation file, a COCO folder, a YOLO "
-                                        "data.yaml or a VOC root; classes come from it (writes data.*.dataset, data.classes, "
-                                        "model...num_classes)."),
+    data: Optional[Path] = DataOption,
     epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Same as --set train.max_epochs=N."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1, help="Same as --set data.train.batch_size=B."),
-    img_size: Optional[tuple[int, int]] = typer.Option(None, "--img-size", show_default=False,
-                                                       help="H W: scales every pipeline size key (scale, img_scale, "
-                                                       "crop_size, size) by H W / the test resize."),
+    img_size: Optional[tuple[int, int]] = ImgSizeOption,
     no_plots: bool = typer.Option(False, "--no-plots", help="Do not draw results.png and the validation reports."),
     resume: bool = typer.Option(False, "--resume", help="Resume the latest checkpoint in the work dir, or CKPT when given (--resume CKPT)."),
     resume_from: Optional[str] = typer.Option(None, "--resume-from", help="Resume from this checkpoint (same as --resume CKPT)."),
     load_from: Optional[str] = typer.Option(None, "--load-from", help="Initialise weights from a checkpoint or a model name from `det models list` (weights only; mismatched head tensors are skipped and listed)."),
-    amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", show_default=False,
-                                       help="Mixed precision: bf16 autocast on CPU, fp16 with a grad scaler on CUDA (default: train.amp)."),
+    amp: Optional[bool] = AmpOption,
     auto_scale_lr: bool = typer.Option(False, "--auto-scale-lr", help="Scale the lr by total batch / train.auto_scale_lr.base_batch_size."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default: train.seed or 0)."),
     deterministic: bool = typer.Option(False, "--deterministic", help="Use deterministic algorithms (reproducible, slower)."),

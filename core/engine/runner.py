@@ -264,7 +264,6 @@ def test(cfg: dict, checkpoint: str | Path, *, work_dir: str | Path | None = Non
     from det.core.models.layers import fuse_conv_bn
     from det.core.tracking.evaluate import is_mot_preset
 
-    log = get_logger()
     mot = is_mot_preset(cfg)
     if mot:
         for flag, used in (("--tta", tta), ("--show-dir", show_dir is not None), ("--format-only", format_only)):
@@ -315,20 +314,26 @@ def test(cfg: dict, checkpoint: str | Path, *, work_dir: str | Path | None = Non
     if mot:
         summary.update(evaluator.summary())
     if dist.is_main():
-        if out is not None and results is not None:
-            atomic_write_json(out, results)
-            summary["out"] = str(out)
-            log.info(f"wrote {len(results)} COCO results to {out}")
-        if collector is not None:
-            report = collector.write(dataset.coco_gt(), work_dir, _iou_type(cfg))
-            summary["per_class_ap"], summary["reports"] = report["per_class_ap"], report["files"]
-        if not format_only:
-            write_metrics(work_dir / "metrics.json", summary)
-            summary["metrics_file"] = str(work_dir / "metrics.json")
+        _write_test_outputs(summary, out, results, collector, dataset, work_dir, _iou_type(cfg), format_only)
         if drawer is not None:
             summary["show_dir"] = str(show_dir)
     dist.barrier()
     return summary
+
+
+def _write_test_outputs(summary: dict, out: Path | None, results: list | None, collector: Any, dataset: Any,
+                        work_dir: Path, iou_type: str, format_only: bool) -> None:
+    """COCO results, the reports and metrics.json of `det test` (main process)."""
+    if out is not None and results is not None:
+        atomic_write_json(out, results)
+        summary["out"] = str(out)
+        get_logger().info(f"wrote {len(results)} COCO results to {out}")
+    if collector is not None:
+        report = collector.write(dataset.coco_gt(), work_dir, iou_type)
+        summary["per_class_ap"], summary["reports"] = report["per_class_ap"], report["files"]
+    if not format_only:
+        write_metrics(work_dir / "metrics.json", summary)
+        summary["metrics_file"] = str(work_dir / "metrics.json")
 
 
 def _test_evaluator(cfg: dict, dataset: Any, mot: bool, out: str | Path | None, work_dir: Path, format_only: bool,
