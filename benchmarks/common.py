@@ -67,6 +67,24 @@ def import_peer(module: str):
         return None
 
 
+def case_count(doc: str, default: int) -> int:
+    """`--cases N` of the metric parity scripts (random cases compared with the peer tool)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=default)
+    return parser.parse_args().cases
+
+
+def import_mmdet_without_ops(*modules: str) -> list | None:
+    """MMDetection modules from the peer environment whose code needs no compiled mmcv op (the
+    peer's mmcv 'lite' has none: its loader is stubbed); None when MMDetection is absent."""
+    loader = import_peer("mmcv.utils.ext_loader")
+    if loader is None:
+        return None
+    loader.load_ext = lambda name, funcs: type("NoOps", (), {})()
+    found = [import_peer(m) for m in modules]
+    return None if any(m is None for m in found) else found
+
+
 def arg_parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--json", help="write the result rows to this file")

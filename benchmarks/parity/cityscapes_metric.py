@@ -10,7 +10,6 @@ Usage: .venv/bin/python benchmarks/parity/cityscapes_metric.py [--cases 10]
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import json
@@ -23,7 +22,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-from common import import_peer  # noqa: E402
+from common import case_count, import_peer  # noqa: E402
 
 from det.core.evaluation.cityscapes import cityscapes_evaluate  # noqa: E402
 
@@ -112,14 +111,12 @@ def ours(tmp: Path, images: list) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", type=int, default=10)
-    args = parser.parse_args()
+    cases = case_count(__doc__, 10)
     cs = import_peer("cityscapesscripts.evaluation.evalInstanceLevelSemanticLabeling")
     if cs is None:
         sys.exit("cityscapesscripts (peer) not available: nothing to compare")
     worst, here = 0.0, os.getcwd()
-    for seed in range(args.cases):
+    for seed in range(cases):
         rng = np.random.default_rng(seed)
         images = [make_image(rng) for _ in range(int(rng.integers(2, 6)))]
         with tempfile.TemporaryDirectory() as tmp_dir:
@@ -137,7 +134,7 @@ def main() -> None:
         print(f"case {seed}: {len(images)} images, {sum(len(p) for _, p in images)} masks: mAP {got['cityscapes/mAP']:.6f} "
               f"(cityscapesscripts {ref['cityscapes/mAP']:.6f}), AP@50 {got['cityscapes/AP@50']:.6f} "
               f"({ref['cityscapes/AP@50']:.6f}), |diff| {diff:.3g}")
-    print(json.dumps({"largest_difference": worst, "cases": args.cases}))
+    print(json.dumps({"largest_difference": worst, "cases": cases}))
     sys.exit(0 if worst < 1e-12 else 1)
 
 

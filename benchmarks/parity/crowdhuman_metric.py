@@ -11,7 +11,6 @@ Usage: .venv/bin/python benchmarks/parity/crowdhuman_metric.py [--cases 20]
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -21,7 +20,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-from common import import_peer  # noqa: E402
+from common import case_count, import_mmdet_without_ops  # noqa: E402
 
 from det.core.evaluation.crowdhuman import crowdhuman_evaluate, load_crowdhuman  # noqa: E402
 
@@ -79,19 +78,15 @@ def reference(metric_cls, odgt_path: Path, odgt: list[dict], sizes: dict, dets: 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", type=int, default=20)
-    args = parser.parse_args()
-    loader = import_peer("mmcv.utils.ext_loader")
-    if loader is not None:  # the peer's mmcv 'lite' has no compiled ops; the metric needs none
-        loader.load_ext = lambda name, funcs: type("NoOps", (), {})()
-    module = import_peer("mmdet.evaluation.metrics.crowdhuman_metric") if loader is not None else None
-    if module is None:
+    cases = case_count(__doc__, 20)
+    found = import_mmdet_without_ops("mmdet.evaluation.metrics.crowdhuman_metric")
+    if found is None:
         sys.exit("MMDetection (peer) not available: nothing to compare")
+    module = found[0]
     worst = 0.0
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
-        for seed in range(args.cases):
+        for seed in range(cases):
             odgt, sizes, dets = make_case(seed)
             path = tmp / "annotation_val.odgt"
             path.write_text("\n".join(json.dumps(r) for r in odgt) + "\n")
@@ -104,7 +99,7 @@ def main() -> None:
                   f"(mmdet {ref['crowd_human/mAP']:.6f}), mMR {ours['crowd_human/mMR']:.6f} "
                   f"({ref['crowd_human/mMR']:.6f}), JI {ours['crowd_human/JI']:.6f} ({ref['crowd_human/JI']:.6f}), "
                   f"max |diff| {diff:.3g}")
-    print(f"largest difference over {args.cases} cases: {worst:.3g}")
+    print(f"largest difference over {cases} cases: {worst:.3g}")
     sys.exit(0 if worst < 1e-12 else 1)
 
 

@@ -9,7 +9,6 @@ Usage: .venv/bin/python benchmarks/parity/lvis_metric.py [--cases 10]
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 import io
@@ -21,7 +20,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-from common import import_peer  # noqa: E402
+from common import case_count, import_peer  # noqa: E402
 
 from det.core.evaluation.lvis import lvis_evaluate  # noqa: E402
 
@@ -98,14 +97,12 @@ def reference(lvis, gt: dict, dets: list[dict], iou_type: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", type=int, default=10)
-    args = parser.parse_args()
+    cases = case_count(__doc__, 10)
     lvis = import_peer("lvis")
     if lvis is None:
         sys.exit("lvis (peer) not available: nothing to compare")
     worst = 0.0
-    for seed in range(args.cases):
+    for seed in range(cases):
         for iou_type in ("bbox", "segm"):
             gt, dets = make_case(seed, iou_type == "segm")
             ref = reference(lvis, gt, dets, iou_type)
@@ -115,7 +112,7 @@ def main() -> None:
             print(f"case {seed} {iou_type}: AP {ours[f'lvis/{iou_type}_AP']:.6f} (lvis {float(ref['AP']):.6f}), "
                   f"APr/c/f {ours[f'lvis/{iou_type}_APr']:.4f}/{ours[f'lvis/{iou_type}_APc']:.4f}/"
                   f"{ours[f'lvis/{iou_type}_APf']:.4f}, max |diff| {diff:.3g}")
-    print(f"largest difference over {args.cases} cases x 2 types: {worst:.3g}")
+    print(f"largest difference over {cases} cases x 2 types: {worst:.3g}")
     sys.exit(0 if worst == 0 else 1)
 
 

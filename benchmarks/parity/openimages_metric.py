@@ -10,7 +10,6 @@ Usage: .venv/bin/python benchmarks/parity/openimages_metric.py [--cases 20]
 """
 from __future__ import annotations
 
-import argparse
 import json
 import pickle
 import sys
@@ -21,7 +20,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-from common import import_peer  # noqa: E402
+from common import case_count, import_mmdet_without_ops  # noqa: E402
 
 from det.core.data.datasets.openimages import load_openimages  # noqa: E402
 from det.core.evaluation.openimages import openimages_evaluate  # noqa: E402
@@ -106,21 +105,16 @@ def reference(dataset_cls, metric_cls, tmp: Path, dets: list[dict]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", type=int, default=20)
-    args = parser.parse_args()
-    loader = import_peer("mmcv.utils.ext_loader")
-    if loader is not None:  # the peer's mmcv 'lite' has no compiled ops; the metric needs none
-        loader.load_ext = lambda name, funcs: type("NoOps", (), {})()
-    metric_mod = import_peer("mmdet.evaluation.metrics.openimages_metric") if loader is not None else None
-    data_mod = import_peer("mmdet.datasets.openimages") if metric_mod is not None else None
-    if data_mod is None:
+    cases = case_count(__doc__, 20)
+    found = import_mmdet_without_ops("mmdet.evaluation.metrics.openimages_metric", "mmdet.datasets.openimages")
+    if found is None:
         sys.exit("MMDetection (peer) not available: nothing to compare")
+    metric_mod, data_mod = found
     import logging
 
     logging.getLogger("mmengine").setLevel(logging.ERROR)
     worst = 0.0
-    for seed in range(args.cases):
+    for seed in range(cases):
         with tempfile.TemporaryDirectory() as tmp_dir:
             tmp = Path(tmp_dir)
             dets = make_case(seed, tmp)
@@ -131,7 +125,7 @@ def main() -> None:
         worst = max(worst, abs(ours - ref))
         print(f"case {seed}: {len(images)} images, {len(mids)} classes, {len(dets)} dets: mAP {ours:.6f} "
               f"(mmdet {ref:.6f}), |diff| {abs(ours - ref):.3g}")
-    print(f"largest difference over {args.cases} cases: {worst:.3g}")
+    print(f"largest difference over {cases} cases: {worst:.3g}")
     sys.exit(0 if worst == 0 else 1)
 
 
