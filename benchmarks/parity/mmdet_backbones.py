@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO / "benchmarks" / "parity"))
 from common import arg_parser, emit  # noqa: E402
-from mmdet_peer import start_parity  # noqa: E402
+from mmdet_peer import run_module_cases, start_parity  # noqa: E402
 
 BOUND = 1e-5
 FIXTURE = REPO / "tests" / "core" / "models" / "fixtures" / "resnext_mmdet.pt"
@@ -74,15 +74,7 @@ def main() -> int:
     peer = start_parity("backbone parity", args.json)
     if peer is None:
         return 0
-    rows = []
-    for i, (name, kwargs, size) in enumerate(CASES):
-        if args.quick and i > 1:
-            break
-        row, fixture = run_case(peer[0], name, kwargs, size)
-        rows.append(row)
-        if args.write_fixture and i == 0:
-            FIXTURE.parent.mkdir(parents=True, exist_ok=True)
-            torch.save(fixture, FIXTURE)
+    rows = run_module_cases(peer[0], CASES, run_case, args.quick, FIXTURE if args.write_fixture else None)
     emit("backbone parity (det vs MMDetection modules, same random weights, eval mode)", rows,
          [f"bound {BOUND}; outputs of all four stages compared"], args.json)
     return 0 if all(r["within_1e-5"] for r in rows) else 1

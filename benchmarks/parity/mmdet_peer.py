@@ -10,6 +10,7 @@ import importlib.machinery
 import os
 import sys
 import types
+from pathlib import Path
 
 import torch
 import torchvision
@@ -119,6 +120,21 @@ def start_parity(title: str, as_json: bool):
         return None
     logging.getLogger("mmengine").setLevel(logging.ERROR)  # init_weights logs every tensor
     return peer
+
+
+def run_module_cases(models, cases, run_case, quick: bool, fixture: Path | None) -> list[dict]:
+    """Rows of `run_case(models, name, kwargs, size)` over `cases` (the first two with --quick);
+    the first case's fixture is saved to `fixture` when given."""
+    rows = []
+    for i, (name, kwargs, size) in enumerate(cases):
+        if quick and i > 1:
+            break
+        row, data = run_case(models, name, kwargs, size)
+        rows.append(row)
+        if fixture is not None and i == 0:
+            fixture.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(data, fixture)
+    return rows
 
 
 def load_mmdet():

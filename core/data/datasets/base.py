@@ -7,6 +7,7 @@ None}` (plus `area` when the source file has one).
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,6 +15,14 @@ from torch.utils.data import Dataset
 
 from det.core.errors import DataError
 from det.core.vis.palette import get_palette
+
+
+def image_prefix(data_root: str, data_prefix: Any) -> str:
+    """The image folder of a dataset: `data_prefix` (a folder, or MMDetection's {img: folder})
+    below `data_root`."""
+    if isinstance(data_prefix, dict):
+        data_prefix = data_prefix.get("img", "")
+    return os.path.join(data_root, str(data_prefix or ""))
 
 
 class BaseDetDataset(Dataset):

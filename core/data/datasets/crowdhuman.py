@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from det.core.data.datasets.base import BaseDetDataset
+from det.core.data.datasets.base import BaseDetDataset, image_prefix
 from det.core.errors import DataError
 from det.core.fileio import read_json, read_text
 
@@ -117,9 +117,7 @@ class CrowdHumanDataset(BaseDetDataset):
                  filter_empty_gt: bool = True, min_size: int = 0, test_mode: bool = False, max_refetch: int = 100) -> None:
         self.data_root = str(data_root or "")
         self.ann_file = os.path.join(self.data_root, ann_file)
-        if isinstance(data_prefix, dict):
-            data_prefix = data_prefix.get("img", "")
-        self.img_prefix = os.path.join(self.data_root, str(data_prefix or ""))
+        self.img_prefix = image_prefix(self.data_root, data_prefix)
         extra = os.path.join(self.data_root, extra_ann_file) if extra_ann_file else None
         self.extra_ann_file = extra or default_sizes_file(self.ann_file, self.data_root)
         self.box_key = box_key

@@ -7,7 +7,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from det.core.data.datasets.base import BaseDetDataset
+from det.core.data.datasets.base import BaseDetDataset, image_prefix
 from det.core.errors import DataError
 from det.core.fileio import read_json
 
@@ -21,9 +21,7 @@ class CustomDataset(BaseDetDataset):
                  filter_empty_gt: bool = True, min_size: int = 0, test_mode: bool = False, max_refetch: int = 100) -> None:
         self.data_root = str(data_root or "")
         self.ann_file = os.path.join(self.data_root, ann_file)
-        if isinstance(data_prefix, dict):
-            data_prefix = data_prefix.get("img", "")
-        self.img_prefix = os.path.join(self.data_root, str(data_prefix or ""))
+        self.img_prefix = image_prefix(self.data_root, data_prefix)
         super().__init__(pipeline=pipeline, classes=classes, palette=palette, filter_empty_gt=filter_empty_gt,
                          min_size=min_size, test_mode=test_mode, max_refetch=max_refetch)
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from det.core.data.datasets.base import BaseDetDataset
+from det.core.data.datasets.base import BaseDetDataset, image_prefix
 from det.core.data.datasets.crowdhuman import image_sizes
 from det.core.errors import DataError
 from det.core.fileio import read_json, read_text
@@ -162,9 +162,7 @@ class OpenImagesDataset(BaseDetDataset):
         join = lambda p: os.path.join(self.data_root, p) if p else None  # noqa: E731
         self.ann_file, self.label_file, self.hierarchy_file = join(ann_file), join(label_file), join(hierarchy_file)
         self.image_level_ann_file, self.meta_file = join(image_level_ann_file), join(meta_file)
-        if isinstance(data_prefix, dict):
-            data_prefix = data_prefix.get("img", "")
-        self.img_prefix = os.path.join(self.data_root, str(data_prefix or ""))
+        self.img_prefix = image_prefix(self.data_root, data_prefix)
         if classes is not None:
             raise DataError(f"{self.ann_file}: Open Images classes come from label_file; 'classes' cannot select a subset")
         super().__init__(pipeline=pipeline, classes=None, palette=palette, filter_empty_gt=filter_empty_gt,
