@@ -82,11 +82,9 @@ class ExportedDetector(Detector):
 
     def _run_chunks(self, x: torch.Tensor, samples: Sequence) -> list[np.ndarray]:
         """Run in chunks of the exported batch size (the last one padded), outputs concatenated."""
-        from det.core.models.dense_heads.base import image_shape
-
         n = x.shape[0]
         step = n if self.meta.get("dynamic") else int(self.meta.get("batch", 1))
-        sizes = np.array([image_shape(s) for s in samples], np.float32).reshape(-1, 2)
+        sizes = np.array([s.input_shape for s in samples], np.float32).reshape(-1, 2)
         chunks: list[list[np.ndarray]] = []
         for start in range(0, n, step):
             xb, sb = x[start:start + step].numpy(), sizes[start:start + step]
@@ -102,9 +100,7 @@ class ExportedDetector(Detector):
         return [np.concatenate(parts) for parts in zip(*chunks)]
 
     def _instances(self, boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, sample: Any) -> Instances:
-        from det.core.models.dense_heads.base import to_original
-
         keep = labels >= 0
         b = torch.from_numpy(np.ascontiguousarray(boxes[keep], np.float32))
-        return Instances(bboxes=to_original(b, sample), scores=torch.from_numpy(scores[keep].astype(np.float32)),
+        return Instances(bboxes=sample.boxes_to_original(b), scores=torch.from_numpy(scores[keep].astype(np.float32)),
                          labels=torch.from_numpy(labels[keep].astype(np.int64)))

@@ -92,7 +92,7 @@ class OCSORT(BaseTracker):
         det = idx[matches[:, 1]]
         for t, j in zip(chosen, det):
             self._reupdate(t, boxes[j], frame_id)
-        self.correct(chosen, boxes[det], scores[det], frame_id)
+        self.correct(chosen, det, frame_id)
 
     def _step(self, frame_id: int, boxes: np.ndarray, scores: np.ndarray) -> list[Track]:
         idx = np.flatnonzero(scores > self.obj_score_thr)
@@ -111,7 +111,7 @@ class OCSORT(BaseTracker):
         ious = iou_matrix(predicted_boxes(tentative), boxes[left])
         m2, _, um_left = linear_assignment(1.0 - ious, limit)
         matched_tent = [tentative[i] for i in m2[:, 0]]
-        self.correct(matched_tent, boxes[left[m2[:, 1]]], scores[left[m2[:, 1]]], frame_id)
+        self.correct(matched_tent, left[m2[:, 1]], frame_id)
         for t in matched_tent:
             if t.hits >= self.num_tentatives:
                 t.state = CONFIRMED
@@ -127,6 +127,6 @@ class OCSORT(BaseTracker):
         self.tracks = [t for t in self.tracks if t.state == CONFIRMED or t.last_frame == frame_id]
         fresh = left[scores[left] > self.init_track_thr]
         first = frame_id == self.first_frame or self.num_tentatives <= 1
-        self.new_tracks(boxes[fresh], scores[fresh], frame_id, confirmed=first)
+        self.new_tracks(fresh, frame_id, confirmed=first)
         self.drop_stale(frame_id)
         return [t for t in self.tracks if t.state == CONFIRMED and t.last_frame == frame_id]

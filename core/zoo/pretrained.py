@@ -11,6 +11,7 @@ from typing import Any
 
 from torch import nn
 
+from det.core.config.build import check_keys
 from det.core.errors import ConfigError, DetError
 from det.core.log import get_logger
 from det.core.zoo.download import download, hash_prefix_of
@@ -23,9 +24,7 @@ def check_init(cfg: Any, where: str = "model.backbone.init") -> dict:
     """Validate an init section; -> a plain dict."""
     if not isinstance(cfg, dict):
         raise ConfigError(f"{where}: expected a mapping like {{type: Pretrained, checkpoint: torchvision://resnet50}}")
-    unknown = sorted(set(cfg) - KEYS)
-    if unknown:
-        raise ConfigError(f"{where}.{unknown[0]}: unknown key; valid: {', '.join(sorted(KEYS))}")
+    check_keys(cfg, KEYS, where=where)
     if cfg.get("type", "Pretrained") != "Pretrained":
         raise ConfigError(f"{where}.type: '{cfg.get('type')}' is not 'Pretrained'")
     if not isinstance(cfg.get("checkpoint"), str) or not cfg["checkpoint"]:
