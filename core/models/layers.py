@@ -3,7 +3,7 @@ from MMDetection-style `norm_cfg` / `act_cfg` dicts, a learnable scale, and init
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import nn
@@ -158,6 +158,16 @@ def set_norm_eval(module: nn.Module) -> None:
     for m in module.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
             m.eval()
+
+
+def run_stages(module: nn.Module, x: torch.Tensor, names: Sequence[str], out_indices: Sequence[int]) -> tuple:
+    """`x` through the submodules `names` in turn; the outputs of those at `out_indices`."""
+    outs = []
+    for i, name in enumerate(names):
+        x = getattr(module, name)(x)
+        if i in out_indices:
+            outs.append(x)
+    return tuple(outs)
 
 
 class FrozenStages:

@@ -46,11 +46,17 @@ class Track:
 class BaseTracker(ABC):
     """Holds tracks, a motion model and the output format; subclasses implement `_step`."""
 
-    def __init__(self, motion: Mapping | None = None, num_frames_retain: int = 30) -> None:
+    def __init__(self, motion: Mapping | None = None, num_frames_retain: int = 30, obj_score_thr: float = 0.5,
+                 match_iou_thr: float = 0.3, num_tentatives: int = 3, init_track_thr: float = 0.7,
+                 weight_iou_with_det_scores: bool = False) -> None:
+        """The settings every tracker has (each subclass keeps MMDetection's defaults)."""
         self.motion: KalmanFilter = build(dict(motion or {"type": "KalmanFilter"}), MOTIONS, "motion")
         if int(num_frames_retain) < 0:
             raise ConfigError("tracker.num_frames_retain: must be >= 0")
         self.num_frames_retain = int(num_frames_retain)
+        self.obj_score_thr, self.match_iou_thr = float(obj_score_thr), float(match_iou_thr)
+        self.num_tentatives, self.init_track_thr = int(num_tentatives), float(init_track_thr)
+        self.weight_iou_with_det_scores = bool(weight_iou_with_det_scores)
         self.reset()
 
     def reset(self) -> None:

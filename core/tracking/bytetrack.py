@@ -29,15 +29,11 @@ class ByteTrack(BaseTracker):
                  init_track_thr: float = 0.7, match_iou_thr: float = 0.1, low_match_iou_thr: float = 0.5,
                  tentative_match_iou_thr: float = 0.3, weight_iou_with_det_scores: bool = True,
                  num_tentatives: int = 3, num_frames_retain: int = 30) -> None:
-        super().__init__(motion, num_frames_retain)
-        self.obj_score_thr = float(obj_score_thr)
+        super().__init__(motion, num_frames_retain, obj_score_thr, match_iou_thr, num_tentatives, init_track_thr,
+                         weight_iou_with_det_scores)
         self.low_score_thr = float(low_score_thr)
-        self.init_track_thr = float(init_track_thr)
-        self.match_iou_thr = float(match_iou_thr)
         self.low_match_iou_thr = float(low_match_iou_thr)
         self.tentative_match_iou_thr = float(tentative_match_iou_thr)
-        self.weight_iou_with_det_scores = bool(weight_iou_with_det_scores)
-        self.num_tentatives = int(num_tentatives)
 
     def _cost(self, tracks: list[Track], boxes: np.ndarray, scores: np.ndarray, weight: bool) -> np.ndarray:
         sim = iou_matrix(predicted_boxes(tracks), boxes)

@@ -32,12 +32,8 @@ class OCSORT(BaseTracker):
     def __init__(self, motion: Mapping | None = None, obj_score_thr: float = 0.3, init_track_thr: float = 0.7,
                  weight_iou_with_det_scores: bool = True, match_iou_thr: float = 0.3, num_tentatives: int = 3,
                  vel_consist_weight: float = 0.2, vel_delta_t: int = 3, num_frames_retain: int = 30) -> None:
-        super().__init__(motion, num_frames_retain)
-        self.obj_score_thr = float(obj_score_thr)
-        self.init_track_thr = float(init_track_thr)
-        self.weight_iou_with_det_scores = bool(weight_iou_with_det_scores)
-        self.match_iou_thr = float(match_iou_thr)
-        self.num_tentatives = int(num_tentatives)
+        super().__init__(motion, num_frames_retain, obj_score_thr, match_iou_thr, num_tentatives, init_track_thr,
+                         weight_iou_with_det_scores)
         self.vel_consist_weight = float(vel_consist_weight)
         self.vel_delta_t = int(vel_delta_t)
 

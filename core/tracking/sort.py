@@ -17,10 +17,7 @@ class SORT(BaseTracker):
 
     def __init__(self, motion: Mapping | None = None, obj_score_thr: float = 0.5, match_iou_thr: float = 0.3,
                  num_tentatives: int = 3, num_frames_retain: int = 1) -> None:
-        super().__init__(motion, num_frames_retain)
-        self.obj_score_thr = float(obj_score_thr)
-        self.match_iou_thr = float(match_iou_thr)
-        self.num_tentatives = int(num_tentatives)
+        super().__init__(motion, num_frames_retain, obj_score_thr, match_iou_thr, num_tentatives)
 
     def _step(self, frame_id: int, boxes: np.ndarray, scores: np.ndarray) -> list[Track]:
         keep = np.flatnonzero(scores > self.obj_score_thr)

@@ -9,7 +9,7 @@ from torch import nn
 from det.core.config.build import config_path
 from det.core.errors import ConfigError
 from det.core.models.backbones.csp_layers import DEFAULT_ACT, DEFAULT_NORM, CSPLayer, SPPBottleneck
-from det.core.models.layers import ConvModule, DepthwiseSeparableConvModule, FrozenStages
+from det.core.models.layers import ConvModule, DepthwiseSeparableConvModule, FrozenStages, run_stages
 
 
 MAX_SCALE_FACTOR = 8.0
@@ -87,9 +87,4 @@ class CSPNeXt(FrozenStages, nn.Module):
         return [getattr(self, self.layers[i]) for i in range(self.frozen_stages + 1)]
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        outs = []
-        for i, name in enumerate(self.layers):
-            x = getattr(self, name)(x)
-            if i in self.out_indices:
-                outs.append(x)
-        return tuple(outs)
+        return run_stages(self, x, self.layers, self.out_indices)

@@ -12,7 +12,7 @@ from torch import nn
 
 from det.core.config.build import config_path
 from det.core.errors import ConfigError
-from det.core.models.layers import FrozenStages, bn_affine, build_act, build_norm
+from det.core.models.layers import FrozenStages, bn_affine, build_act, build_norm, run_stages
 
 
 def _norm(cfg: dict, channels: int) -> nn.Module:
@@ -196,15 +196,9 @@ class ResNet(FrozenStages, nn.Module):
             mods.append(getattr(self, f"layer{i}"))
         return mods
 
-
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         x = self.maxpool(self.relu(conv_bn(self.conv1, self.bn1, x)))
-        outs = []
-        for i, name in enumerate(self.res_layers):
-            x = getattr(self, name)(x)
-            if i in self.out_indices:
-                outs.append(x)
-        return tuple(outs)
+        return run_stages(self, x, self.res_layers, self.out_indices)
 
 
 class ResNeXt(ResNet):

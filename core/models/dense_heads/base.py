@@ -139,6 +139,15 @@ class DenseHead(nn.Module, metaclass=ABCMeta):
             self.cls_convs.append(ConvModule(chn, feat_channels, 3, padding=1, **conv_kw))
             self.reg_convs.append(ConvModule(chn, feat_channels, 3, padding=1, **conv_kw))
 
+    def run_towers(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One level's features through `cls_convs` and `reg_convs`."""
+        c, r = x, x
+        for conv in self.cls_convs:
+            c = conv(c)
+        for conv in self.reg_convs:
+            r = conv(r)
+        return c, r
+
     def init_convs(self, *cls_layers: nn.Module) -> None:
         """N(0, 0.01) weights for every conv; classifiers' biases set for a 0.01 prior probability."""
         for m in self.modules():

@@ -73,11 +73,7 @@ class FCOSHead(DenseHead):
         pixels) and centerness logits per level."""
         cls_scores, bbox_preds, centernesses = [], [], []
         for x, scale in zip(feats, self.scales):
-            c, r = x, x
-            for conv in self.cls_convs:
-                c = conv(c)
-            for conv in self.reg_convs:
-                r = conv(r)
+            c, r = self.run_towers(x)
             cls_scores.append(self.conv_cls(c))
             centernesses.append(self.conv_centerness(r if self.centerness_on_reg else c))
             pred = scale(self.conv_reg(r)).float()

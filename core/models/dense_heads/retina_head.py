@@ -49,11 +49,7 @@ class RetinaHead(AnchorHead):
     def forward(self, feats: Sequence[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         cls_scores, bbox_preds = [], []
         for x in feats:
-            c, r = x, x
-            for conv in self.cls_convs:
-                c = conv(c)
-            for conv in self.reg_convs:
-                r = conv(r)
+            c, r = self.run_towers(x)
             cls_scores.append(self.retina_cls(c))
             bbox_preds.append(self.retina_reg(r))
         return cls_scores, bbox_preds

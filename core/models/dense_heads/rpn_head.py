@@ -13,7 +13,7 @@ from torch import nn
 from det.core.config.build import build, config_path
 from det.core.errors import ConfigError
 from det.core.models.dense_heads.anchor_head import AnchorHead
-from det.core.models.dense_heads.base import NmsSettings, flatten_levels, run_nms
+from det.core.models.dense_heads.base import TestSettings, flatten_levels, run_nms
 from det.core.models.losses import LOSSES
 from det.core.models.task import CODERS, PRIOR_GENERATORS
 from det.core.structures import DetSample, Instances
@@ -23,13 +23,12 @@ DEFAULT_RPN_ANCHORS = {"type": "AnchorGenerator", "scales": [8], "ratios": [0.5,
 
 
 @dataclass
-class ProposalSettings(NmsSettings):
-    """How proposals are made (`test_cfg.rpn` and `train_cfg.rpn_proposal`)."""
+class ProposalSettings(TestSettings):
+    """How proposals are made (`test_cfg.rpn` and `train_cfg.rpn_proposal`): a dense head's
+    settings with the RPN's defaults."""
 
     iou_threshold: float = 0.7
-    nms_pre: int = 1000
     max_per_img: int = 1000
-    min_bbox_size: float = 0.0
     score_thr: float = 0.0  # objectness probability below which anchors are dropped (torchvision's score_thresh)
 
 
