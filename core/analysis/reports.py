@@ -172,7 +172,7 @@ class ReportCollector:
 
     def gather(self) -> None:
         """Every rank's results (call on all ranks)."""
-        from det.core.engine import dist
+        from det.core import dist
 
         self.coco_results = [r for part in dist.all_gather_object(self.coco_results) for r in part]
 

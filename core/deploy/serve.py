@@ -76,7 +76,7 @@ class Service:
     """The loaded detector, its batcher and the request logic (independent of HTTP)."""
 
     def __init__(self, cfg: ServeConfig) -> None:
-        from det.core.inference.backends import load_detector
+        from det.core.apis.backends import load_detector
 
         self.cfg = cfg
         self.detector = load_detector(cfg.weights, backend=cfg.backend, device=cfg.device, score_thr=0.0,

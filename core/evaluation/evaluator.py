@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from det.core.config.build import build
-from det.core.engine import dist
+from det.core import dist
 from det.core.errors import ConfigError
 from det.core.evaluation.voc import voc_map
 

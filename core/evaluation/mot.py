@@ -22,7 +22,7 @@ from scipy.optimize import linear_sum_assignment
 
 from det.core.errors import DataError
 from det.core.structures.boxes import box_overlaps
-from det.core.tracking.mot_io import DISTRACTOR_CLASSES, MOT_CLASSES, find_sequences, read_mot_txt, read_seqinfo
+from det.core.data.mot_io import DISTRACTOR_CLASSES, MOT_CLASSES, find_sequences, read_mot_txt, read_seqinfo
 
 ALPHAS = np.arange(0.05, 0.99, 0.05)
 EPS = np.finfo("float").eps

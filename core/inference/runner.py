@@ -306,7 +306,7 @@ class _Tracking:
     def close(self) -> dict[str, str]:
         if self.out_mot is None:
             return {}
-        from det.core.tracking.mot_io import write_mot_txt
+        from det.core.data.mot_io import write_mot_txt
 
         rows = np.concatenate(self.rows) if self.rows else np.zeros((0, 7))
         write_mot_txt(self.out_mot, rows, force=self.force)

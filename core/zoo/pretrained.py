@@ -87,18 +87,10 @@ def init_backbone(backbone: nn.Module, cfg: dict) -> dict[str, list[str]]:
             raise DetError(f"{path}: no tensors under the prefix '{prefix}' (model.backbone.init.prefix)")
     adapt = getattr(backbone, "adapt_pretrained", None)  # e.g. Swin: Microsoft's original layout
     state = adapt(state) if adapt is not None else state
-    own = backbone.state_dict()
-    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    result = backbone.load_state_dict(usable, strict=False)
-    report = {"missing": sorted(k for k in result.missing_keys if not k.endswith("num_batches_tracked")),
-              "unexpected": sorted(k for k in state if k not in own),
-              "mismatched": sorted(k for k in state if k in own and own[k].shape != state[k].shape)}
-    log = get_logger()
-    log.info(f"backbone initialised from {cfg['checkpoint']}: {len(usable)}/{len(own)} tensors")
-    for what, keys in report.items():
-        if keys:
-            log.warning(f"backbone init: {len(keys)} {what} key(s): {', '.join(keys[:6])}"
-                        + (f", ... ({len(keys)} in all)" if len(keys) > 6 else ""))
-    if not usable:
+    from det.core.engine.checkpoint import load_matching
+
+    get_logger().info(f"backbone initialised from {cfg['checkpoint']}")
+    report, loaded = load_matching(backbone, state, "backbone init")
+    if not loaded:
         raise DetError(f"{path}: no tensor fits the backbone (model.backbone.init; check the prefix)")
     return report
