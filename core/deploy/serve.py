@@ -65,11 +65,8 @@ def decode_image(data: bytes, content_type: str | None, max_bytes: int) -> np.nd
 
 def filter_prediction(pred: Any, score_thr: float, labels: np.ndarray | None) -> Any:
     """What `Detector._filter` does, with this request's threshold and classes."""
-    keep = pred.scores >= score_thr
-    if labels is not None:
-        keep &= np.isin(pred.labels, labels)
-    pred = pred.select(keep)
-    return pred.select(np.argsort(-pred.scores, kind="stable"))
+    pred = pred.filter(score_thr, labels)
+    return pred[np.argsort(-pred.scores, kind="stable")]
 
 
 class Service:

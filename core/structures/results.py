@@ -64,12 +64,16 @@ class Instances:
                                             if getattr(self, k) is not None})
 
     def __getitem__(self, index: Any) -> Any:
-        idx = _indices(index, len(self))
+        if isinstance(index, (int, np.integer)):  # one instance stays a set of one
+            index = _indices(index, len(self))
 
         def pick(v: Any) -> Any:
-            if isinstance(v, torch.Tensor):
-                return v[torch.from_numpy(idx).to(v.device)]
-            return [v[i] for i in idx] if isinstance(v, list) else v[idx]
+            if isinstance(v, torch.Tensor):  # a torch index stays on its device (no host sync)
+                i = index if isinstance(index, (torch.Tensor, slice)) else torch.as_tensor(np.asarray(index))
+                return v[i.to(v.device) if isinstance(i, torch.Tensor) else i]
+            if isinstance(v, list):
+                return [v[i] for i in _indices(index, len(v))]
+            return v[index.detach().cpu().numpy() if isinstance(index, torch.Tensor) else index]
 
         return self._map(pick)
 

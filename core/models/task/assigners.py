@@ -231,16 +231,13 @@ class SimOTAAssigner:
 
     def assign(self, priors: torch.Tensor, gt_bboxes: torch.Tensor, gt_labels: torch.Tensor,
                pred_scores: torch.Tensor, pred_bboxes: torch.Tensor, **_: object) -> AssignResult:
-        num_gts, num_priors = gt_bboxes.size(0), priors.size(0)
-        device = priors.device
-        gt_inds = torch.zeros(num_priors, dtype=torch.long, device=device)
-        labels = torch.full((num_priors,), -1, dtype=torch.long, device=device)
-        max_overlaps = torch.zeros(num_priors, device=device)
-        if num_gts == 0 or num_priors == 0:
-            return AssignResult(num_gts, gt_inds, max_overlaps, labels)
+        num_gts = gt_bboxes.size(0)
+        result = _empty_result(num_gts, priors.size(0), priors.device, negative=True)
+        if num_gts == 0 or priors.size(0) == 0:
+            return result
         valid, in_both = self._candidates(priors, gt_bboxes)
         if not valid.any():
-            return AssignResult(num_gts, gt_inds, max_overlaps, labels)
+            return result
         ious = box_overlaps(pred_bboxes[valid].float(), gt_bboxes.float())
         iou_cost = -torch.log(ious + EPS)
         scores = pred_scores[valid].float()
@@ -250,10 +247,10 @@ class SimOTAAssigner:
         cost = cls_cost * self.cls_weight + iou_cost * self.iou_weight + (~in_both) * self.INF
         matched_ious, matched_gt, fg = dynamic_k_matching(cost, ious, self.candidate_topk)
         idx = valid.nonzero().squeeze(1)[fg]
-        gt_inds[idx] = matched_gt + 1
-        labels[idx] = gt_labels[matched_gt].long()
-        max_overlaps[idx] = matched_ious
-        return AssignResult(num_gts, gt_inds, max_overlaps, labels)
+        result.gt_inds[idx] = matched_gt + 1
+        result.labels[idx] = gt_labels[matched_gt].long()
+        result.max_overlaps[idx] = matched_ious
+        return result
 
     def _candidates(self, priors: torch.Tensor, gt_bboxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(priors inside some gt box or centre region, (V, G) inside both for that gt)."""
