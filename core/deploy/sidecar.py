@@ -38,10 +38,24 @@ def build_sidecar(model: Any, cfg: dict, classes: list[str], fmt: str, imgsz: tu
                       "bgr_to_rgb": bool(pre.swap_channels), "layout": "NCHW float32, (x - mean) / std"},
         "padding": {"size_divisor": size_divisor, "pad_val": pad_val, "pad_value": pre.pad_value,
                     "where": "bottom/right"},
-        "postprocess": asdict(model.bbox_head.test_cfg),
+        "postprocess": postprocess_settings(model),
         "boxes": "xyxy in input-image pixels (divide by the resize scale for original pixels)",
+        "clip_boxes": type(model).__name__ != "YOLOX",  # YOLOX maps boxes back unclipped (as MMDetection)
+        **({"masks": "(B, K, M, M) mask probabilities of each box's class inside its box; det pastes them "
+                     "into the image (threshold postprocess.rcnn.mask_thr_binary)"} if "masks" in outputs else {}),
         "preset": cfg,
     }
+
+
+def test_settings(model: Any) -> Any:
+    """The final post-processing settings (score_thr, max_per_img, ...) of a detector."""
+    return model.roi_head.test_cfg if hasattr(model, "roi_head") else model.bbox_head.test_cfg
+
+
+def postprocess_settings(model: Any) -> dict:
+    if hasattr(model, "roi_head"):
+        return {"rpn": asdict(model.rpn_head.test_cfg), "rcnn": asdict(model.roi_head.test_cfg)}
+    return asdict(model.bbox_head.test_cfg)
 
 
 def write_sidecar(model_file: str | Path, meta: dict) -> Path:
