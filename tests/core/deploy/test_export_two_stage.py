@@ -51,11 +51,26 @@ def test_faster_rcnn_other_formats(frcnn, tmp_path, fmt, suffix, batch):
 @pytest.mark.slow
 def test_mask_rcnn_exports_roi_masks_that_det_pastes(tmp_path):
     ckpt = make_checkpoint("demo/mask_rcnn_r18", tmp_path / "mrcnn.pt")
-    rep = _export(ckpt, tmp_path / "m.onnx")
+    # 128 px: proposals up to 128 px are pooled from two FPN levels
+    rep = export_checkpoint(ckpt, ExportOptions(out=tmp_path / "m.onnx", imgsz=(128, 128)), log=lambda _m: None)
     v = rep["verify"]
     assert v["ok"] and v["compared"] >= 20 and v["max_mask_diff"] is not None, v["summary"]
     meta = json.loads((tmp_path / "m.onnx.det.json").read_text())
     assert meta["outputs"] == ["boxes", "scores", "labels", "masks"]
+
+
+CASCADE_SMALL = ("model.backbone.init=null", "model.backbone.depth=18", "model.neck.in_channels=[64,128,256,512]",
+                 "model.neck.out_channels=32", "model.rpn_head.in_channels=32", "model.rpn_head.feat_channels=32",
+                 "model.roi_head.bbox_roi_extractor.out_channels=32",
+                 *[f"model.roi_head.bbox_head.{i}.{kv}" for i in range(3)
+                   for kv in ("in_channels=32", "fc_out_channels=128", "num_classes=6")])
+
+
+@pytest.mark.slow
+def test_cascade_rcnn_stages_refine_in_the_graph(tmp_path):
+    ckpt = make_checkpoint("cascade_rcnn", tmp_path / "c.pt", overrides=CASCADE_SMALL, roi_sharpen=200)
+    rep = _export(ckpt, tmp_path / "m.onnx")
+    assert rep["verify"]["ok"] and rep["verify"]["compared"] >= 20, rep["verify"]["summary"]
 
 
 def test_two_stage_refusals_write_nothing(frcnn, tmp_path):
