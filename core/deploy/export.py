@@ -47,6 +47,12 @@ def is_two_stage(model: torch.nn.Module) -> bool:
     return isinstance(model, TwoStageDetector)
 
 
+def is_detr(model: torch.nn.Module) -> bool:
+    from det.core.models.detectors.detr import DetectionTransformer
+
+    return isinstance(model, DetectionTransformer)
+
+
 def check_family(model: torch.nn.Module, opts: ExportOptions) -> None:
     """Dense single-stage heads and two-stage (RPN + RoI head) detectors export; say why for the others."""
     from det.core.models.detectors.single_stage import SingleStageDetector
@@ -58,9 +64,22 @@ def check_family(model: torch.nn.Module, opts: ExportOptions) -> None:
         if opts.format != "torchscript" and opts.opset < 16:
             raise DetError(f"--opset: two-stage detectors need opset >= 16 (ONNX RoiAlign with aligned RoIs), got {opts.opset}")
         return
+    if is_detr(model):
+        if not opts.nms:
+            raise DetError("--no-nms: DETR-family exports always include their top-k post-processing (there is "
+                           "no NMS to leave out); drop --no-nms")
+        deformable = type(model).__name__ != "DETR"
+        if deformable and opts.format != "torchscript" and opts.opset < 16:
+            raise DetError(f"--opset: {type(model).__name__} needs opset >= 16 (multi-scale deformable attention "
+                           f"exports as ONNX GridSample), got {opts.opset}")
+        return
+    if type(model.bbox_head).__name__ == "RTMDetInsSepBNHead":
+        raise DetError("model.bbox_head: RTMDetInsSepBNHead cannot be exported yet: its per-instance dynamic mask "
+                       "kernels have no export path in det; RTMDet (boxes only) exports")
     if not isinstance(model, SingleStageDetector):
         raise DetError(f"model.type: {type(model).__name__} cannot be exported: det has no export path for its "
-                       "head; RTMDet, RetinaNet, FCOS, Faster R-CNN, Mask R-CNN and Cascade R-CNN export")
+                       "head; RTMDet, RetinaNet, FCOS, YOLOX, Faster / Mask / Cascade R-CNN, DETR, Deformable DETR and "
+                       "DINO export")
 
 
 def wrap(model: torch.nn.Module, imgsz: tuple[int, int], nms: bool) -> tuple[torch.nn.Module, list[str], tuple[int, int]]:
@@ -70,6 +89,10 @@ def wrap(model: torch.nn.Module, imgsz: tuple[int, int], nms: bool) -> tuple[tor
 
         wrapper = ExportedTwoStage(model, imgsz)
         return wrapper, ["boxes", "scores", "labels"] + (["masks"] if wrapper.with_mask else []), (0, 0)
+    if is_detr(model):
+        from det.core.deploy.detr import ExportedDETR
+
+        return ExportedDETR(model, imgsz), ["boxes", "scores", "labels"], (0, 0)
     groups = output_groups(model, imgsz)
     names = ["boxes", "scores", "labels"] if nms else [f"out{g}_l{lv}" for g in range(groups[0]) for lv in range(groups[1])]
     return ExportedDense(model, imgsz, nms), names, groups
@@ -151,7 +174,7 @@ def export_checkpoint(ckpt: str | Path, opts: ExportOptions, log=print) -> dict:
     with tempfile.TemporaryDirectory(prefix=".det-export-", dir=out.parent) as tmp:
         tmp_file = Path(tmp) / f"model{FORMATS[opts.format]}"
         log(f"tracing {type(model).__name__} at {imgsz[0]}x{imgsz[1]}, batch {opts.batch}, "
-            f"{'NMS in the graph' if opts.nms else 'raw head outputs'} -> {opts.format}")
+            f"{'post-processing in the graph' if opts.nms else 'raw head outputs'} -> {opts.format}")
         _write(wrapper, tmp_file, opts, imgsz, names)
         write_sidecar(tmp_file, meta)
         report = {"verify": None}

@@ -49,13 +49,20 @@ def build_sidecar(model: Any, cfg: dict, classes: list[str], fmt: str, imgsz: tu
 
 def test_settings(model: Any) -> Any:
     """The final post-processing settings (score_thr, max_per_img, ...) of a detector."""
-    return model.roi_head.test_cfg if hasattr(model, "roi_head") else model.bbox_head.test_cfg
+    if hasattr(model, "roi_head"):
+        return model.roi_head.test_cfg
+    if not hasattr(model.bbox_head, "test_cfg"):  # DETR heads: top max_per_img, no threshold
+        from types import SimpleNamespace
+
+        return SimpleNamespace(score_thr=0.0, max_per_img=model.bbox_head.max_per_img)
+    return model.bbox_head.test_cfg
 
 
 def postprocess_settings(model: Any) -> dict:
     if hasattr(model, "roi_head"):
         return {"rpn": asdict(model.rpn_head.test_cfg), "rcnn": asdict(model.roi_head.test_cfg)}
-    return asdict(model.bbox_head.test_cfg)
+    settings = test_settings(model)
+    return vars(settings).copy() if not hasattr(settings, "__dataclass_fields__") else asdict(settings)
 
 
 def write_sidecar(model_file: str | Path, meta: dict) -> Path:

@@ -26,7 +26,8 @@ def make_checkpoint(preset: str, path: Path, overrides: tuple[str, ...] = (), sh
     images = torch.stack([torch.from_numpy(render_image(0, "train", i, 96)[0]).permute(2, 0, 1) for i in range(4)])
     with torch.no_grad():
         x, _ = model.train().data_preprocessor(images, None)
-        model.extract_feat(x) if not hasattr(model, "bbox_head") else model(x)
+        # heads with BatchNorm (dense heads) calibrate too; DETR-family forwards need samples in training
+        model(x) if hasattr(model, "bbox_head") and not hasattr(model, "forward_transformer") else model.extract_feat(x)
     sd = model.state_dict()
     for k, v in sd.items():
         if v.ndim == 4 and any(s in k for s in ("rtm_cls", "conv_cls", "retina_cls")):
