@@ -54,7 +54,8 @@ def is_detr(model: torch.nn.Module) -> bool:
 
 
 def check_family(model: torch.nn.Module, opts: ExportOptions) -> None:
-    """Dense single-stage heads and two-stage (RPN + RoI head) detectors export; say why for the others."""
+    """Dense, two-stage and DETR-family detectors export; say why for what cannot."""
+    _check_soft_nms(model)
     from det.core.models.detectors.single_stage import SingleStageDetector
 
     if is_two_stage(model):
@@ -73,13 +74,25 @@ def check_family(model: torch.nn.Module, opts: ExportOptions) -> None:
             raise DetError(f"--opset: {type(model).__name__} needs opset >= 16 (multi-scale deformable attention "
                            f"exports as ONNX GridSample), got {opts.opset}")
         return
-    if type(model.bbox_head).__name__ == "RTMDetInsSepBNHead":
-        raise DetError("model.bbox_head: RTMDetInsSepBNHead cannot be exported yet: its per-instance dynamic mask "
-                       "kernels have no export path in det; RTMDet (boxes only) exports")
+    if type(model.bbox_head).__name__ == "RTMDetInsSepBNHead" and not opts.nms:
+        raise DetError("--no-nms: RTMDet-Ins exports with post-processing in the graph only (the kept instances' "
+                       "dynamic mask kernels run in it); drop --no-nms")
     if not isinstance(model, SingleStageDetector):
         raise DetError(f"model.type: {type(model).__name__} cannot be exported: det has no export path for its "
-                       "head; RTMDet, RetinaNet, FCOS, YOLOX, Faster / Mask / Cascade R-CNN, DETR, Deformable DETR and "
+                       "head; RTMDet, RTMDet-Ins, RetinaNet, FCOS, YOLOX, Faster / Mask / Cascade R-CNN, DETR, Deformable DETR and "
                        "DINO export")
+
+
+def _check_soft_nms(model: torch.nn.Module) -> None:
+    """Soft-NMS rescores boxes sequentially: ONNX has no operator for it and a hard-NMS graph would
+    silently change the detections."""
+    heads = [(h, p) for h, p in ((getattr(model, "bbox_head", None), "model.test_cfg.nms"),
+                                 (getattr(model, "rpn_head", None), "model.test_cfg.rpn.nms"),
+                                 (getattr(model, "roi_head", None), "model.test_cfg.rcnn.nms")) if h is not None]
+    for head, path in heads:
+        if getattr(getattr(head, "test_cfg", None), "soft", None) is not None:
+            raise DetError(f"{path}: soft_nms cannot be exported (ONNX has no soft-NMS operator and a hard-NMS "
+                           "graph would change the detections); export with nms.type nms")
 
 
 def wrap(model: torch.nn.Module, imgsz: tuple[int, int], nms: bool) -> tuple[torch.nn.Module, list[str], tuple[int, int]]:
@@ -93,6 +106,10 @@ def wrap(model: torch.nn.Module, imgsz: tuple[int, int], nms: bool) -> tuple[tor
         from det.core.deploy.detr import ExportedDETR
 
         return ExportedDETR(model, imgsz), ["boxes", "scores", "labels"], (0, 0)
+    from det.core.deploy.rtmdet_ins import ExportedRTMDetIns, is_rtmdet_ins
+
+    if is_rtmdet_ins(model):
+        return ExportedRTMDetIns(model, imgsz), ["boxes", "scores", "labels", "mask_logits"], (0, 0)
     groups = output_groups(model, imgsz)
     names = ["boxes", "scores", "labels"] if nms else [f"out{g}_l{lv}" for g in range(groups[0]) for lv in range(groups[1])]
     return ExportedDense(model, imgsz, nms), names, groups

@@ -112,6 +112,13 @@ class ExportedDense(nn.Module):
             wh = boxes[:, 2:] - boxes[:, :2]
             ok = (wh[:, 0] > cfg.min_bbox_size) & (wh[:, 1] > cfg.min_bbox_size)
             scores = torch.where(ok, scores, scores.new_tensor(EMPTY))
+        box_idx, top, cls, valid = self._keep(boxes, scores, labels, num_classes, score_thr)
+        out_boxes = torch.where(valid[:, None], boxes[box_idx], boxes.new_zeros(()))
+        return out_boxes, torch.where(valid, top, top.new_zeros(())), torch.where(valid, cls, cls.new_full((), -1))
+
+    def _keep(self, boxes, scores, labels, num_classes: int, score_thr: float | None = None):
+        """Class-aware NMS and the top max_per_img: (box index, score, label, valid) per slot."""
+        cfg = self.model.bbox_head.test_cfg
         onehot = labels[None, :] == torch.arange(num_classes, device=labels.device)[:, None]
         mat = torch.where(onehot, scores[None, :], scores.new_tensor(EMPTY))[None]
         nms = MultiClassNMS.apply if torch.onnx.is_in_onnx_export() else nms_rows
@@ -121,9 +128,7 @@ class ExportedDense(nn.Module):
         top, order = kept.topk(k)
         box_idx = torch.cat([sel[:, 2], sel.new_zeros(k)])[order]
         cls = torch.cat([sel[:, 1], sel.new_full((k,), -1)])[order]
-        valid = top > EMPTY
-        out_boxes = torch.where(valid[:, None], boxes[box_idx], boxes.new_zeros(()))
-        return out_boxes, torch.where(valid, top, top.new_zeros(())), torch.where(valid, cls, cls.new_full((), -1))
+        return box_idx, top, cls, top > EMPTY
 
 
 def is_yolox(model) -> bool:

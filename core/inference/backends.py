@@ -111,7 +111,10 @@ class ExportedDetector(Detector):
         clip = bool(self.meta.get("clip_boxes", True))
         inst = Instances(bboxes=to_original(b, sample, clip=clip), scores=torch.from_numpy(scores[keep].astype(np.float32)),
                          labels=torch.from_numpy(labels[keep].astype(np.int64)))
-        if masks is not None:
+        if masks is not None and "mask_logits" in self.meta["outputs"]:  # RTMDet-Ins: the head's own upsampling
+            inst.masks = self.model.bbox_head.masks_from_logits(torch.from_numpy(np.ascontiguousarray(masks[keep])),
+                                                                 sample, rescale=True)
+        elif masks is not None:
             inst.masks = self._paste(torch.from_numpy(np.ascontiguousarray(masks[keep], np.float32)), inst.bboxes, sample)
         return inst
 

@@ -60,12 +60,22 @@ def test_retinanet_and_fcos_export(tmp_path, preset, sharpen):
     assert rep["verify"]["ok"] and rep["verify"]["compared"] >= 20, rep["verify"]["summary"]
 
 
-def test_family_without_export_path_exits_2_and_writes_nothing(tmp_path):
-    ckpt = make_checkpoint("demo/rtmdet_ins_tiny", tmp_path / "ins.pt")
-    with pytest.raises(DetError, match="RTMDetInsSepBNHead cannot be exported") as exc:
+def test_what_cannot_export_exits_2_and_writes_nothing(tmp_path):
+    ckpt = make_checkpoint("demo/rtmdet_tiny", tmp_path / "soft.pt", overrides=("model.test_cfg.nms.type=soft_nms",))
+    with pytest.raises(DetError, match="model.test_cfg.nms: soft_nms cannot be exported") as exc:
         _export(ckpt, tmp_path / "out" / "m.onnx")
     assert exc.value.exit_code == 2
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_rtmdet_ins_exports_mask_logits_that_det_upsamples(tmp_path):
+    ckpt = make_checkpoint("demo/rtmdet_ins_tiny", tmp_path / "ins.pt", sharpen=2.0)
+    rep = _export(ckpt, tmp_path / "m.onnx")
+    v = rep["verify"]
+    assert v["ok"] and v["compared"] >= 10 and v["max_mask_diff"] is not None, v["summary"]
+    assert json.loads((tmp_path / "m.onnx.det.json").read_text())["outputs"][-1] == "mask_logits"
+    with pytest.raises(DetError, match="--no-nms: RTMDet-Ins"):
+        _export(ckpt, tmp_path / "raw.onnx", nms=False)
 
 
 @pytest.mark.slow
