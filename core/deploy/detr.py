@@ -14,8 +14,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-MIN_OPSET = 16
-
 
 class ExportSizes:
     """Stands in for the samples in `forward_transformer`: only `padding_masks` reads them."""

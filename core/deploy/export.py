@@ -19,6 +19,7 @@ from det.core.deploy.sidecar import build_sidecar, sidecar_path, write_sidecar
 from det.core.errors import DetError
 from det.core.fileio import ensure_new
 
+GRAPH_OPSET = 16  # ONNX RoiAlign with aligned RoIs (two-stage) and GridSample (deformable attention)
 FORMATS = {"onnx": ".onnx", "openvino": ".xml", "torchscript": ".torchscript"}
 
 
@@ -62,7 +63,7 @@ def check_family(model: torch.nn.Module, opts: ExportOptions) -> None:
         if not opts.nms:
             raise DetError("--no-nms: two-stage detectors export with post-processing in the graph only "
                            "(the RPN's proposals feed the RoI head); drop --no-nms")
-        if opts.format != "torchscript" and opts.opset < 16:
+        if opts.format != "torchscript" and opts.opset < GRAPH_OPSET:
             raise DetError(f"--opset: two-stage detectors need opset >= 16 (ONNX RoiAlign with aligned RoIs), got {opts.opset}")
         return
     if is_detr(model):
@@ -70,7 +71,7 @@ def check_family(model: torch.nn.Module, opts: ExportOptions) -> None:
             raise DetError("--no-nms: DETR-family exports always include their top-k post-processing (there is "
                            "no NMS to leave out); drop --no-nms")
         deformable = type(model).__name__ != "DETR"
-        if deformable and opts.format != "torchscript" and opts.opset < 16:
+        if deformable and opts.format != "torchscript" and opts.opset < GRAPH_OPSET:
             raise DetError(f"--opset: {type(model).__name__} needs opset >= 16 (multi-scale deformable attention "
                            f"exports as ONNX GridSample), got {opts.opset}")
         return

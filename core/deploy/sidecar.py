@@ -47,7 +47,7 @@ def build_sidecar(model: Any, cfg: dict, classes: list[str], fmt: str, imgsz: tu
     }
 
 
-def test_settings(model: Any) -> Any:
+def final_settings(model: Any) -> Any:
     """The final post-processing settings (score_thr, max_per_img, ...) of a detector."""
     if hasattr(model, "roi_head"):
         return model.roi_head.test_cfg
@@ -61,7 +61,7 @@ def test_settings(model: Any) -> Any:
 def postprocess_settings(model: Any) -> dict:
     if hasattr(model, "roi_head"):
         return {"rpn": asdict(model.rpn_head.test_cfg), "rcnn": asdict(model.roi_head.test_cfg)}
-    settings = test_settings(model)
+    settings = final_settings(model)
     return vars(settings).copy() if not hasattr(settings, "__dataclass_fields__") else asdict(settings)
 
 

@@ -21,8 +21,6 @@ from torch import nn
 
 from det.core.deploy.graph import EMPTY, MultiClassNMS, nms_rows
 
-MIN_OPSET = 16  # ONNX RoiAlign with coordinate_transformation_mode (aligned RoIs)
-
 
 def _nms(boxes: torch.Tensor, scores: torch.Tensor, iou: float, score_thr: float) -> torch.Tensor:
     """(S, 3) [batch, class, box] rows of NonMaxSuppression (ONNX) or det's NMS (PyTorch)."""

@@ -31,9 +31,9 @@ def verify_export(detector, path: Path, fmt: str, imgsz: tuple[int, int], batch:
     ref = detector.forward(inputs, samples)
     inputs, samples = exported.collate(prepared)
     got = exported.forward(inputs, samples)
-    from det.core.deploy.sidecar import test_settings
+    from det.core.deploy.sidecar import final_settings
 
-    cfg = test_settings(detector.model)
+    cfg = final_settings(detector.model)
     stats = [compare(r, g, cfg.score_thr, cfg.max_per_img) for r, g in zip(ref, got)]
     n = sum(s["compared"] for s in stats)
     box = max(s["box"] for s in stats)

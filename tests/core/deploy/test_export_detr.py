@@ -78,3 +78,13 @@ def test_detr_refusals_write_nothing(dino, tmp_path):
     with pytest.raises(DetError, match="opset >= 16"):
         _export(dino, tmp_path / "m.onnx", opset=15)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_deformable_detr_refine_two_stage_onnx_agrees_with_pytorch(tmp_path):
+    small = ("model.backbone.init=null", "model.backbone.depth=18", "model.neck.in_channels=[128,256,512]",
+             "model.encoder.num_layers=2", "model.decoder.num_layers=2")
+    ckpt = make_checkpoint("deformable_detr/deformable-detr-refine-twostage_r50_16xb2-50e_coco", tmp_path / "d.pt",
+                           overrides=small)
+    rep = _export(ckpt, tmp_path / "m.onnx")
+    assert rep["verify"]["ok"] and rep["verify"]["compared"] >= 20, rep["verify"]["summary"]
