@@ -74,7 +74,11 @@ def set_dotted(cfg, key: str, value) -> None:
 
 
 def build_mm(MODELS, cfg, seed: int):
-    """MMDetection's model (its init_weights; no pretrained download) with random BN statistics."""
+    """MMDetection's model (its init_weights; no pretrained download) with random BN statistics
+    and small random values in every parameter its init leaves all zero (the last box layers,
+    the deformable attention's offset and weight layers, zero-init residual BNs): with those at
+    zero, Deformable DETR's boxes are its reference points whatever the image, and the box
+    comparison would not test the network."""
     cfg.model.backbone.init_cfg = None
     torch.manual_seed(seed)
     model = MODELS.build(cfg.model)
@@ -85,6 +89,9 @@ def build_mm(MODELS, cfg, seed: int):
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.running_mean.copy_(0.05 * torch.randn(m.running_mean.shape, generator=g))
                 m.running_var.copy_(1 + 0.2 * torch.rand(m.running_var.shape, generator=g))
+        for p in model.parameters():
+            if not p.any():
+                p.copy_(0.01 * torch.randn(p.shape, generator=g))
     return model.eval()
 
 
