@@ -26,7 +26,9 @@ def export(
     """Export a trained detector and verify it against PyTorch (boxes 1e-2 px, scores 1e-3, labels).
 
     Writes FILE and FILE.det.json (classes, input size, normalisation, padding, post-processing,
-    preset). RTMDet, RetinaNet and FCOS export; other families exit 2 saying why.
+    preset). RTMDet, RTMDet-Ins, RetinaNet, FCOS, YOLOX, Faster / Mask / Cascade R-CNN, DETR,
+    Deformable DETR and DINO export (two-stage and DETR-family graphs need --opset >= 16 and keep
+    their post-processing); what cannot export (soft-NMS presets) exits 2 saying why.
 
     Example: det export work_dirs/demo/best.pt --format onnx --out rtmdet.onnx
 

@@ -26,7 +26,8 @@ def ms_deform_attn(value: Tensor, spatial_shapes: Tensor, level_start_index: Ten
     """
     spatial_shapes = spatial_shapes.to(torch.int64)
     level_start_index = level_start_index.to(torch.int64)
-    if value.is_cuda and not has_kernel("ms_deform_attn", "CUDA"):
+    # ONNX export (det export): the grid_sample decomposition (ONNX GridSample, opset >= 16)
+    if (value.is_cuda and not has_kernel("ms_deform_attn", "CUDA")) or torch.onnx.is_in_onnx_export():
         return ms_deform_attn_pytorch(value, spatial_shapes, sampling_locations, attention_weights)
     return torch.ops.det.ms_deform_attn(value, spatial_shapes.to(value.device), level_start_index.to(value.device),
                                         sampling_locations, attention_weights)

@@ -19,6 +19,7 @@ from det.core.deploy.sidecar import build_sidecar, sidecar_path, write_sidecar
 from det.core.errors import DetError
 from det.core.fileio import ensure_new
 
+GRAPH_OPSET = 16  # ONNX RoiAlign with aligned RoIs (two-stage) and GridSample (deformable attention)
 FORMATS = {"onnx": ".onnx", "openvino": ".xml", "torchscript": ".torchscript"}
 
 
@@ -41,13 +42,78 @@ class ExportOptions:
     force: bool = False
 
 
-def check_family(model: torch.nn.Module) -> None:
-    """Only dense single-stage heads have an export path; say why for the others."""
+def is_two_stage(model: torch.nn.Module) -> bool:
+    from det.core.models.detectors.two_stage import TwoStageDetector
+
+    return isinstance(model, TwoStageDetector)
+
+
+def is_detr(model: torch.nn.Module) -> bool:
+    from det.core.models.detectors.detr import DetectionTransformer
+
+    return isinstance(model, DetectionTransformer)
+
+
+def check_family(model: torch.nn.Module, opts: ExportOptions) -> None:
+    """Dense, two-stage and DETR-family detectors export; say why for what cannot."""
+    _check_soft_nms(model)
     from det.core.models.detectors.single_stage import SingleStageDetector
 
+    if is_two_stage(model):
+        if not opts.nms:
+            raise DetError("--no-nms: two-stage detectors export with post-processing in the graph only "
+                           "(the RPN's proposals feed the RoI head); drop --no-nms")
+        if opts.format != "torchscript" and opts.opset < GRAPH_OPSET:
+            raise DetError(f"--opset: two-stage detectors need opset >= 16 (ONNX RoiAlign with aligned RoIs), got {opts.opset}")
+        return
+    if is_detr(model):
+        if not opts.nms:
+            raise DetError("--no-nms: DETR-family exports always include their top-k post-processing (there is "
+                           "no NMS to leave out); drop --no-nms")
+        deformable = type(model).__name__ != "DETR"
+        if deformable and opts.format != "torchscript" and opts.opset < GRAPH_OPSET:
+            raise DetError(f"--opset: {type(model).__name__} needs opset >= 16 (multi-scale deformable attention "
+                           f"exports as ONNX GridSample), got {opts.opset}")
+        return
+    if type(model.bbox_head).__name__ == "RTMDetInsSepBNHead" and not opts.nms:
+        raise DetError("--no-nms: RTMDet-Ins exports with post-processing in the graph only (the kept instances' "
+                       "dynamic mask kernels run in it); drop --no-nms")
     if not isinstance(model, SingleStageDetector):
-        raise DetError(f"model.type: {type(model).__name__} cannot be exported: two-stage detectors (RPN + RoI "
-                       "heads with RoIAlign) have no export path in det yet; RTMDet, RetinaNet and FCOS export")
+        raise DetError(f"model.type: {type(model).__name__} cannot be exported: det has no export path for its "
+                       "head; RTMDet, RTMDet-Ins, RetinaNet, FCOS, YOLOX, Faster / Mask / Cascade R-CNN, DETR, Deformable DETR and "
+                       "DINO export")
+
+
+def _check_soft_nms(model: torch.nn.Module) -> None:
+    """Soft-NMS rescores boxes sequentially: ONNX has no operator for it and a hard-NMS graph would
+    silently change the detections."""
+    heads = [(h, p) for h, p in ((getattr(model, "bbox_head", None), "model.test_cfg.nms"),
+                                 (getattr(model, "rpn_head", None), "model.test_cfg.rpn.nms"),
+                                 (getattr(model, "roi_head", None), "model.test_cfg.rcnn.nms")) if h is not None]
+    for head, path in heads:
+        if getattr(getattr(head, "test_cfg", None), "soft", None) is not None:
+            raise DetError(f"{path}: soft_nms cannot be exported (ONNX has no soft-NMS operator and a hard-NMS "
+                           "graph would change the detections); export with nms.type nms")
+
+
+def wrap(model: torch.nn.Module, imgsz: tuple[int, int], nms: bool) -> tuple[torch.nn.Module, list[str], tuple[int, int]]:
+    """(traceable module, output names, output groups) for the model's family."""
+    if is_two_stage(model):
+        from det.core.deploy.two_stage import ExportedTwoStage
+
+        wrapper = ExportedTwoStage(model, imgsz)
+        return wrapper, ["boxes", "scores", "labels"] + (["masks"] if wrapper.with_mask else []), (0, 0)
+    if is_detr(model):
+        from det.core.deploy.detr import ExportedDETR
+
+        return ExportedDETR(model, imgsz), ["boxes", "scores", "labels"], (0, 0)
+    from det.core.deploy.rtmdet_ins import ExportedRTMDetIns, is_rtmdet_ins
+
+    if is_rtmdet_ins(model):
+        return ExportedRTMDetIns(model, imgsz), ["boxes", "scores", "labels", "mask_logits"], (0, 0)
+    groups = output_groups(model, imgsz)
+    names = ["boxes", "scores", "labels"] if nms else [f"out{g}_l{lv}" for g in range(groups[0]) for lv in range(groups[1])]
+    return ExportedDense(model, imgsz, nms), names, groups
 
 
 def default_imgsz(pipeline: list[dict], divisor: int) -> tuple[int, int]:
@@ -110,24 +176,23 @@ def export_checkpoint(ckpt: str | Path, opts: ExportOptions, log=print) -> dict:
     ensure_new(sidecar_path(out), opts.force)
     detector = Detector.from_checkpoint(ckpt, device="cpu", score_thr=0.0)
     model = detector.model.float().eval()
-    check_family(model)
+    check_family(model, opts)
     divisor = max(detector.size_divisor, model.data_preprocessor.pad_size_divisor, 1)
     imgsz = tuple(opts.imgsz) if opts.imgsz else default_imgsz(inference_pipeline_cfg(detector.preset), divisor)
     if imgsz[0] % divisor or imgsz[1] % divisor:
         raise DetError(f"--imgsz: {imgsz[0]} {imgsz[1]} must be multiples of the padding divisor {divisor}")
     if opts.imgsz:
         fit_pipeline(detector, imgsz)
-    groups = output_groups(model, imgsz)
-    names = ["boxes", "scores", "labels"] if opts.nms else [f"out{g}_l{lv}" for g in range(groups[0]) for lv in range(groups[1])]
+    wrapper, names, groups = wrap(model, imgsz, opts.nms)
     meta = build_sidecar(model, detector.preset, detector.class_names, opts.format, imgsz, opts.batch, opts.dynamic,
                          opts.nms, opts.opset if opts.format != "torchscript" else None, names, groups,
                          detector.size_divisor, detector.pad_val)
-    wrapper = ExportedDense(model, imgsz, opts.nms).eval()
+    wrapper = wrapper.eval()
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".det-export-", dir=out.parent) as tmp:
         tmp_file = Path(tmp) / f"model{FORMATS[opts.format]}"
         log(f"tracing {type(model).__name__} at {imgsz[0]}x{imgsz[1]}, batch {opts.batch}, "
-            f"{'NMS in the graph' if opts.nms else 'raw head outputs'} -> {opts.format}")
+            f"{'post-processing in the graph' if opts.nms else 'raw head outputs'} -> {opts.format}")
         _write(wrapper, tmp_file, opts, imgsz, names)
         write_sidecar(tmp_file, meta)
         report = {"verify": None}
@@ -145,7 +210,7 @@ def export_checkpoint(ckpt: str | Path, opts: ExportOptions, log=print) -> dict:
     return report
 
 
-def _write(wrapper: ExportedDense, path: Path, opts: ExportOptions, imgsz: tuple[int, int], names: list[str]) -> None:
+def _write(wrapper: torch.nn.Module, path: Path, opts: ExportOptions, imgsz: tuple[int, int], names: list[str]) -> None:
     images = torch.zeros(opts.batch, 3, *imgsz)
     sizes = torch.tensor([list(imgsz)] * opts.batch, dtype=torch.float32)
     args = (images, sizes) if opts.nms else (images,)

@@ -39,14 +39,16 @@ class MultiClassNMS(torch.autograd.Function):
 
 
 def nms_rows(boxes: torch.Tensor, scores: torch.Tensor, iou: float, score_thr: float) -> torch.Tensor:
-    """MultiClassNMS in plain PyTorch (what a TorchScript trace records)."""
+    """MultiClassNMS in plain PyTorch (what a TorchScript trace records): boxes (B, N, 4),
+    scores (B, C, N)."""
     from det.ops import nms
 
     rows = []
-    for c in range(scores.shape[1]):
-        idx = (scores[0, c] > score_thr).nonzero().squeeze(1)
-        keep = idx[nms(boxes[0, idx], scores[0, c, idx], iou)]
-        rows.append(torch.stack([torch.zeros_like(keep), torch.full_like(keep, c), keep], dim=1))
+    for b in range(scores.shape[0]):
+        for c in range(scores.shape[1]):
+            idx = (scores[b, c] > score_thr).nonzero().squeeze(1)
+            keep = idx[nms(boxes[b, idx], scores[b, c, idx], iou)]
+            rows.append(torch.stack([torch.full_like(keep, b), torch.full_like(keep, c), keep], dim=1))
     return torch.cat(rows).long()
 
 
@@ -66,7 +68,8 @@ class ExportedDense(nn.Module):
         outs = self.model.bbox_head(self.model.extract_feat(images))
         if not self.nms:
             return tuple(m for group in outs for m in group)
-        results = [self._image(outs, b, image_sizes[b]) for b in range(images.shape[0])]
+        per_image = self._yolox_image if is_yolox(self.model) else self._image
+        results = [per_image(outs, b, image_sizes[b]) for b in range(images.shape[0])]
         return tuple(torch.stack(r) for r in zip(*results))
 
     def _image(self, outs, b: int, size: torch.Tensor):
@@ -87,24 +90,51 @@ class ExportedDense(nn.Module):
             labels.append(idx % s.shape[1])
         return self._nms(torch.cat(boxes).float(), torch.cat(scores).float(), torch.cat(labels), head.num_classes)
 
-    def _nms(self, boxes, scores, labels, num_classes: int):
+    def _yolox_image(self, outs, b: int, size: torch.Tensor):
+        """YOLOXHead.predict_by_feat: one label per prior (best class x objectness >= score_thr),
+        boxes unclipped, no nms_pre."""
+        head, cfg = self.model.bbox_head, self.model.bbox_head.test_cfg
+        boxes, scores, labels = [], [], []
+        for level in range(len(outs[0])):
+            cls, reg, obj = (o[level][b] for o in outs)
+            best, label = cls.permute(1, 2, 0).reshape(-1, head.num_classes).float().sigmoid().max(1)
+            score = best * obj.permute(1, 2, 0).reshape(-1).float().sigmoid()
+            idx = torch.arange(score.numel())
+            boxes.append(head.decode_level([cls, reg], getattr(self, f"priors{level}"), idx, level, None))
+            scores.append(torch.where(score >= cfg.score_thr, score, score.new_tensor(EMPTY)))
+            labels.append(label)
+        return self._nms(torch.cat(boxes).float(), torch.cat(scores), torch.cat(labels), head.num_classes,
+                         min_size=False, score_thr=EMPTY / 2)
+
+    def _nms(self, boxes, scores, labels, num_classes: int, min_size: bool = True, score_thr: float | None = None):
         cfg = self.model.bbox_head.test_cfg
-        if cfg.min_bbox_size >= 0:
+        if min_size and cfg.min_bbox_size >= 0:
             wh = boxes[:, 2:] - boxes[:, :2]
             ok = (wh[:, 0] > cfg.min_bbox_size) & (wh[:, 1] > cfg.min_bbox_size)
             scores = torch.where(ok, scores, scores.new_tensor(EMPTY))
+        box_idx, top, cls, valid = self._keep(boxes, scores, labels, num_classes, score_thr)
+        out_boxes = torch.where(valid[:, None], boxes[box_idx], boxes.new_zeros(()))
+        return out_boxes, torch.where(valid, top, top.new_zeros(())), torch.where(valid, cls, cls.new_full((), -1))
+
+    def _keep(self, boxes, scores, labels, num_classes: int, score_thr: float | None = None):
+        """Class-aware NMS and the top max_per_img: (box index, score, label, valid) per slot."""
+        cfg = self.model.bbox_head.test_cfg
         onehot = labels[None, :] == torch.arange(num_classes, device=labels.device)[:, None]
         mat = torch.where(onehot, scores[None, :], scores.new_tensor(EMPTY))[None]
         nms = MultiClassNMS.apply if torch.onnx.is_in_onnx_export() else nms_rows
-        sel = nms(boxes[None], mat, float(cfg.iou_threshold), float(cfg.score_thr))
+        sel = nms(boxes[None], mat, float(cfg.iou_threshold), float(cfg.score_thr if score_thr is None else score_thr))
         k = cfg.max_per_img
         kept = torch.cat([mat[0, sel[:, 1], sel[:, 2]], scores.new_full((k,), EMPTY)])
         top, order = kept.topk(k)
         box_idx = torch.cat([sel[:, 2], sel.new_zeros(k)])[order]
         cls = torch.cat([sel[:, 1], sel.new_full((k,), -1)])[order]
-        valid = top > EMPTY
-        out_boxes = torch.where(valid[:, None], boxes[box_idx], boxes.new_zeros(()))
-        return out_boxes, torch.where(valid, top, top.new_zeros(())), torch.where(valid, cls, cls.new_full((), -1))
+        return box_idx, top, cls, top > EMPTY
+
+
+def is_yolox(model) -> bool:
+    from det.core.models.dense_heads.yolox_head import YOLOXHead
+
+    return isinstance(model.bbox_head, YOLOXHead)
 
 
 def output_groups(model: SingleStageDetector, imgsz: tuple[int, int]) -> tuple[int, int]:

@@ -38,10 +38,31 @@ def build_sidecar(model: Any, cfg: dict, classes: list[str], fmt: str, imgsz: tu
                       "bgr_to_rgb": bool(pre.swap_channels), "layout": "NCHW float32, (x - mean) / std"},
         "padding": {"size_divisor": size_divisor, "pad_val": pad_val, "pad_value": pre.pad_value,
                     "where": "bottom/right"},
-        "postprocess": asdict(model.bbox_head.test_cfg),
+        "postprocess": postprocess_settings(model),
         "boxes": "xyxy in input-image pixels (divide by the resize scale for original pixels)",
+        "clip_boxes": type(model).__name__ != "YOLOX",  # YOLOX maps boxes back unclipped (as MMDetection)
+        **({"masks": "(B, K, M, M) mask probabilities of each box's class inside its box; det pastes them "
+                     "into the image (threshold postprocess.rcnn.mask_thr_binary)"} if "masks" in outputs else {}),
         "preset": cfg,
     }
+
+
+def final_settings(model: Any) -> Any:
+    """The final post-processing settings (score_thr, max_per_img, ...) of a detector."""
+    if hasattr(model, "roi_head"):
+        return model.roi_head.test_cfg
+    if not hasattr(model.bbox_head, "test_cfg"):  # DETR heads: top max_per_img, no threshold
+        from types import SimpleNamespace
+
+        return SimpleNamespace(score_thr=0.0, max_per_img=model.bbox_head.max_per_img)
+    return model.bbox_head.test_cfg
+
+
+def postprocess_settings(model: Any) -> dict:
+    if hasattr(model, "roi_head"):
+        return {"rpn": asdict(model.rpn_head.test_cfg), "rcnn": asdict(model.roi_head.test_cfg)}
+    settings = final_settings(model)
+    return vars(settings).copy() if not hasattr(settings, "__dataclass_fields__") else asdict(settings)
 
 
 def write_sidecar(model_file: str | Path, meta: dict) -> Path:

@@ -64,7 +64,8 @@ class ExportedDetector(Detector):
             x = self._fit(x)
             outs = self._run_chunks(x, samples)
             if self.meta["nms"]:
-                return [self._instances(*(o[i] for o in outs), s) for i, s in enumerate(samples)]
+                return [self._instances(*(o[i] for o in outs[:3]), s, outs[3][i] if len(outs) > 3 else None)
+                        for i, s in enumerate(samples)]
             groups, levels = self.meta["output_groups"]
             maps = [[torch.from_numpy(outs[g * levels + lv]) for lv in range(levels)] for g in range(groups)]
             return self.model.bbox_head.predict_by_feat(*maps, samples=samples, rescale=True)
@@ -101,10 +102,28 @@ class ExportedDetector(Detector):
             chunks.append([r[: step - short] for r in res])
         return [np.concatenate(parts) for parts in zip(*chunks)]
 
-    def _instances(self, boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, sample: Any) -> Instances:
+    def _instances(self, boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, sample: Any,
+                   masks: np.ndarray | None = None) -> Instances:
         from det.core.models.dense_heads.base import to_original
 
         keep = labels >= 0
         b = torch.from_numpy(np.ascontiguousarray(boxes[keep], np.float32))
-        return Instances(bboxes=to_original(b, sample), scores=torch.from_numpy(scores[keep].astype(np.float32)),
+        clip = bool(self.meta.get("clip_boxes", True))
+        inst = Instances(bboxes=to_original(b, sample, clip=clip), scores=torch.from_numpy(scores[keep].astype(np.float32)),
                          labels=torch.from_numpy(labels[keep].astype(np.int64)))
+        if masks is not None and "mask_logits" in self.meta["outputs"]:  # RTMDet-Ins: the head's own upsampling
+            inst.masks = self.model.bbox_head.masks_from_logits(torch.from_numpy(np.ascontiguousarray(masks[keep])),
+                                                                 sample, rescale=True)
+        elif masks is not None:
+            inst.masks = self._paste(torch.from_numpy(np.ascontiguousarray(masks[keep], np.float32)), inst.bboxes, sample)
+        return inst
+
+    def _paste(self, probs: torch.Tensor, boxes: torch.Tensor, sample: Any) -> torch.Tensor:
+        """RoI mask probabilities -> (N, H, W) bool masks in the original image (as BaseRoIHead.predict_masks)."""
+        from det.core.models.dense_heads.base import image_shape
+        from det.core.models.roi_heads.standard_roi_head import unflip_masks
+        from det.core.models.task.masks import paste_masks
+
+        h, w = (int(v) for v in sample.ori_shape[:2]) if sample.ori_shape[0] > 0 else image_shape(sample)
+        probs = unflip_masks(probs, sample.flip_direction)
+        return paste_masks(probs, boxes, h, w, self.model.roi_head.test_cfg.mask_thr_binary)

@@ -49,9 +49,9 @@ def test_three_backends_agree(tmp_path, det_inproc):
 
 
 def test_export_errors(tmp_path, det_inproc):
-    ckpt = make_checkpoint("demo/faster_rcnn_r18", tmp_path / "frcnn.pt")
+    ckpt = make_checkpoint("demo/rtmdet_tiny", tmp_path / "soft.pt", overrides=("model.test_cfg.nms.type=soft_nms",))
     r = det_inproc("export", ckpt, "--out", tmp_path / "f.onnx")
-    assert r.returncode == 2 and "FasterRCNN cannot be exported" in r.stderr
+    assert r.returncode == 2 and "soft_nms cannot be exported" in r.stderr
     assert not (tmp_path / "f.onnx").exists()
     cv2.imwrite(str(tmp_path / "a.png"), shapes_image(0))
     r = det_inproc("infer", tmp_path / "a.png", "--weights", ckpt, "--backend", "onnxruntime")

@@ -245,8 +245,13 @@ class RTMDetInsSepBNHead(RTMDetSepBNHead):
         h, w = (sample.ori_shape[:2] if rescale and sample.ori_shape[0] > 0 else image_shape(sample))
         if pri.size(0) == 0:
             return torch.zeros((0, int(h), int(w)), dtype=torch.bool, device=mask_feat.device)
-        logits = self.mask_logits(mask_feat, kernels, pri)[None]
-        logits = F.interpolate(logits, scale_factor=self.stride0, mode="bilinear")
+        return self.masks_from_logits(self.mask_logits(mask_feat, kernels, pri), sample, rescale)
+
+    def masks_from_logits(self, logits: torch.Tensor, sample: DetSample, rescale: bool) -> torch.Tensor:
+        """(N, H/8, W/8) prototype-resolution logits -> (N, h, w) binary masks (original image
+        size with `rescale`); det export's RTMDet-Ins outputs go through here too."""
+        h, w = (sample.ori_shape[:2] if rescale and sample.ori_shape[0] > 0 else image_shape(sample))
+        logits = F.interpolate(logits[None], scale_factor=self.stride0, mode="bilinear")
         if sample.flip_direction:
             ih, iw = image_shape(sample)
             logits[..., :ih, :iw] = unflip_masks(logits[..., :ih, :iw], sample.flip_direction)

@@ -21,6 +21,8 @@ def padding_masks(samples: Sequence[DetSample] | None, size: tuple[int, int], ba
                   device: torch.device) -> torch.Tensor | None:
     """(B, h, w) True where a feature cell lies in batch padding; None when no image is padded
     (MMDetection's rule: images whose img_shape equals the batch input shape)."""
+    if hasattr(samples, "padding_mask"):  # det export: masks computed in the graph from image sizes
+        return samples.padding_mask(size)
     if not samples:
         return None
     bh, bw = samples[0].batch_input_shape

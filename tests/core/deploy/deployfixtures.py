@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 
-def make_checkpoint(preset: str, path: Path, overrides: tuple[str, ...] = (), sharpen: float = 0.5) -> Path:
+def make_checkpoint(preset: str, path: Path, overrides: tuple[str, ...] = (), sharpen: float = 0.5,
+                    roi_sharpen: float = 1.0, scales: dict[str, float] | None = None) -> Path:
     from det.core.config import load_preset
     from det.core.data.synthetic.shapes import render_image
     from det.core.fileio import atomic_torch_save
@@ -25,12 +26,19 @@ def make_checkpoint(preset: str, path: Path, overrides: tuple[str, ...] = (), sh
     images = torch.stack([torch.from_numpy(render_image(0, "train", i, 96)[0]).permute(2, 0, 1) for i in range(4)])
     with torch.no_grad():
         x, _ = model.train().data_preprocessor(images, None)
-        model.extract_feat(x) if not hasattr(model, "bbox_head") else model(x)
+        # heads with BatchNorm (dense heads) calibrate too; DETR-family forwards need samples in training
+        model(x) if hasattr(model, "bbox_head") and not hasattr(model, "forward_transformer") else model.extract_feat(x)
     sd = model.state_dict()
     for k, v in sd.items():
         if v.ndim == 4 and any(s in k for s in ("rtm_cls", "conv_cls", "retina_cls")):
             sd[k] = v * sharpen
-    classes = cfg["data"].get("classes") or [f"class{i}" for i in range(model.bbox_head.num_classes)]
+        for part, factor in (scales or {}).items():  # e.g. tame YOLOX's exp() box sizes
+            if part in k:
+                sd[k] = sd[k] * factor
+        if v.ndim == 2 and "fc_cls" in k:  # RoI box heads: spread the softmax over many classes
+            sd[k] = v * roi_sharpen
+    head = model.roi_head if hasattr(model, "roi_head") else model.bbox_head
+    classes = cfg["data"].get("classes") or [f"class{i}" for i in range(head.num_classes)]
     return atomic_torch_save(path, {"state_dict": sd, "preset": cfg, "meta": {"classes": classes}})
 
 

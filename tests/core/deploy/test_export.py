@@ -60,11 +60,31 @@ def test_retinanet_and_fcos_export(tmp_path, preset, sharpen):
     assert rep["verify"]["ok"] and rep["verify"]["compared"] >= 20, rep["verify"]["summary"]
 
 
-def test_two_stage_refuses_and_writes_nothing(tmp_path):
-    ckpt = make_checkpoint("demo/faster_rcnn_r18", tmp_path / "frcnn.pt")
-    with pytest.raises(DetError, match="FasterRCNN cannot be exported"):
+def test_what_cannot_export_exits_2_and_writes_nothing(tmp_path):
+    ckpt = make_checkpoint("demo/rtmdet_tiny", tmp_path / "soft.pt", overrides=("model.test_cfg.nms.type=soft_nms",))
+    with pytest.raises(DetError, match="model.test_cfg.nms: soft_nms cannot be exported") as exc:
         _export(ckpt, tmp_path / "out" / "m.onnx")
+    assert exc.value.exit_code == 2
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_rtmdet_ins_exports_mask_logits_that_det_upsamples(tmp_path):
+    ckpt = make_checkpoint("demo/rtmdet_ins_tiny", tmp_path / "ins.pt", sharpen=2.0)
+    rep = _export(ckpt, tmp_path / "m.onnx")
+    v = rep["verify"]
+    assert v["ok"] and v["compared"] >= 10 and v["max_mask_diff"] is not None, v["summary"]
+    assert json.loads((tmp_path / "m.onnx.det.json").read_text())["outputs"][-1] == "mask_logits"
+    with pytest.raises(DetError, match="--no-nms: RTMDet-Ins"):
+        _export(ckpt, tmp_path / "raw.onnx", nms=False)
+
+
+@pytest.mark.slow
+def test_yolox_export_agrees_with_pytorch(tmp_path):
+    # random YOLOX box logits go through exp(): scaled down so boxes stay image-sized
+    ckpt = make_checkpoint("demo/yolox_tiny", tmp_path / "y.pt", scales={"conv_reg": 0.05})
+    rep = _export(ckpt, tmp_path / "m.onnx")
+    assert rep["verify"]["ok"] and rep["verify"]["compared"] >= 20, rep["verify"]["summary"]
+    assert json.loads((tmp_path / "m.onnx.det.json").read_text())["clip_boxes"] is False
 
 
 def test_failed_verification_exits_1_and_writes_nothing(rtm, tmp_path, monkeypatch):
