@@ -18,7 +18,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "parity"))
-from common import arg_parser, emit, median_ms  # noqa: E402
+from common import arg_parser, emit, interleaved_ms, median_ms  # noqa: E402
 
 from det.ops import ms_deform_attn  # noqa: E402
 from det.ops.ms_deform_attn import ms_deform_attn_pytorch  # noqa: E402
@@ -103,9 +103,10 @@ def bench_dino(args, rows, notes) -> None:
     meta = {"img_shape": (h, w), "ori_shape": (h, w), "pad_shape": (h, w), "batch_input_shape": (h, w),
             "scale_factor": (1.0, 1.0)}
     repeat = max(1, args.repeat // 2)
-    with torch.no_grad():
-        det_ms = median_ms(lambda: det(x), repeat)
-        mm_ms = median_ms(lambda: mm._forward(x, [DetDataSample(metainfo=meta)]), repeat)
+    with torch.no_grad():  # interleaved: a change in machine load hits both alike
+        times = interleaved_ms({"det": lambda: det(x), "mm": lambda: mm._forward(x, [DetDataSample(metainfo=meta)])},
+                               repeat)
+    det_ms, mm_ms = times["det"], times["mm"]
     rows.append({"case": f"DINO-R50 forward {h}x{w}", "det_ms": det_ms, "peer": "mmdet 3.3", "peer_ms": mm_ms,
                  "ratio": mm_ms / det_ms, "max_abs_diff": None})
     notes.append(f"DINO forward: det/MMDetection time = {det_ms / mm_ms:.2f} (target <= 0.8)")

@@ -2,7 +2,7 @@
 
 Run with det's python (MMDetection is imported from the peer environment, on det's torch; its
 MultiScaleDeformableAttention is mmcv's own, running multi_scale_deformable_attn_pytorch):
-    .venv/bin/python benchmarks/parity/detr_family.py [--quick] [--cases ...] [--json OUT]
+    .venv/bin/python benchmarks/parity/detr_family.py [--quick] [--size H W] [--padded] [--cases ...] [--json OUT]
         [--write-fixture tests/fixtures/detr_family_parity.pt]
 For each preset (as shipped): MMDetection's model is built from its config with its own
 initialisation plus random norm statistics, saved as an MMDetection checkpoint, converted with
@@ -74,7 +74,11 @@ def set_dotted(cfg, key: str, value) -> None:
 
 
 def build_mm(MODELS, cfg, seed: int):
-    """MMDetection's model (its init_weights; no pretrained download) with random BN statistics."""
+    """MMDetection's model (its init_weights; no pretrained download) with random BN statistics
+    and small random values in every parameter its init leaves all zero (the last box layers,
+    the deformable attention's offset and weight layers, zero-init residual BNs): with those at
+    zero, Deformable DETR's boxes are its reference points whatever the image, and the box
+    comparison would not test the network."""
     cfg.model.backbone.init_cfg = None
     torch.manual_seed(seed)
     model = MODELS.build(cfg.model)
@@ -85,6 +89,9 @@ def build_mm(MODELS, cfg, seed: int):
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.running_mean.copy_(0.05 * torch.randn(m.running_mean.shape, generator=g))
                 m.running_var.copy_(1 + 0.2 * torch.rand(m.running_var.shape, generator=g))
+        for p in model.parameters():
+            if not p.any():
+                p.copy_(0.01 * torch.randn(p.shape, generator=g))
     return model.eval()
 
 
@@ -157,21 +164,42 @@ def run_pair(mm, det, imgs, size, targets, timing: bool, shapes=None) -> dict:
 
 
 def compare(res: dict) -> dict:
-    """Max differences of detections (in order) and of every loss term."""
+    """Max differences of detections (in order) and of every loss term. Random weights give
+    many queries nearly the same score: where two detections' scores differ by less than the
+    score bound their order is a tie, so a position whose box misses the bound may take its box
+    from another detection of the same label inside that tie (counted as `tie_swaps`)."""
     box = score = 0.0
-    labels_equal = True
+    labels_equal, swaps = True, 0
     for (mb, ms, ml), (db, ds, dl) in zip(res["mm_pred"], res["det_pred"]):
-        labels_equal &= bool(torch.equal(ml.cpu(), dl.cpu())) and len(mb) == len(db)
+        labels_equal &= len(mb) == len(db)
         if len(mb) == len(db) and len(mb):
-            box, score = max(box, float((mb - db).abs().max())), max(score, float((ms - ds).abs().max()))
+            diff, n, same = tie_aware_diff(mb, ms, ml, db, dl)
+            box, score, swaps = max(box, diff), max(score, float((ms - ds).abs().max())), swaps + n
+            labels_equal &= same
     mm_l, det_l = res["mm_loss"], res["det_loss"]
     common = [k for k in mm_l if k in det_l]
     loss = max((float((mm_l[k].float().sum() - det_l[k].float().sum()).abs()) for k in common), default=0.0)
     missing = sorted(set(mm_l) ^ set(det_l))
     ok = labels_equal and box <= BOX_BOUND and score <= SCORE_BOUND and loss <= LOSS_BOUND and not missing
-    return {"boxes_max_abs": box, "scores_max_abs": score, "labels_order_equal": labels_equal,
+    return {"boxes_max_abs": box, "scores_max_abs": score, "labels_order_equal": labels_equal, "tie_swaps": swaps,
             "loss_terms": len(common), "loss_max_abs": loss, "loss_keys_differing": ",".join(missing[:4]),
             "within_bounds": ok}
+
+
+def tie_aware_diff(mb, ms, ml, db, dl) -> tuple[float, int, bool]:
+    """Max box difference in order, and whether the labels agree in order, where a position
+    whose label differs or whose box misses the bound may take the closest box among
+    MMDetection's detections of det's label whose score is within SCORE_BOUND of its own."""
+    per = (mb - db).abs().amax(1)
+    swaps, same = 0, True
+    for i in torch.nonzero((per > BOX_BOUND) | (ml != dl)).flatten().tolist():
+        tie = ((ms - ms[i]).abs() <= SCORE_BOUND) & (ml == dl[i])
+        best = (mb[tie] - db[i]).abs().amax(1).min() if tie.any() else torch.tensor(float("inf"))
+        if best <= BOX_BOUND:
+            per[i], swaps = best, swaps + 1
+        else:
+            same &= bool(ml[i] == dl[i])
+    return float(per.max()), swaps, same
 
 
 def convert_and_build(mm, preset: Path, overrides: list[str], tmp: str, name: str):
@@ -222,18 +250,27 @@ def main() -> int:
     parser.add_argument("--cases", nargs="*", default=[c[0] for c in CASES])
     parser.add_argument("--write-fixture", help="also run the reduced configs and save their fixture here")
     parser.add_argument("--reduced-only", action="store_true", help="with --write-fixture: skip the full presets")
+    parser.add_argument("--size", nargs=2, type=int, metavar=("H", "W"),
+                        help="batch size (h, w) for the presets as shipped (default 480 640, COCO's commonest "
+                             "image size; --quick: 128 160)")
+    parser.add_argument("--padded", action="store_true", help="also run each preset on a padded batch")
+    parser.add_argument("--no-timing", action="store_true", help="skip the det vs MMDetection predict timing")
     args = parser.parse_args()
     peer = start_parity("DETR-family parity", args.json)
     if peer is None:
         return 0
-    size = (128, 160) if args.quick else (256, 320)
+    size = tuple(args.size) if args.size else (128, 160) if args.quick else (480, 640)
     rows, fixtures = [], {}
     notes = [f"presets as shipped: batch of 2 images {size[0]}x{size[1]}, random weights; bounds: boxes {BOX_BOUND} px, scores "
              f"{SCORE_BOUND}, losses {LOSS_BOUND}; DINO's denoising noise identical (same RNG seed)"]
     with tempfile.TemporaryDirectory() as tmp:
         for name, cfg_rel, preset in CASES:
             if name in args.cases and not args.reduced_only:
-                rows.append(case(name, cfg_rel, preset, peer, size, tmp, small=False, timing=True)[0])
+                for padded in (False, True) if args.padded else (False,):
+                    rows.append(case(name, cfg_rel, preset, peer, size, tmp, small=False,
+                                     timing=not (padded or args.no_timing),
+                                     padded=padded)[0])
+                print(rows[-1], file=sys.stderr, flush=True)
             if args.write_fixture and name in args.cases:
                 for padded in (False, True):
                     row, fixtures[name + ("-padded" if padded else "")] = case(

@@ -172,10 +172,40 @@ def img_size_overrides(cfg: dict, size: tuple[int, int]) -> list[str]:
             continue
         for key in ("pipeline", "switch_pipeline"):
             for i, step in enumerate(section.get(key) or []):
-                for name in SIZE_KEYS:
-                    value = step.get(name) if isinstance(step, dict) else None
-                    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
-                        lines.append(set_line(f"data.{split}.{key}.{i}.{name}", [round(value[0] * fx), round(value[1] * fy)]))
+                lines += _step_size_lines(step, f"data.{split}.{key}.{i}", fx, fy, base[0] >= base[1])
+    return lines
+
+
+def _is_pair(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value)
+
+
+def _step_size_lines(step: Any, prefix: str, fx: float, fy: float, landscape: bool) -> list[str]:
+    """Size overrides of one transform, of RandomChoiceResize's `scales` and of the transforms
+    inside a RandomChoice. Keep-ratio `scales` pairs bound the long and short edge in either
+    order ((480, 1333)), so each number scales with the edge it bounds (the test resize's long
+    edge is W when `landscape`); an absolute_range crop's (min, max) edge lengths scale by the
+    smaller factor."""
+    if not isinstance(step, dict):
+        return []
+    lines = []
+    for name in SIZE_KEYS:
+        value = step.get(name)
+        if _is_pair(value):
+            gx, gy = (min(fx, fy),) * 2 if step.get("crop_type") == "absolute_range" else (fx, fy)
+            lines.append(set_line(f"{prefix}.{name}", [round(value[0] * gx), round(value[1] * gy)]))
+    scales = step.get("scales")
+    if isinstance(scales, list) and scales and all(_is_pair(v) for v in scales):
+        fl, fs = (fx, fy) if landscape else (fy, fx)
+        edge = (lambda v, pair: round(v * (fl if v == max(pair) else fs))) if step.get("keep_ratio", True) else None
+        new = [[edge(a, (a, b)), edge(b, (a, b))] if edge else [round(a * fx), round(b * fy)] for a, b in scales]
+        lines.append(set_line(f"{prefix}.scales", new))
+    for j, branch in enumerate(step.get("transforms") or [] if step.get("type") == "RandomChoice" else []):
+        if isinstance(branch, list):
+            for k, sub in enumerate(branch):
+                lines += _step_size_lines(sub, f"{prefix}.transforms.{j}.{k}", fx, fy, landscape)
+        else:
+            lines += _step_size_lines(branch, f"{prefix}.transforms.{j}", fx, fy, landscape)
     return lines
 
 

@@ -45,6 +45,15 @@ def build_norm(cfg: dict | None, channels: int) -> tuple[str, nn.Module] | None:
     return name, module
 
 
+class Swish(nn.Module):
+    """x * sigmoid(x): the same function as SiLU, computed as MMCV's `Swish` computes it. Fused
+    SiLU rounds differently in the last bit, and that difference grows through deep YOLOX models
+    enough to break output parity with MMDetection's checkpoints."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(x)
+
+
 def build_act(cfg: dict | None) -> nn.Module | None:
     """Activation module for an `act_cfg` ({type: ReLU|SiLU|Swish|LeakyReLU|...})."""
     if cfg is None:
@@ -54,8 +63,10 @@ def build_act(cfg: dict | None) -> nn.Module | None:
     inplace = cfg.pop("inplace", True)
     if kind == "ReLU":
         return nn.ReLU(inplace=inplace)
-    if kind in ("SiLU", "Swish"):
+    if kind == "SiLU":
         return nn.SiLU(inplace=inplace)
+    if kind == "Swish":
+        return Swish()
     if kind == "LeakyReLU":
         return nn.LeakyReLU(cfg.pop("negative_slope", 0.01), inplace=inplace)
     if kind == "GELU":

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from det.core.data.transforms.base import Compose, Transform
+from det.core.data.transforms.choice import RandomChoice, RandomChoiceResize
 from det.core.data.transforms.filtering import FilterAnnotations
 from det.core.data.transforms.formatting import Pack, PackDetInputs
 from det.core.data.transforms.geometric import (
@@ -25,6 +26,8 @@ TRANSFORMS: dict[str, Any] = {
     "RandomResize": RandomResize,
     "RandomFlip": RandomFlip,
     "RandomCrop": RandomCrop,
+    "RandomChoice": RandomChoice,
+    "RandomChoiceResize": RandomChoiceResize,
     "Pad": Pad,
     "PhotoMetricDistortion": PhotoMetricDistortion,
     "YOLOXHSVRandomAug": YOLOXHSVRandomAug,
@@ -65,6 +68,7 @@ def build_pipeline(cfgs: list | None, key: str = "pipeline") -> Compose:
 
 __all__ = [
     "TRANSFORMS", "Compose", "Corrupt", "Expand", "FilterAnnotations", "LoadAnnotations", "LoadImage", "MinIoURandomCrop",
-    "MixUp", "Mosaic", "Pack", "PackDetInputs", "Pad", "PhotoMetricDistortion", "RandomAffine", "RandomCrop",
+    "MixUp", "Mosaic", "Pack", "PackDetInputs", "Pad", "PhotoMetricDistortion", "RandomAffine", "RandomChoice",
+    "RandomChoiceResize", "RandomCrop",
     "RandomFlip", "RandomResize", "Resize", "Transform", "YOLOXHSVRandomAug", "build_pipeline", "rng", "seed_all",
 ]

@@ -56,6 +56,18 @@ def test_img_size_scales_every_pipeline_size_from_the_test_resize():
     assert {s["type"]: s for s in out["data"]["val"]["pipeline"]}["Resize"]["scale"] == [320, 320]
 
 
+def test_img_size_reaches_inside_random_choice():
+    cfg = load_preset("dino/dino-4scale_r50_8xb2-12e_coco")  # test resize (1333, 800)
+    out = apply_overrides(cfg, img_size_overrides(cfg, (400, 1333)))  # half the height, same width
+    first, second = out["data"]["train"]["pipeline"][3]["transforms"]
+    # keep-ratio (short, long) pairs: the short edge halves, the long edge stays
+    assert first[0]["scales"][0] == [240, 1333] and first[0]["scales"][-1] == [400, 1333]
+    assert second[0]["scales"] == [[200, 4200], [250, 4200], [300, 4200]]
+    assert second[1]["crop_size"] == [192, 300]  # absolute_range edges: the smaller factor (0.5) for both
+    assert second[2]["scales"] == first[0]["scales"]
+    assert {s["type"]: s for s in out["data"]["val"]["pipeline"]}["Resize"]["scale"] == [1333, 400]
+
+
 def test_set_line_round_trips_through_apply_overrides():
     value = {"type": "CocoDataset", "ann_file": "/a b/x.json", "data_prefix": "/a b"}
     assert apply_overrides({}, [set_line("data.train.dataset", value)])["data"]["train"]["dataset"] == value

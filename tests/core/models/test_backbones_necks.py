@@ -125,3 +125,15 @@ def test_published_parameter_counts():
         retina = build_detector(load_preset(PRESETS / "_base_/models/retinanet_r50_fpn.yaml")["model"])
     assert abs(n_params(tiny) / 4.8e6 - 1) < 0.05  # MMDetection's model zoo: 4.8 M
     assert abs(n_params(retina) / 37.97e6 - 1) < 0.001  # MMDetection: 37.97 M
+
+
+def test_swish_is_computed_as_mmcv_computes_it():
+    """YOLOX's `Swish` must round like MMCV's x * sigmoid(x), not like fused SiLU: the last-bit
+    difference grows through YOLOX-m enough to break parity with MMDetection's checkpoints."""
+    from det.core.models.layers import build_act
+
+    x = torch.randn(4096, generator=torch.Generator().manual_seed(0)) * 8
+    swish, silu = build_act({"type": "Swish"}), build_act({"type": "SiLU"})
+    assert torch.equal(swish(x.clone()), x * torch.sigmoid(x))
+    assert isinstance(silu, torch.nn.SiLU)
+    assert torch.allclose(swish(x.clone()), silu(x.clone()), atol=1e-5)
