@@ -31,7 +31,7 @@ from common import arg_parser, emit, interleaved_ms  # noqa: E402
 
 def _detectors(ckpt: Path, work: Path) -> dict:
     from det.core.deploy.export import ExportOptions, export_checkpoint
-    from det.core.inference.backends import load_detector
+    from det.core.apis.backends import load_detector
 
     for fmt, suffix in (("onnx", ".onnx"), ("openvino", ".xml")):
         export_checkpoint(ckpt, ExportOptions(format=fmt, out=work / f"m{suffix}"), log=lambda m: print(m, file=sys.stderr))

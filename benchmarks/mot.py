@@ -88,7 +88,7 @@ def detect_and_track(seq_dir: Path, seq, tracker_cfg: dict, detect, benchmark: s
     public detections. Returns the preprocessed sequence for the metrics."""
     from det.core.evaluation.mot import preprocess_sequence
     from det.core.tracking import build_tracker
-    from det.core.tracking.mot_io import NCOLS, detections_by_frame
+    from det.core.data.mot_io import NCOLS, detections_by_frame
     from det.core.tracking.search import detect_sequence
 
     public = detections_by_frame(seq.detections, seq.num_frames)
@@ -233,7 +233,7 @@ def _ultralytics_track(tracker_mod, dets_per_seq: list[tuple[str, int, dict]]) -
 def tracker_cases(root: Path, rows: list, notes: list) -> dict:
     from det.core.evaluation.mot import evaluate_sequences, preprocess_sequence
     from det.core.tracking import run_tracker
-    from det.core.tracking.mot_io import detections_by_frame, find_sequences, read_mot_txt, read_seqinfo
+    from det.core.data.mot_io import detections_by_frame, find_sequences, read_mot_txt, read_seqinfo
 
     seqs = []
     for seq in find_sequences(root):
@@ -283,7 +283,7 @@ def tracker_cases(root: Path, rows: list, notes: list) -> dict:
 def metric_case(root: Path, tmp: Path, rows: list, notes: list) -> None:
     from det.core.evaluation.mot import evaluate_mot
     from det.core.tracking import run_tracker
-    from det.core.tracking.mot_io import detections_by_frame, find_sequences, read_mot_txt, read_seqinfo, write_mot_txt
+    from det.core.data.mot_io import detections_by_frame, find_sequences, read_mot_txt, read_seqinfo, write_mot_txt
 
     res_dir = tmp / "trackers" / "bytetrack"
     res_dir.mkdir(parents=True)

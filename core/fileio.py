@@ -152,6 +152,18 @@ def read_json(path: str | Path, what: str = "JSON file") -> Any:
         raise DetError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
 
 
+def read_xml(path: str | Path, what: str = "XML file", error: type[DetError] = DetError) -> Any:
+    """The root element of an XML file; a missing file or a syntax error names the file (and line)."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        return ET.parse(path).getroot()
+    except FileNotFoundError:
+        raise error(f"{path}: {what} not found") from None
+    except ET.ParseError as exc:
+        raise error(f"{path}:{exc.position[0]}: invalid XML ({exc})") from None
+
+
 def read_text(path: str | Path, what: str = "text file", error: type[DetError] = DetError) -> str:
     """A UTF-8 text file; missing, a folder, binary or unreadable -> `error` naming the path."""
     path = Path(path)

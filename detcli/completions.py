@@ -73,13 +73,15 @@ def bash_script(tree: dict[str, list[str]]) -> str:
         '  COMPREPLY=($(compgen -W "$(_det_words "$path")" -- "$cur"))',
         '  [ ${#COMPREPLY[@]} -eq 0 ] && COMPREPLY=($(compgen -f -- "$cur"))',
         "}",
-        "_det_words() {",
-        '  case "$1" in',
+        *_words_function(tree), *_values_function(), "complete -o filenames -F _det det", "",
     ]
-    for path, words in tree.items():
-        lines.append(f'    "{path}") echo "{" ".join(words)}" ;;')
-    lines += ["  esac", "}", *_values_function(), "complete -o filenames -F _det det", ""]
     return "\n".join(lines)
+
+
+def _words_function(tree: dict[str, list[str]]) -> list[str]:
+    """`_det_words PATH`: the subcommands and options after `det PATH` (bash and zsh)."""
+    cases = [f'    "{path}") echo "{" ".join(words)}" ;;' for path, words in tree.items()]
+    return ["_det_words() {", '  case "$1" in', *cases, "  esac", "}"]
 
 
 def _values_function() -> list[str]:
@@ -106,12 +108,8 @@ def zsh_script(tree: dict[str, list[str]]) -> str:
         '  local -a cands; cands=(${(s: :)$(_det_words "$path")})',
         "  _describe 'det' cands || _files",
         "}",
-        "_det_words() {",
-        '  case "$1" in',
+        *_words_function(tree), *_values_function(), '_det "$@"', "",
     ]
-    for path, words in tree.items():
-        lines.append(f'    "{path}") echo "{" ".join(words)}" ;;')
-    lines += ["  esac", "}", *_values_function(), '_det "$@"', ""]
     return "\n".join(lines)
 
 

@@ -80,7 +80,7 @@ def infer(
 
     Example: det infer video.mp4 --weights last.pt --track bytetrack --set tracker.init_track_thr=0.5 --out-mot tracks.txt
     """
-    from det.core.inference.backends import load_detector
+    from det.core.apis.backends import load_detector
     from det.core.inference.inputs import discover
     from det.core.inference.runner import run_inference
     from det.core.inference.settings import INFER_DEFAULTS, resolve

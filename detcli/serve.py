@@ -33,7 +33,7 @@ def serve(
     from det.core.deploy.serve import ServeConfig, run_server
     from det.core.deploy.source import source_or_model
     from det.core.errors import DetError
-    from det.core.inference.backends import BACKENDS, EXPORTED_SUFFIXES
+    from det.core.apis.backends import BACKENDS, EXPORTED_SUFFIXES
 
     path = source_or_model(source, model)
     backend = backend or EXPORTED_SUFFIXES.get(Path(path).suffix, "torch")

@@ -43,7 +43,7 @@ def test(
     Example: det test --model rtmdet_tiny_8xb32-300e_coco  (COCO val under data/coco)
     Example: det test work_dirs/demo/last.pt --corrupt gaussian_noise,motion_blur --severity 1-5
     """
-    from det.core.engine import dist
+    from det.core import dist
     from det.core.engine.runner import resolve_test_inputs
     from det.core.engine.runner import test as run_test
     from det.core.errors import DetError

@@ -68,7 +68,7 @@ def train(
     """
     from det.core.config import load_preset
     from det.core.config.validate import validate_preset
-    from det.core.engine import dist
+    from det.core import dist
     from det.core.engine.runner import train as run_train
 
     preset, resume_arg = _split_resume(preset, resume_ckpt, resume, resume_from)

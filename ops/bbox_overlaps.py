@@ -15,7 +15,7 @@ MODES = ("iou", "iof", "giou")
 
 
 def bbox_overlaps(bboxes1: Tensor, bboxes2: Tensor, mode: str = "iou", aligned: bool = False,
-                  eps: float = 1e-6) -> Tensor:
+                  eps: float = 1e-6, offset: float = 0.0) -> Tensor:
     """Overlaps between boxes (x1, y1, x2, y2).
 
     Args:
@@ -25,6 +25,8 @@ def bbox_overlaps(bboxes1: Tensor, bboxes2: Tensor, mode: str = "iou", aligned: 
             bboxes1), 'giou' (generalised IoU, in [-1, 1]).
         aligned: compare bboxes1[i] with bboxes2[i] only.
         eps: lower bound of the denominators (zero-area boxes give 0, not NaN).
+        offset: added to every width and height (1: the legacy pixel convention of VOC's
+            devkit, mmcv's `offset`).
 
     Returns:
         (..., N, M) overlaps, or (..., N) when `aligned`; dtype of the boxes. Differentiable.
@@ -40,33 +42,34 @@ def bbox_overlaps(bboxes1: Tensor, bboxes2: Tensor, mode: str = "iou", aligned: 
     needs_grad = torch.is_grad_enabled() and (bboxes1.requires_grad or bboxes2.requires_grad)
     if (bboxes1.dim() == 2 and bboxes2.dim() == 2 and bboxes1.device.type == "cpu" and bboxes2.device.type == "cpu"
             and not needs_grad and bboxes1.dtype == bboxes2.dtype and bboxes1.dtype in (torch.float32, torch.float64)):
-        return torch.ops.det.bbox_overlaps(bboxes1, bboxes2, MODES.index(mode), aligned, float(eps))
-    return bbox_overlaps_torch(bboxes1, bboxes2, mode, aligned, eps)
+        return torch.ops.det.bbox_overlaps(bboxes1, bboxes2, MODES.index(mode), aligned, float(eps),
+                                             float(offset))
+    return bbox_overlaps_torch(bboxes1, bboxes2, mode, aligned, eps, offset)
 
 
 def bbox_overlaps_torch(bboxes1: Tensor, bboxes2: Tensor, mode: str = "iou", aligned: bool = False,
-                        eps: float = 1e-6) -> Tensor:
+                        eps: float = 1e-6, offset: float = 0.0) -> Tensor:
     """Vectorised torch implementation of :func:`bbox_overlaps` (differentiable, any device, batch dims)."""
-    area1 = (bboxes1[..., 2] - bboxes1[..., 0]) * (bboxes1[..., 3] - bboxes1[..., 1])
-    area2 = (bboxes2[..., 2] - bboxes2[..., 0]) * (bboxes2[..., 3] - bboxes2[..., 1])
+    area1 = (bboxes1[..., 2] - bboxes1[..., 0] + offset) * (bboxes1[..., 3] - bboxes1[..., 1] + offset)
+    area2 = (bboxes2[..., 2] - bboxes2[..., 0] + offset) * (bboxes2[..., 3] - bboxes2[..., 1] + offset)
     if aligned:
         a, b = bboxes1, bboxes2
     else:
         a, b = bboxes1[..., :, None, :], bboxes2[..., None, :, :]
         area1, area2 = area1[..., :, None], area2[..., None, :]
-    wh = (torch.minimum(a[..., 2:], b[..., 2:]) - torch.maximum(a[..., :2], b[..., :2])).clamp(min=0)
+    wh = (torch.minimum(a[..., 2:], b[..., 2:]) - torch.maximum(a[..., :2], b[..., :2]) + offset).clamp(min=0)
     overlap = wh[..., 0] * wh[..., 1]
     union = area1 + area2 - overlap if mode in ("iou", "giou") else area1.expand_as(overlap)
     union = union.clamp(min=eps)
     ious = overlap / union
     if mode != "giou":
         return ious
-    ewh = (torch.maximum(a[..., 2:], b[..., 2:]) - torch.minimum(a[..., :2], b[..., :2])).clamp(min=0)
+    ewh = (torch.maximum(a[..., 2:], b[..., 2:]) - torch.minimum(a[..., :2], b[..., :2]) + offset).clamp(min=0)
     enclose = (ewh[..., 0] * ewh[..., 1]).clamp(min=eps)
     return ious - (enclose - union) / enclose
 
 
 @torch.library.register_fake("det::bbox_overlaps")
-def _bbox_overlaps_fake(boxes1, boxes2, mode, aligned, eps):
+def _bbox_overlaps_fake(boxes1, boxes2, mode, aligned, eps, offset):
     shape = (boxes1.shape[0],) if aligned else (boxes1.shape[0], boxes2.shape[0])
     return boxes1.new_empty(shape)

@@ -34,7 +34,7 @@ COUNTS = {"IDSW": ("CLEAR", "IDSW"), "FP": ("CLEAR", "CLR_FP"), "FN": ("CLEAR", 
 
 def make_tracks(root: Path, seqs: int, frames: int) -> dict[str, int]:
     from det.core.tracking import run_tracker
-    from det.core.tracking.mot_io import detections_by_frame, find_sequences, read_mot_txt, read_seqinfo, write_mot_txt
+    from det.core.data.mot_io import detections_by_frame, find_sequences, read_mot_txt, read_seqinfo, write_mot_txt
 
     subprocess.run([sys.executable, "-m", "det.cli", "synth", "mot", str(root / "gt"), "--seqs", str(seqs), "--frames",
                     str(frames), "--no-images"], check=True, capture_output=True)

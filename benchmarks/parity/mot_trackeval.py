@@ -31,7 +31,7 @@ ID_FIELDS = ("IDF1", "IDP", "IDR", "IDTP", "IDFP", "IDFN")
 def _edge_case(gt_dir: Path, trk_dirs: dict[str, Path]) -> None:
     """A 12-frame hand-made sequence: empty frames, distractors, zero-marked gt, an id switch,
     a fragmented track and a zero-area box."""
-    from det.core.tracking.mot_io import write_seqinfo
+    from det.core.data.mot_io import write_seqinfo
 
     seq = gt_dir / "EDGE-01"
     (seq / "gt").mkdir(parents=True, exist_ok=True)
@@ -69,7 +69,7 @@ def write_fixture() -> None:
     import shutil
 
     from det.core.tracking import run_tracker
-    from det.core.tracking.mot_io import detections_by_frame, read_mot_txt, read_seqinfo, write_mot_txt
+    from det.core.data.mot_io import detections_by_frame, read_mot_txt, read_seqinfo, write_mot_txt
     from det.core.tracking.synth import generate_mot
 
     if FIXTURE.exists():
@@ -104,7 +104,7 @@ def trackeval_values() -> dict:
     te = import_peer("trackeval")
     if te is None:
         raise SystemExit("trackeval (peer env) is required")
-    from det.core.tracking.mot_io import read_seqinfo
+    from det.core.data.mot_io import read_seqinfo
 
     gt_dir = FIXTURE / "gt"
     seqs = {p.name: read_seqinfo(p)["seqLength"] for p in sorted(gt_dir.iterdir()) if p.is_dir()}
@@ -137,7 +137,7 @@ def trackeval_values() -> dict:
 def det_values() -> dict:
     """The same fields computed by det.core.evaluation.mot."""
     from det.core.evaluation import mot
-    from det.core.tracking.mot_io import read_mot_txt, read_seqinfo
+    from det.core.data.mot_io import read_mot_txt, read_seqinfo
 
     gt_dir = FIXTURE / "gt"
     out: dict = {}

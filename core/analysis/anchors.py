@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from det.core.errors import DetError
+from det.core.structures.boxes import box_overlaps
 
 ALGORITHMS = ("kmeans", "differential-evolution")
 
@@ -80,9 +81,10 @@ def _rescale(whs: list, sizes: list, input_shape: Sequence[int]) -> np.ndarray:
 
 def shape_iou(boxes: np.ndarray, anchors: np.ndarray) -> np.ndarray:
     """(N, K) IoU of origin-centred boxes (N, 2) and anchors (K, 2)."""
-    inter = np.minimum(boxes[:, None, 0], anchors[None, :, 0]) * np.minimum(boxes[:, None, 1], anchors[None, :, 1])
-    union = (boxes[:, 0] * boxes[:, 1])[:, None] + (anchors[:, 0] * anchors[:, 1])[None, :] - inter
-    return inter / np.maximum(union, 1e-12)
+    def at_origin(wh: np.ndarray) -> np.ndarray:
+        return np.concatenate([np.zeros_like(wh), wh], axis=1)
+
+    return box_overlaps(at_origin(np.asarray(boxes, np.float64)), at_origin(np.asarray(anchors, np.float64)), eps=1e-12)
 
 
 def mean_iou(boxes: np.ndarray, anchors: np.ndarray, weights: np.ndarray | None = None, chunk: int = 200_000) -> float:

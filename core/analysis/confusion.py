@@ -26,6 +26,7 @@ import numpy as np
 from det.core.errors import DetError
 from det.core.evaluation.coco import check_results, validate_gt
 from det.core.fileio import read_json
+from det.core.structures.boxes import box_overlaps
 
 
 @dataclass
@@ -87,23 +88,6 @@ def group_results(results: Sequence[dict], gt: GroundTruth) -> dict[Any, tuple[n
     return out
 
 
-def iou_f32(a: np.ndarray, b: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    """IoU matrix (len(a), len(b)) in float32, the arithmetic of MMDetection's bbox_overlaps."""
-    a = a.astype(np.float32)
-    b = b.astype(np.float32)
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)), np.float32)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    overlap = np.maximum(x2 - x1, np.float32(0)) * np.maximum(y2 - y1, np.float32(0))
-    union = np.maximum(area_a[:, None] + area_b[None, :] - overlap, np.float32(eps))
-    return overlap / union
-
-
 def _nms_per_class(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, iou_thr: float):
     import torch
     from torchvision.ops import batched_nms
@@ -122,7 +106,7 @@ def accumulate_image(cm: np.ndarray, gt_boxes: np.ndarray, gt_labels: np.ndarray
     det_boxes, det_scores, det_labels = det_boxes[keep], det_scores[keep], det_labels[keep]
     if nms_iou_thr and len(det_boxes):
         det_boxes, det_scores, det_labels = _nms_per_class(det_boxes, det_scores, det_labels, nms_iou_thr)
-    matched = iou_f32(det_boxes, gt_boxes) >= np.float32(tp_iou_thr)
+    matched = box_overlaps(det_boxes, gt_boxes, dtype=np.float32) >= np.float32(tp_iou_thr)
     di, gj = np.nonzero(matched)
     np.add.at(cm, (gt_labels[gj], det_labels[di]), 1)
     np.add.at(cm, (-1, det_labels[~matched.any(axis=1)]), 1)

@@ -162,10 +162,8 @@ class ReportCollector:
         self.kept: list[tuple[str, Any, Any]] = []
 
     def process(self, samples: Sequence[Any], preds: Sequence[Any]) -> None:
-        from det.core.evaluation.evaluator import instances_to_coco
-
         for sample, pred in zip(samples, preds):
-            self.coco_results += instances_to_coco(sample.img_id, pred, self.cat_ids, self.with_masks)
+            self.coco_results += pred.to_coco(sample.img_id, self.cat_ids, self.with_masks)
             if len(self.kept) < self.grid_images and sample.img_path:
                 keep = pred.scores >= self.score_thr if pred.scores is not None else slice(None)
                 self.kept.append((sample.img_path, sample.img_id, pred[keep]))
@@ -174,7 +172,7 @@ class ReportCollector:
 
     def gather(self) -> None:
         """Every rank's results (call on all ranks)."""
-        from det.core.engine import dist
+        from det.core import dist
 
         self.coco_results = [r for part in dist.all_gather_object(self.coco_results) for r in part]
 

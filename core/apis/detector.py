@@ -175,18 +175,13 @@ class Detector:
             chunk = prepared[start:start + self.batch_size]
             inputs, samples = self.collate(chunk)
             for inst, sample in zip(self.forward(inputs, samples), samples):
-                h, w = sample.ori_shape
-                pred = from_instances(inst, self.class_names, sample.img_path, int(h), int(w))
+                pred = from_instances(inst, self.class_names, sample.img_path, *sample.output_shape())
                 preds.append(self._filter(pred))
         return preds
 
     def _filter(self, pred: Prediction) -> Prediction:
-        keep = pred.scores >= self.score_thr
-        if self.keep_labels is not None:
-            keep &= np.isin(pred.labels, self.keep_labels)
-        pred = pred.select(keep)
-        order = np.argsort(-pred.scores, kind="stable")
-        return pred.select(order)
+        pred = pred.filter(self.score_thr, self.keep_labels)
+        return pred[np.argsort(-pred.scores, kind="stable")]
 
     def predict_arrays(self, images: Sequence[np.ndarray], paths: Sequence[str] | None = None) -> list[Prediction]:
         paths = list(paths) if paths is not None else [""] * len(images)

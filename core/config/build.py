@@ -11,7 +11,7 @@ import contextlib
 import contextvars
 import inspect
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from det.core.errors import ConfigError, did_you_mean
@@ -32,6 +32,31 @@ def at_path(*parts: str) -> Iterator[None]:
         yield
     finally:
         _PATH.reset(token)
+
+
+def check_keys(cfg: Mapping[str, Any] | None, allowed: Iterable[str], key: str = "", owner: str | None = None,
+               what: str = "key", where: str | None = None) -> Mapping[str, Any]:
+    """det's one unknown-key check: every key of `cfg` must be in `allowed`, else a ConfigError
+    `PATH.bad: unknown key[ for OWNER]; did you mean 'x'?`. PATH is `where` when given (a full
+    preset path), else the current preset path extended by `key`. Iterates keys only, so
+    --strict still sees which keys were read. Returns `cfg` ({} for None)."""
+    if cfg is None:
+        return {}
+    allowed = set(allowed)
+    for k in cfg:
+        if k not in allowed:
+            suffix = f" for {owner}" if owner else ""
+            path = f"{where}.{k}" if where else config_path(key, str(k))
+            raise ConfigError(f"{path}: unknown {what}{suffix}{did_you_mean(str(k), allowed)}")
+    return cfg
+
+
+def check_signature_keys(factory: Callable, kwargs: Mapping[str, Any], owner: str, key: str = "",
+                         exclude: Iterable[str] = ()) -> None:
+    """`check_keys` against the keyword parameters of `factory` (nothing to check with **kwargs)."""
+    names, var_kw = signature_keys(factory)
+    if not var_kw:
+        check_keys(kwargs, names - set(exclude), key, owner)
 
 
 def signature_keys(factory: Callable) -> tuple[set[str], bool]:
@@ -62,11 +87,7 @@ def build(cfg: Mapping[str, Any] | None, table: Mapping[str, Callable], key: str
         if factory is None:
             raise ConfigError(f"{config_path('type')}: unknown type '{name}'{did_you_mean(name, table)}")
         kwargs = {**defaults, **{k: v for k, v in cfg.items() if k != "type"}}
-        names, var_kw = signature_keys(factory)
-        if not var_kw:
-            for k in kwargs:
-                if k not in names:
-                    raise ConfigError(f"{config_path(k)}: unknown key for {name}{did_you_mean(k, names)}")
+        check_signature_keys(factory, kwargs, name)
         required = _required(factory)
         missing = [k for k in required if k not in kwargs]
         if missing:

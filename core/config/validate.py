@@ -46,7 +46,7 @@ def _check_train(cfg: dict) -> None:
 
 
 def _check_evaluation(cfg: dict) -> None:
-    from det.core.config.build import at_path, signature_keys
+    from det.core.config.build import at_path, check_signature_keys
     from det.core.evaluation.evaluator import EVALUATORS
 
     section = cfg["evaluation"]
@@ -55,11 +55,8 @@ def _check_evaluation(cfg: dict) -> None:
     name = section.get("type", "CocoMetric")
     if name not in EVALUATORS:
         raise ConfigError(f"evaluation.type: unknown evaluator '{name}'{did_you_mean(str(name), EVALUATORS)}")
-    names, var_kw = signature_keys(EVALUATORS[name])
     with at_path("evaluation"):
-        for key, _value in section.items():
-            if key != "type" and not var_kw and key not in names | {"dataset"}:
-                raise ConfigError(f"evaluation.{key}: unknown key for {name}{did_you_mean(key, names)}")
+        check_signature_keys(EVALUATORS[name], {k: v for k, v in section.items() if k not in ("type", "dataset")}, name)
 
 
 def _check_infer(cfg: dict) -> None:

@@ -130,6 +130,18 @@ def warn(message: str) -> None:
     get_logger().warning(message)
 
 
+def present_modes(modes: Sequence[str], source: Callable[[str], Path], missing: str) -> list[str]:
+    """The modes (train, val, ...) whose source file exists; a warning for each one skipped, and
+    a DataError saying `missing` when none is there."""
+    found = [m for m in modes if source(m).is_file()]
+    for m in modes:
+        if m not in found:
+            warn(f"{source(m)} not found; {m} skipped")
+    if not found:
+        raise DataError(missing)
+    return found
+
+
 def summary(path: Path, **counts: Any) -> dict:
     """One row of a converter's report."""
     return {"file": str(path), **counts}

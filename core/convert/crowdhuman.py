@@ -8,10 +8,11 @@ ids from 1, `bbox` = the full-body box `fbox` (xywh), `vis_bbox` = the visible b
 from __future__ import annotations
 
 import json
-from functools import partial
 from pathlib import Path
 
-from det.core.convert.common import check_box, image_size, parallel_map, plan_outputs, require_dir, summary, warn, write_json
+from det.core.convert.common import (
+    check_box, image_size, parallel_map, plan_outputs, present_modes, require_dir, summary, warn, write_json,
+)
 from det.core.errors import DataError
 
 MODES = ("train", "val")
@@ -65,12 +66,8 @@ def convert_mode(root: Path, mode: str, nproc: int) -> dict:
 
 def convert_crowdhuman(root: str | Path, out_dir: str | Path, nproc: int = 1, force: bool = False) -> list[dict]:
     root = require_dir(root, "CrowdHuman root")
-    modes = [m for m in MODES if (root / f"annotation_{m}.odgt").is_file()]
-    for m in MODES:
-        if m not in modes:
-            warn(f"{root / f'annotation_{m}.odgt'} not found; {m} skipped")
-    if not modes:
-        raise DataError(f"{root}: no annotation_train.odgt or annotation_val.odgt")
+    modes = present_modes(MODES, lambda m: root / f"annotation_{m}.odgt",
+                          f"{root}: no annotation_train.odgt or annotation_val.odgt")
     paths = plan_outputs([Path(out_dir) / f"crowdhuman_{m}.json" for m in modes], force)
     rows = []
     for mode, path in zip(modes, paths):

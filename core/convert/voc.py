@@ -27,6 +27,7 @@ from det.core.convert.common import (
     write_json,
 )
 from det.core.errors import DataError
+from det.core.fileio import read_xml
 
 VOC_CLASSES = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -45,12 +46,7 @@ def _text(node: ET.Element, tag: str, xml_path: str, where: str) -> str:
 def parse_xml(item: tuple[str, str], classes: tuple[str, ...] = VOC_CLASSES) -> dict:
     """One annotation file -> {'file_name', 'width', 'height', 'objects': [(label, xyxy, difficult)]}."""
     xml_path, file_name = item
-    try:
-        root = ET.parse(xml_path).getroot()
-    except FileNotFoundError:
-        raise DataError(f"{xml_path}: annotation file not found") from None
-    except ET.ParseError as exc:
-        raise DataError(f"{xml_path}: invalid XML ({exc})") from None
+    root = read_xml(xml_path, "annotation file", DataError)
     size = root.find("size")
     if size is None:
         raise DataError(f"{xml_path}: missing <size>")

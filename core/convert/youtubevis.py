@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from det.core.convert.common import plan_outputs, require_dir, summary, warn, write_json
+from det.core.convert.common import plan_outputs, present_modes, require_dir, summary, write_json
 from det.core.errors import DataError
 from det.core.fileio import read_json
 from det.core.log import track
@@ -79,12 +79,8 @@ def convert_youtubevis(root: str | Path, out_dir: str | Path, version: str, forc
     if version not in VERSIONS:
         raise DataError(f"--version: expected 2019 or 2021, got {version!r}")
     root = require_dir(root, "YouTube-VIS root")
-    modes = [m for m in MODES if source_path(root, version, m).is_file()]
-    for m in MODES:
-        if m not in modes:
-            warn(f"{source_path(root, version, m)} not found; {m} skipped")
-    if not modes:
-        raise DataError(f"{root}: no YouTube-VIS {version} annotation file ({source_path(root, version, 'train')}, ...)")
+    modes = present_modes(MODES, lambda m: source_path(root, version, m),
+                          f"{root}: no YouTube-VIS {version} annotation file ({source_path(root, version, 'train')}, ...)")
     paths = plan_outputs([Path(out_dir) / f"youtube_vis_{version}_{m}.json" for m in modes], force)
     rows = []
     for mode, path in zip(modes, paths):

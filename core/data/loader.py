@@ -91,13 +91,9 @@ def build_dataset(cfg: Mapping[str, Any], pipeline: list | None = None, key: str
 
 def check_loader_keys(loader_cfg: Mapping[str, Any], key: str = "") -> None:
     """Unknown loader keys are an error naming the preset path (with a suggestion)."""
-    from det.core.config.build import config_path
-    from det.core.errors import did_you_mean
+    from det.core.config.build import check_keys
 
-    unknown = sorted(set(loader_cfg) - LOADER_KEYS)
-    if unknown:
-        where = f"{key}.{unknown[0]}" if key else config_path(unknown[0])
-        raise ConfigError(f"{where}: unknown loader key{did_you_mean(unknown[0], LOADER_KEYS)}")
+    check_keys(loader_cfg, LOADER_KEYS, what="loader key", where=key or None)
 
 
 def build_dataloader(loader_cfg: Mapping[str, Any], *, shuffle: bool, seed: int, distributed: bool = False,

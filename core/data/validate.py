@@ -10,16 +10,14 @@ DATA_KEYS = ("classes", "train", "val", "test")
 
 
 def check_data_section(cfg: dict) -> None:
-    from det.core.config.build import at_path, config_path
+    from det.core.config.build import at_path, check_keys, config_path
     from det.core.data.loader import LOADER_KEYS
     from det.core.data.transforms import build_pipeline
 
     data = cfg.get("data")
     if not isinstance(data, dict):
         raise ConfigError(f"data: expected a mapping, got {type(data).__name__}")
-    for key in data:
-        if key not in DATA_KEYS:
-            raise ConfigError(f"data.{key}: unknown key{did_you_mean(key, DATA_KEYS)}")
+    check_keys(data, DATA_KEYS, where="data")
     classes = data.get("classes")
     if classes is not None and not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
         raise ConfigError("data.classes: expected a list of class names")
@@ -31,9 +29,7 @@ def check_data_section(cfg: dict) -> None:
             with at_path(split):
                 if not isinstance(section, dict):
                     raise ConfigError(f"{config_path()}: expected a mapping")
-                for key in section:
-                    if key not in LOADER_KEYS:
-                        raise ConfigError(f"{config_path(key)}: unknown loader key{did_you_mean(key, LOADER_KEYS)}")
+                check_keys(section, LOADER_KEYS, what="loader key")
                 if "dataset" not in section:
                     raise ConfigError(f"{config_path('dataset')}: missing")
                 _check_dataset(section["dataset"], "dataset")
@@ -50,7 +46,7 @@ def check_data_section(cfg: dict) -> None:
 
 
 def _check_dataset(cfg: Any, key: str) -> None:
-    from det.core.config.build import at_path, config_path, signature_keys
+    from det.core.config.build import at_path, check_keys, config_path, signature_keys
     from det.core.data.datasets import DATASETS
     from det.core.data.transforms import build_pipeline
 
@@ -60,10 +56,8 @@ def _check_dataset(cfg: Any, key: str) -> None:
         name = cfg.get("type")
         if name not in DATASETS:
             raise ConfigError(f"{config_path('type')}: unknown dataset type '{name}'{did_you_mean(str(name), DATASETS)}")
-        names, _ = signature_keys(DATASETS[name])
-        for k, _value in cfg.items():  # items(): each key counts as read (--strict), as building passes it on
-            if k != "type" and k not in names:
-                raise ConfigError(f"{config_path(k)}: unknown key for {name}{did_you_mean(k, names)}")
+        check_keys(cfg, signature_keys(DATASETS[name])[0] | {"type"}, owner=name)
+        cfg.items()  # each key counts as read (--strict), as building passes it on
         if isinstance(cfg.get("dataset"), dict):
             _check_dataset(cfg["dataset"], "dataset")
         for i, sub in enumerate(cfg.get("datasets") or []):

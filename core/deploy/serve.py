@@ -65,18 +65,15 @@ def decode_image(data: bytes, content_type: str | None, max_bytes: int) -> np.nd
 
 def filter_prediction(pred: Any, score_thr: float, labels: np.ndarray | None) -> Any:
     """What `Detector._filter` does, with this request's threshold and classes."""
-    keep = pred.scores >= score_thr
-    if labels is not None:
-        keep &= np.isin(pred.labels, labels)
-    pred = pred.select(keep)
-    return pred.select(np.argsort(-pred.scores, kind="stable"))
+    pred = pred.filter(score_thr, labels)
+    return pred[np.argsort(-pred.scores, kind="stable")]
 
 
 class Service:
     """The loaded detector, its batcher and the request logic (independent of HTTP)."""
 
     def __init__(self, cfg: ServeConfig) -> None:
-        from det.core.inference.backends import load_detector
+        from det.core.apis.backends import load_detector
 
         self.cfg = cfg
         self.detector = load_detector(cfg.weights, backend=cfg.backend, device=cfg.device, score_thr=0.0,

@@ -22,7 +22,7 @@ def sample_image(imgsz: tuple[int, int]) -> np.ndarray:
 def verify_export(detector, path: Path, fmt: str, imgsz: tuple[int, int], batch: int) -> dict:
     """Compare the raw detections (before det infer's score filter) of both runs."""
     from det.core.deploy.runtimes import RUNTIME_OF_FORMAT
-    from det.core.inference.backends import ExportedDetector
+    from det.core.apis.backends import ExportedDetector
 
     exported = ExportedDetector.from_file(path, RUNTIME_OF_FORMAT[fmt], score_thr=0.0)
     img = sample_image(imgsz)

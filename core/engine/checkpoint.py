@@ -113,24 +113,32 @@ def fit_weights(model: nn.Module, state: dict, path: str | Path, what: str = "th
     model.load_state_dict(state)
 
 
+def load_matching(model: nn.Module, state: dict, label: str) -> tuple[dict[str, list[str]], int]:
+    """det's one partial checkpoint-to-model copy (`--load-from`, backbone `init`): the tensors
+    whose key and shape match are loaded, the rest reported on stderr after `label`;
+    -> (missing / unexpected / mismatched keys, count loaded)."""
+    own = model.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    result = model.load_state_dict(usable, strict=False)
+    report = {"missing": sorted(k for k in result.missing_keys if not k.endswith("num_batches_tracked")),
+              "unexpected": sorted(k for k in state if k not in own),
+              "mismatched": [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+                             for k, v in state.items() if k in own and own[k].shape != v.shape]}
+    log = get_logger()
+    log.info(f"{label}: loaded {len(usable)}/{len(own)} tensors")
+    for what, items in report.items():
+        if items:
+            shown = ", ".join(items[:8]) + (f", ... ({len(items)} in all)" if len(items) > 8 else "")
+            log.warning(f"{label}: {len(items)} {what} key(s): {shown}")
+    return report, len(usable)
+
+
 def load_weights(model: nn.Module, path: str | Path, strict: bool = False) -> dict[str, list[str]]:
     """`--load-from`: copy matching weights, report missing/unexpected keys and shape mismatches
     on stderr; returns the report."""
     ckpt = load_checkpoint(path)
     state = weights_of(ckpt, path)
-    own = model.state_dict()
-    mismatched = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
-                  for k, v in state.items() if k in own and own[k].shape != v.shape]
-    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    result = model.load_state_dict(usable, strict=False)
-    report = {"missing": sorted(set(result.missing_keys)), "unexpected": sorted(k for k in state if k not in own),
-              "mismatched": mismatched}
-    log = get_logger()
-    log.info(f"loaded {len(usable)}/{len(own)} tensors from {path}")
-    for what, items in report.items():
-        if items:
-            shown = ", ".join(items[:8]) + (f", ... ({len(items)} in all)" if len(items) > 8 else "")
-            log.warning(f"--load-from {path}: {len(items)} {what} key(s): {shown}")
+    report, _ = load_matching(model, state, f"--load-from {path}")
     if strict and any(report.values()):
         raise DetError(f"{path}: checkpoint does not match the model ({len(report['missing'])} missing, "
                        f"{len(report['unexpected'])} unexpected, {len(report['mismatched'])} mismatched)")

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from det.core.engine import dist
+from det.core import dist
 from det.core.errors import DetError
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from det.core.engine import dist
+from det.core import dist
 from det.core.engine.step import split_batch
 from det.core.log import make_progress
 

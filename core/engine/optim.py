@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from det.core.config.build import at_path, config_path
+from det.core.config.build import at_path, check_keys, check_signature_keys, config_path
 from det.core.errors import ConfigError, did_you_mean
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
@@ -31,16 +31,12 @@ NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.mo
 def param_groups(model: nn.Module, lr: float, weight_decay: float, paramwise: dict | None) -> list[dict[str, Any]]:
     """Group trainable parameters by (lr, weight_decay) after applying the param-wise rules."""
     pw = dict(paramwise or {})
-    for key in pw:
-        if key not in PARAMWISE_KEYS:
-            raise ConfigError(f"train.paramwise.{key}: unknown key{did_you_mean(key, PARAMWISE_KEYS)}")
+    check_keys(pw, PARAMWISE_KEYS, where="train.paramwise")
     custom = pw.get("custom_keys") or {}
     if not isinstance(custom, dict):
         raise ConfigError("train.paramwise.custom_keys: expected a mapping of name -> {lr_mult, decay_mult}")
     for key, opts in custom.items():
-        bad = set(opts or {}) - {"lr_mult", "decay_mult"}
-        if bad:
-            raise ConfigError(f"train.paramwise.custom_keys.{key}.{sorted(bad)[0]}: unknown key; valid: decay_mult, lr_mult")
+        check_keys(opts, {"lr_mult", "decay_mult"}, where=f"train.paramwise.custom_keys.{key}")
         for mult in ("lr_mult", "decay_mult"):
             value = (opts or {}).get(mult, 1.0)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
@@ -115,10 +111,4 @@ def optimizer_class(name: Any) -> Callable[..., torch.optim.Optimizer]:
 
 def check_optimizer_keys(factory: Callable, name: str, kwargs: dict) -> None:
     """Every key of train.optimizer must be a parameter of the optimizer's constructor."""
-    from det.core.config.build import signature_keys
-
-    names, var_kw = signature_keys(factory)
-    names -= {"params"}
-    for key in kwargs:
-        if not var_kw and key not in names:
-            raise ConfigError(f"{config_path(key)}: unknown key for {name}{did_you_mean(key, names)}")
+    check_signature_keys(factory, kwargs, name, exclude={"params"})

@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from det.core.engine import checkpoint as ckpt_io
-from det.core.engine import dist
+from det.core import dist
 from det.core.engine.device import resolve_device, seed_everything
 from det.core.engine.evaluate import run_evaluation
 from det.core.engine.trainer import Trainer, write_metrics

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
+from det.core.config.build import check_keys
 from det.core.errors import ConfigError, did_you_mean
 
 INF = float("inf")
@@ -138,9 +139,8 @@ class LRSchedule:
             if kind not in FACTORS:
                 raise ConfigError(f"{where}.type: unknown scheduler '{kind}'{did_you_mean(kind, FACTORS)}")
             allowed = KINDS.get(kind, getattr(FACTORS[kind], "keys", None))
-            for key in cfg:
-                if allowed is not None and key not in COMMON | set(allowed):
-                    raise ConfigError(f"{where}.{key}: unknown key for {kind}{did_you_mean(key, COMMON | set(allowed))}")
+            if allowed is not None:
+                check_keys(cfg, COMMON | set(allowed), owner=kind, where=where)
             by_epoch = bool(cfg.get("by_epoch", epoch_based))
             total = (max_epochs or max(1, max_iters // self.ipe)) if by_epoch else max_iters
             begin = cfg.get("begin", 0)

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from det.core.config.build import check_keys
 from det.core.errors import ConfigError, did_you_mean
 
 TRAIN_KEYS = {
@@ -23,10 +24,7 @@ def _mapping(value: Any, where: str, keys: set[str] | None = None) -> dict:
         return {}
     if not isinstance(value, dict):
         raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
-    for key in value:
-        if keys is not None and key not in keys:
-            raise ConfigError(f"{where}.{key}: unknown key{did_you_mean(key, keys)}")
-    return value
+    return value if keys is None else check_keys(value, keys, where=where)
 
 
 def _positive_int(value: Any, where: str, allow_zero: bool = False) -> int:
@@ -232,10 +230,7 @@ def _check_parts(s: TrainSettings) -> None:
         kind = s.ema.get("type", "ExpMomentumEMA")
         if kind not in EMA_TYPES:
             raise ConfigError(f"train.ema.type: unknown EMA '{kind}'{did_you_mean(kind, EMA_TYPES)}")
-        names, _ = signature_keys(ModelEMA)
-        for key, _value in s.ema.items():
-            if key not in names - {"model"}:
-                raise ConfigError(f"train.ema.{key}: unknown key{did_you_mean(key, names - {'model'})}")
+        check_keys(s.ema, signature_keys(ModelEMA)[0] - {"model"}, where="train.ema")
         ModelEMA(probe, **s.ema)
     param_groups(probe, 0.1, 0.1, dict(s.paramwise))
     if s.clip_grad:

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from det.core.engine import dist
+from det.core import dist
 from det.core.errors import ConfigError, DetError
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}

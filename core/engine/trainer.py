@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from det.core.engine import checkpoint as ckpt_io
-from det.core.engine import dist
+from det.core import dist
 from det.core.engine.device import channels_last_is_safe, resolve_device, seed_everything
 from det.core.engine.ema import ModelEMA
 from det.core.engine.evaluate import run_evaluation

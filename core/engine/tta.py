@@ -4,7 +4,6 @@ extra scales; the model maps each view's boxes back to the original image (it un
 """
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Sequence
 
@@ -27,13 +26,8 @@ def _view(inputs: torch.Tensor, samples: list, scale: float, flip: bool, divisor
             x = x.round().clamp(0, 255).to(img.dtype)
         if flip:
             x = x.flip(-1)
-        s = copy.copy(sample)
-        s.img_shape = (int(x.shape[1]), int(x.shape[2]))
-        sx, sy = sample.scale_factor
-        s.scale_factor = (sx * x.shape[2] / w, sy * x.shape[1] / h)
-        s.flip_direction = "horizontal" if flip else None
         crops.append(x)
-        new_samples.append(s)
+        new_samples.append(sample.view(int(x.shape[1]), int(x.shape[2]), flip))
     hh = max(c.shape[1] for c in crops)
     ww = max(c.shape[2] for c in crops)
     if divisor > 1:

@@ -21,24 +21,11 @@ from typing import Any
 import numpy as np
 
 from det.core.errors import DetError
+from det.core.structures.boxes import box_overlaps
 
 IOU_THR = 0.5
 MR_REF = (0.0100, 0.0178, 0.03160, 0.0562, 0.1000, 0.1778, 0.3162, 0.5623, 1.000)
 TAGS = ("background", "person")  # MMDetection's PERSON_CLASSES: a tag's value is its index, else -1
-
-
-def overlaps(a: np.ndarray, b: np.ndarray, mode: str = "iou") -> np.ndarray:
-    """IoU (or intersection over the area of `a`'s boxes with mode 'iof') in float32."""
-    a, b = a[:, :4].astype(np.float32), b[:, :4].astype(np.float32)
-    if not len(a) or not len(b):
-        return np.zeros((len(a), len(b)), np.float32)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    w = np.maximum(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0)
-    h = np.maximum(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0)
-    inter = w * h
-    denom = area_a[:, None] + area_b[None, :] - inter if mode == "iou" else np.broadcast_to(area_a[:, None], inter.shape)
-    return inter / np.maximum(denom, np.float32(1e-6))
 
 
 def clip(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -66,7 +53,7 @@ def caltech_match(dets: np.ndarray, gt: np.ndarray, tags: np.ndarray, thr: float
     dets = dets[np.argsort(-dets[:, 4], kind="stable")]
     order = np.argsort(-tags, kind="stable")
     gt, tags = gt[order], tags[order]
-    iou, ioa = overlaps(dets, gt, "iou"), overlaps(dets, gt, "iof")
+    iou, ioa = box_overlaps(dets, gt, "iou", dtype=np.float32), box_overlaps(dets, gt, "iof", dtype=np.float32)
     positive, taken = tags > 0, np.zeros(len(gt), bool)
     out = []
     for i in range(len(dets)):
@@ -111,7 +98,7 @@ def miss_rate(labels: np.ndarray, gt_num: int, img_num: int, ref: tuple[float, .
 def _ignored_count(boxes: np.ndarray, ignore: np.ndarray, thr: float) -> int:
     if not ignore.size or not len(boxes):
         return 0
-    return int((overlaps(boxes, ignore, "iof").max(axis=1) > thr).sum())
+    return int((box_overlaps(boxes, ignore, "iof", dtype=np.float32).max(axis=1) > thr).sum())
 
 
 def _ji_image(dets: np.ndarray, gt: np.ndarray, tags: np.ndarray, score_thr: float, thr: float) -> tuple[float, int, int]:
@@ -124,7 +111,7 @@ def _ji_image(dets: np.ndarray, gt: np.ndarray, tags: np.ndarray, score_thr: flo
     pos, ign = gt[keep], gt[~keep]
     pairs = np.zeros((0, 2), np.int64)
     if len(boxes) and len(pos):
-        iou = overlaps(boxes, pos, "iou")
+        iou = box_overlaps(boxes, pos, "iou", dtype=np.float32)
         iou[iou < thr] = 0
         match = maximum_bipartite_matching(csr_matrix(iou), perm_type="column")
         rows = np.flatnonzero(match != -1)

@@ -15,50 +15,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import torch
 
 from det.core.config.build import build
-from det.core.engine import dist
-from det.core.errors import ConfigError, DataError
+from det.core import dist
+from det.core.errors import ConfigError
 from det.core.evaluation.voc import voc_map
-from det.core.structures.masks import bitmap_to_rle
-
-
-def _masks_numpy(masks: Any) -> np.ndarray | None:
-    if masks is None:
-        return None
-    if isinstance(masks, torch.Tensor):
-        return masks.detach().cpu().numpy().astype(bool)
-    if isinstance(masks, np.ndarray):
-        return masks.astype(bool)
-    for attr in ("to_ndarray", "numpy"):
-        if hasattr(masks, attr):
-            return np.asarray(getattr(masks, attr)()).astype(bool)
-    if hasattr(masks, "masks"):
-        return np.asarray(masks.masks).astype(bool)
-    raise TypeError(f"cannot read predicted masks of type {type(masks).__name__}")
-
-
-def instances_to_coco(img_id: int, pred: Any, cat_ids: Sequence[int], with_masks: bool = False) -> list[dict]:
-    """One image's predictions -> COCO result dicts (`bbox` is xywh)."""
-    if len(pred) == 0:
-        return []
-    boxes = pred.bboxes.detach().cpu().double().numpy()
-    scores = pred.scores.detach().cpu().double().numpy() if pred.scores is not None else np.ones(len(boxes))
-    labels = pred.labels.detach().cpu().numpy()
-    masks = _masks_numpy(pred.masks) if with_masks else None
-    out = []
-    for i in range(len(boxes)):
-        x1, y1, x2, y2 = boxes[i].tolist()
-        label = int(labels[i])
-        if not 0 <= label < len(cat_ids):
-            raise DataError(f"prediction label {label} outside the dataset's {len(cat_ids)} classes")
-        rec = {"image_id": int(img_id), "category_id": int(cat_ids[label]), "bbox": [x1, y1, x2 - x1, y2 - y1],
-               "score": float(scores[i])}
-        if masks is not None:
-            rec["segmentation"] = bitmap_to_rle(masks[i])
-        out.append(rec)
-    return out
 
 
 class CocoMetric:
@@ -94,7 +55,7 @@ class CocoMetric:
         with_masks = "segm" in self.metrics
         ids = self.cat_ids
         for sample, pred in zip(samples, preds):
-            self._results += instances_to_coco(sample.img_id, pred, ids, with_masks)
+            self._results += pred.to_coco(sample.img_id, ids, with_masks)
 
     def results(self) -> list[dict]:
         """COCO results of all ranks (every rank gets the full list)."""
@@ -226,13 +187,13 @@ class VOCMetric:
         for sample, pred in zip(samples, preds):
             gt = sample.meta.get("ori_gt") if isinstance(getattr(sample, "meta", None), dict) else None
             if gt is None:
-                gt = _gt_in_original(sample)
-            boxes = gt.bboxes.detach().cpu().numpy().reshape(-1, 4)
-            labels = gt.labels.detach().cpu().numpy().reshape(-1)
-            ignore = gt.ignore.detach().cpu().numpy().reshape(-1) if gt.ignore is not None else np.zeros(len(labels), bool)
-            det = np.concatenate([pred.bboxes.detach().cpu().numpy().reshape(-1, 4),
-                                  (pred.scores if pred.scores is not None else torch.ones(len(pred))).detach().cpu().numpy().reshape(-1, 1)], 1)
-            self._items.append((sample.img_id, det, pred.labels.detach().cpu().numpy().reshape(-1), boxes, labels, ignore))
+                gt = sample.gt_in_original()
+            gt, pred = gt.numpy(), pred.numpy()
+            boxes, labels = gt.bboxes.reshape(-1, 4), gt.labels.reshape(-1)
+            ignore = gt.ignore.reshape(-1) if gt.ignore is not None else np.zeros(len(labels), bool)
+            scores = pred.scores if pred.scores is not None else np.ones(len(pred), np.float32)
+            det = np.concatenate([pred.bboxes.reshape(-1, 4), scores.reshape(-1, 1)], 1)
+            self._items.append((sample.img_id, det, pred.labels.reshape(-1), boxes, labels, ignore))
 
     def evaluate(self) -> dict[str, float]:
         items = [it for part in dist.all_gather_object(self._items) for it in part]
@@ -250,23 +211,6 @@ class VOCMetric:
                     name = classes[c] if c < len(classes) else str(c)
                     metrics[f"pascal_voc/{name}_{tag}"] = r["ap"]
         return dist.broadcast_object(metrics)
-
-
-def _gt_in_original(sample: Any) -> Any:
-    """Ground truth of a test sample mapped back to the original image (undo resize/flip)."""
-    from det.core.structures import Instances
-
-    gt = sample.gt
-    boxes = gt.bboxes.detach().cpu().float().clone()
-    if sample.flip_direction in ("horizontal", "diagonal"):
-        w = sample.img_shape[1]
-        boxes[:, [0, 2]] = w - boxes[:, [2, 0]]
-    if sample.flip_direction in ("vertical", "diagonal"):
-        h = sample.img_shape[0]
-        boxes[:, [1, 3]] = h - boxes[:, [3, 1]]
-    sx, sy = sample.scale_factor
-    boxes /= torch.tensor([sx, sy, sx, sy], dtype=boxes.dtype)
-    return Instances(bboxes=boxes, labels=gt.labels, ignore=gt.ignore)
 
 
 EVALUATORS = {"CocoMetric": CocoMetric, "LVISMetric": LVISMetric, "VOCMetric": VOCMetric,

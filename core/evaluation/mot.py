@@ -21,7 +21,8 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from det.core.errors import DataError
-from det.core.tracking.mot_io import DISTRACTOR_CLASSES, MOT_CLASSES, find_sequences, read_mot_txt, read_seqinfo
+from det.core.structures.boxes import box_overlaps
+from det.core.data.mot_io import DISTRACTOR_CLASSES, MOT_CLASSES, find_sequences, read_mot_txt, read_seqinfo
 
 ALPHAS = np.arange(0.05, 0.99, 0.05)
 EPS = np.finfo("float").eps
@@ -33,22 +34,19 @@ HIGHER_IS_BETTER = {k: k not in ("IDSW", "FP", "FN", "Frag", "ML", "PT", "IDFP",
 
 
 def box_iou_xywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of (N, 4) and (M, 4) xywh boxes with MOTChallenge's conventions for degenerate boxes."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4).copy()
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4).copy()
-    a[:, 2:] += a[:, :2]
-    b[:, 2:] += b[:, :2]
-    lo = np.minimum(a[:, None, :], b[None, :, :])
-    hi = np.maximum(a[:, None, :], b[None, :, :])
-    inter = np.maximum(lo[..., 2] - hi[..., 0], 0) * np.maximum(lo[..., 3] - hi[..., 1], 0)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    inter[area_a <= EPS, :] = 0
-    inter[:, area_b <= EPS] = 0
-    inter[union <= EPS] = 0
-    union[union <= EPS] = 1
-    return inter / union
+    """IoU of (N, 4) and (M, 4) xywh boxes with MOTChallenge's conventions for degenerate boxes
+    (a box of area <= eps overlaps nothing)."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    iou = box_overlaps(a, b, fmt="xywh", eps=EPS)
+    iou[_xywh_area(a) <= EPS, :] = 0
+    iou[:, _xywh_area(b) <= EPS] = 0
+    return iou
+
+
+def _xywh_area(boxes: np.ndarray) -> np.ndarray:
+    """Area as TrackEval computes it, from the corners: (x + w - x) * (y + h - y)."""
+    return (boxes[:, 0] + boxes[:, 2] - boxes[:, 0]) * (boxes[:, 1] + boxes[:, 3] - boxes[:, 1])
 
 
 @dataclass

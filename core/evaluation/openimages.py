@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from det.core.errors import DetError
-from det.core.evaluation.crowdhuman import overlaps
+from det.core.structures.boxes import box_overlaps
 
 
 def gt_with_ancestors(instances: list[dict], relation: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -57,7 +57,7 @@ def _plain_matches(dets: np.ndarray, plain: np.ndarray, iou_thr: float) -> tuple
     tp, fp = np.zeros(len(dets), np.float32), np.ones(len(dets), np.float32)
     if not plain.shape[0]:
         return tp, fp
-    ious = overlaps(dets, plain)
+    ious = box_overlaps(dets, plain, dtype=np.float32)
     best, arg = ious.max(axis=1), ious.argmax(axis=1)
     covered = np.zeros(len(plain), bool)
     for i in np.argsort(-dets[:, -1]):
@@ -74,7 +74,7 @@ def tpfp(dets: np.ndarray, gts: np.ndarray, group: np.ndarray, iou_thr: float, i
     groups = gts[group]
     if not len(groups):
         return tp, fp, dets
-    ioas = overlaps(dets, groups, "iof")
+    ioas = box_overlaps(dets, groups, "iof", dtype=np.float32)
     best, arg = ioas.max(axis=1), ioas.argmax(axis=1)
     hit, tp_group = np.zeros(len(dets), bool), np.zeros(len(groups), np.float32)
     group_dets = np.zeros((len(groups), dets.shape[1]), float)

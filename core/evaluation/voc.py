@@ -14,19 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from det.core.errors import DetError
-
-
-def _iou(dets: np.ndarray, gts: np.ndarray, legacy: bool) -> np.ndarray:
-    off = 1.0 if legacy else 0.0
-    area_d = (dets[:, 2] - dets[:, 0] + off) * (dets[:, 3] - dets[:, 1] + off)
-    area_g = (gts[:, 2] - gts[:, 0] + off) * (gts[:, 3] - gts[:, 1] + off)
-    x1 = np.maximum(dets[:, None, 0], gts[None, :, 0])
-    y1 = np.maximum(dets[:, None, 1], gts[None, :, 1])
-    x2 = np.minimum(dets[:, None, 2], gts[None, :, 2])
-    y2 = np.minimum(dets[:, None, 3], gts[None, :, 3])
-    inter = np.clip(x2 - x1 + off, 0, None) * np.clip(y2 - y1 + off, 0, None)
-    union = area_d[:, None] + area_g[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+from det.core.structures.boxes import box_overlaps
 
 
 def average_precision(recall: np.ndarray, precision: np.ndarray, mode: str = "area") -> float:
@@ -61,7 +49,7 @@ def voc_class_ap(dets: Sequence[np.ndarray], gts: Sequence[np.ndarray], ignores:
         if len(gt) == 0:
             records += [(float(s), 0) for s in det[:, 4]]
             continue
-        ious = _iou(det[:, :4], gt, legacy_coordinate)
+        ious = box_overlaps(det[:, :4], gt, offset=1.0 if legacy_coordinate else 0.0, eps=1e-12)
         covered = np.zeros(len(gt), dtype=bool)
         for i in range(len(det)):
             j = int(np.argmax(ious[i]))

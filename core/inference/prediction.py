@@ -3,44 +3,35 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from det.core.structures import bitmap_to_rle
+from det.core.structures import Instances, bitmap_to_rle
 
 
 @dataclass
-class Prediction:
-    """Detections in one image. `bboxes` are xyxy (N, 4) float32 in original-image pixels;
-    `masks` is (N, H, W) bool or None; `track_ids` (N,) int64 when a tracker ran."""
+class Prediction(Instances):
+    """Detections in one image (`Instances` with numpy fields, plus the image's metadata):
+    `bboxes` xyxy (N, 4) float32 in original-image pixels; `masks` (N, H, W) bool or None;
+    `track_ids` (N,) int64 when a tracker ran; `class_names` the name of each instance's class."""
 
-    img_path: str
-    height: int
-    width: int
     bboxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
-    scores: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))
     labels: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))
+    scores: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))
+    img_path: str = ""
+    height: int = 0
+    width: int = 0
     class_names: list[str] = field(default_factory=list)
-    masks: np.ndarray | None = None
-    track_ids: np.ndarray | None = None
     name: str = ""
     frame: int | None = None
     image: np.ndarray | None = field(default=None, repr=False, compare=False)  # the BGR input, when kept
 
-    def __len__(self) -> int:
-        return int(self.bboxes.shape[0])
+    PER_INSTANCE: ClassVar[tuple[str, ...]] = (*Instances.PER_INSTANCE, "class_names")
 
     def select(self, keep: np.ndarray) -> "Prediction":
         """A copy holding only the instances picked by a boolean mask or an index array."""
-        return Prediction(
-            img_path=self.img_path, height=self.height, width=self.width,
-            bboxes=self.bboxes[keep], scores=self.scores[keep], labels=self.labels[keep],
-            class_names=[self.class_names[i] for i in np.arange(len(self))[keep]],
-            masks=None if self.masks is None else self.masks[keep],
-            track_ids=None if self.track_ids is None else self.track_ids[keep],
-            name=self.name, frame=self.frame, image=self.image,
-        )
+        return self[keep]
 
     def plot(self, image: np.ndarray | None = None) -> np.ndarray:
         """The image (given, kept from the input, or read from `img_path`) with the
@@ -101,26 +92,17 @@ class Prediction:
         return out
 
 
-def from_instances(inst: Any, class_names: list[str], img_path: str, height: int, width: int) -> Prediction:
-    """Convert a model's `Instances` (tensors) into a `Prediction` (numpy)."""
-    import torch
-
-    def arr(v: Any, dtype: Any) -> np.ndarray:
-        if isinstance(v, torch.Tensor):
-            v = v.detach().float().cpu().numpy() if v.is_floating_point() else v.detach().cpu().numpy()
-        return np.asarray(v).astype(dtype, copy=False)
-
-    n = len(inst)
-    bboxes = arr(inst.bboxes, np.float32).reshape(n, 4)
-    scores = arr(inst.scores, np.float32) if inst.scores is not None else np.ones((n,), np.float32)
-    labels = arr(inst.labels, np.int64)
+def from_instances(inst: Instances, class_names: list[str], img_path: str, height: int, width: int) -> Prediction:
+    """A model's `Instances` (tensors) as a `Prediction` (numpy, float32 boxes and scores)."""
+    view = inst.numpy()
+    n = len(view)
+    bboxes = np.asarray(view.bboxes, np.float32).reshape(n, 4)
+    scores = np.asarray(view.scores, np.float32) if view.scores is not None else np.ones((n,), np.float32)
+    labels = np.asarray(view.labels, np.int64)
     masks = None
-    if inst.masks is not None:
-        m = inst.masks
-        if hasattr(m, "to_bitmaps"):  # a mask structure from core.data
-            m = m.to_bitmaps()
-        masks = arr(m, bool).reshape(n, height, width) if n else np.zeros((0, height, width), bool)
-    track_ids = arr(inst.track_ids, np.int64) if getattr(inst, "track_ids", None) is not None else None
+    if view.masks is not None:
+        masks = np.asarray(view.masks, bool).reshape(n, height, width) if n else np.zeros((0, height, width), bool)
+    track_ids = np.asarray(view.track_ids, np.int64) if view.track_ids is not None else None
     names = [class_names[int(i)] if 0 <= int(i) < len(class_names) else str(int(i)) for i in labels]
     return Prediction(img_path=img_path, height=height, width=width, bboxes=bboxes, scores=scores,
                       labels=labels, class_names=names, masks=masks, track_ids=track_ids)

@@ -275,7 +275,7 @@ def sequence_key(source: Source) -> str:
 class _Tracking:
     """Feeds each frame's detections to a det.core.tracking tracker and keeps MOTChallenge rows
     (`frame, id, x, y, w, h, score`). The prediction is narrowed to the tracked instances, each
-    carrying its track id (the tracker reports the matched detection's box and score)."""
+    carrying its track id (`BaseTracker.track`: a track's box and score are its detection's)."""
 
     def __init__(self, opts: InferOptions, sources: Sequence[Source]) -> None:
         from det.core.tracking import build_tracker
@@ -296,27 +296,17 @@ class _Tracking:
 
     def update(self, pred: Prediction) -> Prediction:
         self.frame_id += 1
-        tracks, det_index = self.tracker.update_indexed(self.frame_id, pred.bboxes.astype(np.float64),
-                                                        pred.scores.astype(np.float64))
-        tracks = np.asarray(tracks).reshape(-1, 6)
-        if len(tracks):
-            xyxy = tracks[:, 1:5]
-            self.rows.append(np.column_stack([np.full(len(tracks), self.frame_id), tracks[:, 0], xyxy[:, 0], xyxy[:, 1],
-                                              xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1], tracks[:, 5]]))
-        if len(pred) == 0 or len(tracks) == 0:
-            out = pred.select(np.zeros(len(pred), bool))
-            out.track_ids = np.zeros((0,), np.int64)
-            return out
-        seen = det_index >= 0  # tracks without a detection this frame have no class or mask to report
-        out = pred.select(det_index[seen])
-        out.bboxes = tracks[seen, 1:5].astype(np.float32)
-        out.track_ids = tracks[seen, 0].astype(np.int64)
+        out = self.tracker.track(self.frame_id, pred)
+        if len(out):
+            xyxy = out.bboxes.astype(np.float64)
+            self.rows.append(np.column_stack([np.full(len(out), self.frame_id), out.track_ids, xyxy[:, :2],
+                                              xyxy[:, 2:] - xyxy[:, :2], out.scores]))
         return out
 
     def close(self) -> dict[str, str]:
         if self.out_mot is None:
             return {}
-        from det.core.tracking.mot_io import write_mot_txt
+        from det.core.data.mot_io import write_mot_txt
 
         rows = np.concatenate(self.rows) if self.rows else np.zeros((0, 7))
         write_mot_txt(self.out_mot, rows, force=self.force)

@@ -22,7 +22,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from det.core.errors import ConfigError, did_you_mean
+from det.core.config.build import check_keys
+from det.core.errors import ConfigError
 
 INFER_DEFAULTS: dict[str, Any] = {
     "score_thr": 0.3, "batch_size": 1, "classes": None, "format": "json", "vis": True, "pred": True,
@@ -64,9 +65,8 @@ def infer_settings(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
     if not isinstance(section, Mapping):
         raise ConfigError(f"infer: expected a mapping, got {type(section).__name__}")
     out = dict(INFER_DEFAULTS)
+    check_keys(section, INFER_DEFAULTS, where="infer")
     for key, value in section.items():
-        if key not in INFER_DEFAULTS:
-            raise ConfigError(f"infer.{key}: unknown key{did_you_mean(str(key), INFER_DEFAULTS)}")
         _check(key, value)
         out[key] = value
     return out

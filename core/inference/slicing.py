@@ -20,6 +20,7 @@ import numpy as np
 
 from det.core.errors import DetError
 from det.core.inference.prediction import Prediction
+from det.core.structures.boxes import box_overlaps
 
 MERGE_METHODS = ("nms", "wbf")
 
@@ -68,17 +69,6 @@ def _cut_flags(boxes: np.ndarray, win: tuple[int, int, int, int], height: int, w
     return cut
 
 
-def _intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    wh = np.clip(rb - lt, 0, None)
-    return wh[..., 0] * wh[..., 1]
-
-
-def _area(b: np.ndarray) -> np.ndarray:
-    return np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
-
-
 def resolve_cut_boxes(c: _Candidates, contain_thr: float) -> _Candidates:
     """Drop cut boxes mostly inside an uncut same-class box; join the remaining cut pieces of
     one object (same class, one mostly inside the other's extension) into their union."""
@@ -88,8 +78,7 @@ def resolve_cut_boxes(c: _Candidates, contain_thr: float) -> _Candidates:
     whole_idx = np.flatnonzero(~c.cut)
     keep = np.ones(len(c.boxes), bool)
     if len(whole_idx):
-        inter = _intersection(c.boxes[cut_idx], c.boxes[whole_idx])
-        ios = inter / np.maximum(_area(c.boxes[cut_idx])[:, None], 1e-6)
+        ios = box_overlaps(c.boxes[cut_idx], c.boxes[whole_idx], "iof")
         same = c.labels[cut_idx][:, None] == c.labels[whole_idx][None, :]
         keep[cut_idx[((ios >= contain_thr) & same).any(1)]] = False
     rest = cut_idx[keep[cut_idx]]
@@ -97,9 +86,8 @@ def resolve_cut_boxes(c: _Candidates, contain_thr: float) -> _Candidates:
         return _select(c, keep)
     # Union-find over overlapping cut pieces of the same class (intersection over the smaller).
     boxes = c.boxes[rest]
-    inter = _intersection(boxes, boxes)
-    area = _area(boxes)
-    ios = inter / np.maximum(np.minimum(area[:, None], area[None, :]), 1e-6)
+    iof = box_overlaps(boxes, boxes, "iof")
+    ios = np.maximum(iof, iof.T)  # intersection over the smaller area
     link = (ios >= contain_thr) & (c.labels[rest][:, None] == c.labels[rest][None, :])
     parent = list(range(len(rest)))
 
@@ -217,8 +205,7 @@ def _final_masks(cand: _Candidates, boxes: np.ndarray, labels: np.ndarray, heigh
     out = np.zeros((len(boxes), height, width), bool)
     if len(boxes) == 0:
         return out
-    inter = _intersection(boxes, cand.boxes)
-    iou = inter / np.maximum(_area(boxes)[:, None] + _area(cand.boxes)[None, :] - inter, 1e-6)
+    iou = box_overlaps(boxes, cand.boxes)
     iou[labels[:, None] != cand.labels[None, :]] = -1
     for i, j in enumerate(iou.argmax(1)):
         x0, y0, m = cand.masks[j]

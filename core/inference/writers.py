@@ -13,7 +13,6 @@ from det.core.errors import DetError
 from det.core.fileio import atomic_write, atomic_write_json, dumps_strict, read_json
 from det.core.inference.prediction import Prediction
 from det.core.log import get_logger
-from det.core.structures import bitmap_to_rle, xyxy_to_xywh
 
 FORMATS = ("json", "jsonl", "coco")
 
@@ -89,17 +88,7 @@ class CocoWriter:
             self.missing.append(pred.img_path)
             get_logger().warning("%s: not in %s; left out of the COCO results", pred.img_path, self.ann_file)
             return
-        xywh = xyxy_to_xywh(pred.bboxes.astype(np.float32)) if len(pred) else np.zeros((0, 4), np.float32)
-        for i in range(len(pred)):
-            rec: dict[str, Any] = {
-                "image_id": img_id,
-                "category_id": self.cat_ids[int(pred.labels[i])],
-                "bbox": [round(float(v), 2) for v in xywh[i]],
-                "score": round(float(pred.scores[i]), 5),
-            }
-            if pred.masks is not None:
-                rec["segmentation"] = bitmap_to_rle(pred.masks[i])
-            self.results.append(rec)
+        self.results += pred.to_coco(img_id, self.cat_ids, decimals=(2, 5))
         self.count += 1
 
     def close(self) -> None:

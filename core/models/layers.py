@@ -3,13 +3,12 @@ from MMDetection-style `norm_cfg` / `act_cfg` dicts, a learnable scale, and init
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import nn
 
-from det.core.config.build import config_path
+from det.core.config.build import check_keys, config_path
 from det.core.errors import ConfigError
 
 NORM_TYPES = ("BN", "SyncBN", "GN", "LN")
@@ -39,9 +38,7 @@ def build_norm(cfg: dict | None, channels: int) -> tuple[str, nn.Module] | None:
         name, module_fn = "ln", lambda **kw: nn.GroupNorm(1, channels, **kw)
     else:
         raise ConfigError(f"{config_path('norm_cfg.type')}: unknown norm '{kind}'; one of: {', '.join(NORM_TYPES)}")
-    for key in cfg:
-        if key not in allowed:
-            raise ConfigError(f"{config_path('norm_cfg', key)}: unknown key for {kind} norm")
+    check_keys(cfg, allowed, "norm_cfg", f"{kind} norm")
     module = module_fn(**cfg)
     for p in module.parameters():
         p.requires_grad = requires_grad
@@ -174,6 +171,36 @@ def set_norm_eval(module: nn.Module) -> None:
             m.eval()
 
 
+def run_stages(module: nn.Module, x: torch.Tensor, names: Sequence[str], out_indices: Sequence[int]) -> tuple:
+    """`x` through the submodules `names` in turn; the outputs of those at `out_indices`."""
+    outs = []
+    for i, name in enumerate(names):
+        x = getattr(module, name)(x)
+        if i in out_indices:
+            outs.append(x)
+    return tuple(outs)
+
+
+class FrozenStages:
+    """Backbone mixin: `train()` keeps `_frozen_modules()` frozen and, with `norm_eval`,
+    BatchNorm statistics fixed."""
+
+    norm_eval: bool = False
+
+    def _frozen_modules(self) -> list[nn.Module]:
+        return []
+
+    def _freeze_stages(self) -> None:
+        freeze(self._frozen_modules())
+
+    def train(self, mode: bool = True) -> "FrozenStages":
+        super().train(mode)  # type: ignore[misc]
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            set_norm_eval(self)  # type: ignore[arg-type]
+        return self
+
+
 def bn_affine(bn: nn.Module, conv_bias: torch.Tensor | None = None,
               dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(scale, shift) per channel with bn(conv(x)) == conv_nobias(x) * scale + shift for an
@@ -245,14 +272,3 @@ def fuse_conv_bn(model: nn.Module) -> nn.Module:
                     module._modules[a] = fold_conv_bn(conv, bn)
                     module._modules[b] = nn.Identity()
     return model
-
-
-def check_keys(cfg: dict[str, Any] | None, allowed: set[str], key: str) -> dict[str, Any]:
-    """A copy of `cfg`, raising ConfigError naming `key.<bad>` for keys outside `allowed`."""
-    from det.core.errors import did_you_mean
-
-    cfg = dict(cfg or {})
-    for k in cfg:
-        if k not in allowed:
-            raise ConfigError(f"{config_path(key, k)}: unknown key{did_you_mean(k, allowed)}")
-    return cfg

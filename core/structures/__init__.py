@@ -2,7 +2,7 @@
 from det.core.structures.bitmap_masks import BitmapMasks
 from det.core.structures.boxes import (
     box_area,
-    box_iou,
+    box_overlaps,
     clip_boxes,
     cxcywh_to_xyxy,
     flip_boxes,
@@ -12,7 +12,8 @@ from det.core.structures.boxes import (
     xyxy_to_xywh,
 )
 from det.core.structures.masks import bitmap_to_rle, polygons_to_bitmap, polygons_to_rle, rle_to_bitmap
-from det.core.structures.sample import DetSample, Instances
+from det.core.structures.results import Instances
+from det.core.structures.sample import DetSample
 
 __all__ = [
     "BitmapMasks",
@@ -20,7 +21,7 @@ __all__ = [
     "Instances",
     "bitmap_to_rle",
     "box_area",
-    "box_iou",
+    "box_overlaps",
     "clip_boxes",
     "cxcywh_to_xyxy",
     "flip_boxes",

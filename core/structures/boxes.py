@@ -1,14 +1,16 @@
 """Box helpers for (N, 4) tensors or arrays. Corner format `xyxy` is det's internal format;
 COCO files use `xywh`. Functions accept torch tensors and numpy arrays alike and return the
-same kind."""
+same kind. `box_overlaps` is det's one IoU: every metric, assigner, loss and tracker calls it."""
 from __future__ import annotations
 
-from typing import Union
+from typing import Any, Union
 
 import numpy as np
 import torch
 from torchvision.ops import box_area as _tv_box_area
-from torchvision.ops import box_convert, box_iou as _tv_box_iou
+from torchvision.ops import box_convert
+
+from det.ops import bbox_overlaps
 
 Boxes = Union[torch.Tensor, np.ndarray]
 
@@ -49,11 +51,39 @@ def box_area(boxes: Boxes) -> Boxes:
     return _back(_tv_box_area(t), was_np)
 
 
-def box_iou(a: Boxes, b: Boxes) -> Boxes:
-    """Pairwise IoU (N, M) of xyxy boxes (torchvision)."""
-    ta, was_np = _as_tensor(a)
-    tb, _ = _as_tensor(b)
-    return _back(_tv_box_iou(ta, tb), was_np)
+def box_overlaps(a: Boxes, b: Boxes, mode: str = "iou", *, aligned: bool = False, fmt: str = "xyxy",
+                 offset: float = 0.0, eps: float = 1e-6, dtype: Any = None) -> Boxes:
+    """IoU / IoF (over `a`'s area) / GIoU of (N, 4) and (M, 4) boxes: (N, M), or (N,) when
+    `aligned`; computed by `det.ops.bbox_overlaps` (differentiable for tensors that need it).
+
+    Results are of `a`'s kind (tensor or array) and computed in `dtype` (default: `a`'s float
+    dtype, float64 for integer arrays). `fmt`: 'xyxy' or 'xywh' (x2 = x + w). `offset` is added
+    to every width and height (1: VOC devkit's legacy pixels); `eps` floors the denominators.
+    """
+    if fmt not in ("xyxy", "xywh"):
+        raise ValueError(f"box format must be 'xyxy' or 'xywh', got {fmt!r}")
+    was_np = isinstance(a, np.ndarray)
+    ta, tb = _float_boxes(a, dtype), _float_boxes(b, dtype)
+    tb = tb.to(ta.dtype)
+    if fmt == "xywh":
+        ta, tb = (torch.cat([t[:, :2], t[:, :2] + t[:, 2:4]], 1) for t in (ta, tb))
+    return _back(bbox_overlaps(ta, tb, mode, aligned, eps, offset), was_np)
+
+
+def _float_boxes(boxes: Boxes, dtype: Any) -> torch.Tensor:
+    """A float tensor of the first four columns (a flat or empty input is one row / no rows),
+    in `dtype` (numpy or torch) when given."""
+    if isinstance(boxes, np.ndarray):
+        if dtype is None:
+            dtype = boxes.dtype if np.issubdtype(boxes.dtype, np.floating) else np.float64
+        t = torch.from_numpy(np.ascontiguousarray(boxes, dtype=dtype))
+    else:
+        t = torch.as_tensor(boxes)
+        if dtype is not None:
+            t = t.to(dtype if isinstance(dtype, torch.dtype) else torch.from_numpy(np.zeros(0, dtype)).dtype)
+        elif not t.is_floating_point():
+            t = t.to(torch.get_default_dtype())
+    return (t.reshape(-1, 4) if t.dim() < 2 else t)[..., :4]
 
 
 def clip_boxes(boxes: Boxes, height: int, width: int) -> Boxes:

@@ -9,8 +9,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+import torch
 
 from det.core.config import build
 from det.core.errors import ConfigError
@@ -35,6 +37,7 @@ class Track:
     hit_streak: int = 1  # consecutive matched frames up to last_frame
     observations: dict[int, np.ndarray] = field(default_factory=dict)
     saved: tuple[np.ndarray, np.ndarray] | None = None  # Kalman state right after the last update
+    det_index: int = -1  # the index, in its frame, of the last detection matched to this track
 
     def predicted_box(self) -> np.ndarray:
         return xyah_to_xyxy(self.mean[None])[0]
@@ -43,11 +46,17 @@ class Track:
 class BaseTracker(ABC):
     """Holds tracks, a motion model and the output format; subclasses implement `_step`."""
 
-    def __init__(self, motion: Mapping | None = None, num_frames_retain: int = 30) -> None:
+    def __init__(self, motion: Mapping | None = None, num_frames_retain: int = 30, obj_score_thr: float = 0.5,
+                 match_iou_thr: float = 0.3, num_tentatives: int = 3, init_track_thr: float = 0.7,
+                 weight_iou_with_det_scores: bool = False) -> None:
+        """The settings every tracker has (each subclass keeps MMDetection's defaults)."""
         self.motion: KalmanFilter = build(dict(motion or {"type": "KalmanFilter"}), MOTIONS, "motion")
         if int(num_frames_retain) < 0:
             raise ConfigError("tracker.num_frames_retain: must be >= 0")
         self.num_frames_retain = int(num_frames_retain)
+        self.obj_score_thr, self.match_iou_thr = float(obj_score_thr), float(match_iou_thr)
+        self.num_tentatives, self.init_track_thr = int(num_tentatives), float(init_track_thr)
+        self.weight_iou_with_det_scores = bool(weight_iou_with_det_scores)
         self.reset()
 
     def reset(self) -> None:
@@ -71,10 +80,12 @@ class BaseTracker(ABC):
         for i, t in enumerate(tracks):
             t.mean, t.cov = mean[i], cov[i]
 
-    def correct(self, tracks: list[Track], boxes: np.ndarray, scores: np.ndarray, frame_id: int) -> None:
-        """Kalman update of `tracks` with their matched boxes; bookkeeping of hits and frames."""
+    def correct(self, tracks: list[Track], det: np.ndarray, frame_id: int) -> None:
+        """Kalman update of `tracks` with this frame's detections `det` (indices into the frame's
+        boxes, one per track); bookkeeping of hits, frames and the detection index."""
         if not tracks:
             return
+        boxes, scores = self.frame_boxes[det], self.frame_scores[det]
         mean = np.stack([t.mean for t in tracks])
         cov = np.stack([t.cov for t in tracks])
         mean, cov = self.motion.update(mean, cov, xyxy_to_xyah(boxes))
@@ -87,11 +98,13 @@ class BaseTracker(ABC):
             t.hits += 1
             t.observations[frame_id] = t.box
             t.saved = (t.mean.copy(), t.cov.copy())
+            t.det_index = int(det[i])
 
-    def new_tracks(self, boxes: np.ndarray, scores: np.ndarray, frame_id: int, confirmed: bool) -> list[Track]:
-        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        if len(boxes) == 0:
+    def new_tracks(self, det: np.ndarray, frame_id: int, confirmed: bool) -> list[Track]:
+        """New tracks from this frame's detections `det` (indices into the frame's boxes)."""
+        if len(det) == 0:
             return []
+        boxes, scores = self.frame_boxes[det], self.frame_scores[det]
         mean, cov = self.motion.initiate(xyxy_to_xyah(boxes))
         made = []
         for i in range(len(boxes)):
@@ -99,6 +112,7 @@ class BaseTracker(ABC):
                       CONFIRMED if confirmed else TENTATIVE)
             t.observations[frame_id] = t.box
             t.saved = (mean[i].copy(), cov[i].copy())
+            t.det_index = int(det[i])
             self.next_id += 1
             made.append(t)
         self.tracks.extend(made)
@@ -115,16 +129,24 @@ class BaseTracker(ABC):
 
     def update_indexed(self, frame_id: int, boxes: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """`update`, plus for each reported track the index of this frame's detection behind it
-        (-1 for a track reported without one). A matched track's box is that detection's row
-        itself, so the index is found by identity of values, not by re-matching on IoU."""
+        (-1 for a track reported without one): recorded when the detection was assigned to the
+        track, not found again afterwards."""
         rows = self._update(frame_id, boxes, scores)
-        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        index = np.full(len(rows), -1, dtype=np.int64)
-        for k, t in enumerate(self._reported):
-            if t.last_frame == frame_id:
-                same = np.flatnonzero((boxes == t.box).all(1))
-                index[k] = same[0] if len(same) else -1
+        index = np.array([t.det_index if t.last_frame == frame_id else -1 for t in self._reported], np.int64)
         return rows, index
+
+    def track(self, frame_id: int, dets: Any) -> Any:
+        """One frame's detections (an `Instances` / `Prediction`, torch or numpy) -> the same
+        type narrowed to the tracked instances, in the tracker's order, each with its track id
+        and the track's box and score (class, mask and the rest come from its detection)."""
+        view = dets.numpy()
+        scores = view.scores if view.scores is not None else np.ones(len(view))
+        rows, index = self.update_indexed(frame_id, view.bboxes, scores)
+        seen = index >= 0
+        out = dets[index[seen]]
+        ids = rows[seen, 0].astype(np.int64)
+        out.track_ids = torch.from_numpy(ids).to(dets.bboxes.device) if isinstance(dets.bboxes, torch.Tensor) else ids
+        return out
 
     def _update(self, frame_id: int, boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
@@ -133,6 +155,7 @@ class BaseTracker(ABC):
             raise ValueError(f"{len(boxes)} boxes but {len(scores)} scores")
         if self.first_frame is None:
             self.first_frame = frame_id
+        self.frame_boxes, self.frame_scores = boxes, scores
         reported = self._reported = self._step(frame_id, boxes, scores)
         if not reported:
             return np.empty((0, 6))

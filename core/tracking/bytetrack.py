@@ -29,15 +29,11 @@ class ByteTrack(BaseTracker):
                  init_track_thr: float = 0.7, match_iou_thr: float = 0.1, low_match_iou_thr: float = 0.5,
                  tentative_match_iou_thr: float = 0.3, weight_iou_with_det_scores: bool = True,
                  num_tentatives: int = 3, num_frames_retain: int = 30) -> None:
-        super().__init__(motion, num_frames_retain)
-        self.obj_score_thr = float(obj_score_thr)
+        super().__init__(motion, num_frames_retain, obj_score_thr, match_iou_thr, num_tentatives, init_track_thr,
+                         weight_iou_with_det_scores)
         self.low_score_thr = float(low_score_thr)
-        self.init_track_thr = float(init_track_thr)
-        self.match_iou_thr = float(match_iou_thr)
         self.low_match_iou_thr = float(low_match_iou_thr)
         self.tentative_match_iou_thr = float(tentative_match_iou_thr)
-        self.weight_iou_with_det_scores = bool(weight_iou_with_det_scores)
-        self.num_tentatives = int(num_tentatives)
 
     def _cost(self, tracks: list[Track], boxes: np.ndarray, scores: np.ndarray, weight: bool) -> np.ndarray:
         sim = iou_matrix(predicted_boxes(tracks), boxes)
@@ -57,20 +53,20 @@ class ByteTrack(BaseTracker):
         # 1. confirmed (incl. lost) tracks vs high-score detections
         cost = self._cost(confirmed, boxes[hi_idx], scores[hi_idx], self.weight_iou_with_det_scores)
         m1, um_tracks, um_hi = linear_assignment(cost, 1.0 - self.match_iou_thr)
-        self.correct([confirmed[i] for i in m1[:, 0]], boxes[hi_idx[m1[:, 1]]], scores[hi_idx[m1[:, 1]]], frame_id)
+        self.correct([confirmed[i] for i in m1[:, 0]], hi_idx[m1[:, 1]], frame_id)
 
         # 2. tracks tracked in the previous frame vs low-score detections (plain IoU)
         rest = [confirmed[i] for i in um_tracks if confirmed[i].last_frame == frame_id - 1]
         cost = self._cost(rest, boxes[lo_idx], scores[lo_idx], False)
         m2, _, _ = linear_assignment(cost, 1.0 - self.low_match_iou_thr)
-        self.correct([rest[i] for i in m2[:, 0]], boxes[lo_idx[m2[:, 1]]], scores[lo_idx[m2[:, 1]]], frame_id)
+        self.correct([rest[i] for i in m2[:, 0]], lo_idx[m2[:, 1]], frame_id)
 
         # 3. tentative tracks vs the high-score detections left over
         left = hi_idx[um_hi]
         cost = self._cost(tentative, boxes[left], scores[left], self.weight_iou_with_det_scores)
         m3, _, um_left = linear_assignment(cost, 1.0 - self.tentative_match_iou_thr)
         matched_tent = [tentative[i] for i in m3[:, 0]]
-        self.correct(matched_tent, boxes[left[m3[:, 1]]], scores[left[m3[:, 1]]], frame_id)
+        self.correct(matched_tent, left[m3[:, 1]], frame_id)
         for t in matched_tent:
             if t.hits >= self.num_tentatives:
                 t.state = CONFIRMED
@@ -81,7 +77,7 @@ class ByteTrack(BaseTracker):
         fresh = left[um_left]
         fresh = fresh[scores[fresh] > self.init_track_thr]
         first = frame_id == self.first_frame or self.num_tentatives <= 1
-        self.new_tracks(boxes[fresh], scores[fresh], frame_id, confirmed=first)
+        self.new_tracks(fresh, frame_id, confirmed=first)
 
         self.drop_stale(frame_id)
         return [t for t in self.tracks if t.state == CONFIRMED and t.last_frame == frame_id]

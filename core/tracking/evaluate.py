@@ -22,7 +22,7 @@ from det.core.evaluation.mot import METRIC_KEYS, evaluate_mot
 from det.core.fileio import atomic_write_text, ensure_new
 from det.core.log import get_logger
 from det.core.tracking import build_tracker, run_tracker
-from det.core.tracking.mot_io import detection_rows, format_mot_rows, write_mot_txt
+from det.core.data.mot_io import detection_rows, format_mot_rows, write_mot_txt
 
 MOT_DATASET = "MOTChallengeDataset"
 

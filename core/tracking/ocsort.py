@@ -32,12 +32,8 @@ class OCSORT(BaseTracker):
     def __init__(self, motion: Mapping | None = None, obj_score_thr: float = 0.3, init_track_thr: float = 0.7,
                  weight_iou_with_det_scores: bool = True, match_iou_thr: float = 0.3, num_tentatives: int = 3,
                  vel_consist_weight: float = 0.2, vel_delta_t: int = 3, num_frames_retain: int = 30) -> None:
-        super().__init__(motion, num_frames_retain)
-        self.obj_score_thr = float(obj_score_thr)
-        self.init_track_thr = float(init_track_thr)
-        self.weight_iou_with_det_scores = bool(weight_iou_with_det_scores)
-        self.match_iou_thr = float(match_iou_thr)
-        self.num_tentatives = int(num_tentatives)
+        super().__init__(motion, num_frames_retain, obj_score_thr, match_iou_thr, num_tentatives, init_track_thr,
+                         weight_iou_with_det_scores)
         self.vel_consist_weight = float(vel_consist_weight)
         self.vel_delta_t = int(vel_delta_t)
 
@@ -92,7 +88,7 @@ class OCSORT(BaseTracker):
         det = idx[matches[:, 1]]
         for t, j in zip(chosen, det):
             self._reupdate(t, boxes[j], frame_id)
-        self.correct(chosen, boxes[det], scores[det], frame_id)
+        self.correct(chosen, det, frame_id)
 
     def _step(self, frame_id: int, boxes: np.ndarray, scores: np.ndarray) -> list[Track]:
         idx = np.flatnonzero(scores > self.obj_score_thr)
@@ -111,7 +107,7 @@ class OCSORT(BaseTracker):
         ious = iou_matrix(predicted_boxes(tentative), boxes[left])
         m2, _, um_left = linear_assignment(1.0 - ious, limit)
         matched_tent = [tentative[i] for i in m2[:, 0]]
-        self.correct(matched_tent, boxes[left[m2[:, 1]]], scores[left[m2[:, 1]]], frame_id)
+        self.correct(matched_tent, left[m2[:, 1]], frame_id)
         for t in matched_tent:
             if t.hits >= self.num_tentatives:
                 t.state = CONFIRMED
@@ -127,6 +123,6 @@ class OCSORT(BaseTracker):
         self.tracks = [t for t in self.tracks if t.state == CONFIRMED or t.last_frame == frame_id]
         fresh = left[scores[left] > self.init_track_thr]
         first = frame_id == self.first_frame or self.num_tentatives <= 1
-        self.new_tracks(boxes[fresh], scores[fresh], frame_id, confirmed=first)
+        self.new_tracks(fresh, frame_id, confirmed=first)
         self.drop_stale(frame_id)
         return [t for t in self.tracks if t.state == CONFIRMED and t.last_frame == frame_id]

@@ -23,7 +23,7 @@ from det.core.evaluation.mot import HIGHER_IS_BETTER, METRIC_KEYS, evaluate_sequ
 from det.core.fileio import atomic_write_text
 from det.core.log import get_logger, make_progress
 from det.core.tracking import build_tracker, run_tracker
-from det.core.tracking.mot_io import (NCOLS, detection_rows, detections_by_frame, find_sequences, format_mot_rows,
+from det.core.data.mot_io import (NCOLS, detection_rows, detections_by_frame, find_sequences, format_mot_rows,
                                       read_mot_txt, read_seqinfo)
 
 # A detector for the cache: a batch of BGR frames -> per frame (N, 5) x1, y1, x2, y2, score.

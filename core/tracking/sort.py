@@ -17,22 +17,18 @@ class SORT(BaseTracker):
 
     def __init__(self, motion: Mapping | None = None, obj_score_thr: float = 0.5, match_iou_thr: float = 0.3,
                  num_tentatives: int = 3, num_frames_retain: int = 1) -> None:
-        super().__init__(motion, num_frames_retain)
-        self.obj_score_thr = float(obj_score_thr)
-        self.match_iou_thr = float(match_iou_thr)
-        self.num_tentatives = int(num_tentatives)
+        super().__init__(motion, num_frames_retain, obj_score_thr, match_iou_thr, num_tentatives)
 
     def _step(self, frame_id: int, boxes: np.ndarray, scores: np.ndarray) -> list[Track]:
-        keep = scores > self.obj_score_thr
-        boxes, scores = boxes[keep], scores[keep]
+        keep = np.flatnonzero(scores > self.obj_score_thr)
         tracks = self.tracks
         self.predict(tracks)
-        ious = iou_matrix(predicted_boxes(tracks), boxes)
+        ious = iou_matrix(predicted_boxes(tracks), boxes[keep])
         matches, _, unmatched_dets = linear_assignment(1.0 - ious, 1.0 - self.match_iou_thr)
         matched = [tracks[i] for i in matches[:, 0]]
-        self.correct(matched, boxes[matches[:, 1]], scores[matches[:, 1]], frame_id)
+        self.correct(matched, keep[matches[:, 1]], frame_id)
         early = frame_id - self.first_frame < self.num_tentatives
-        self.new_tracks(boxes[unmatched_dets], scores[unmatched_dets], frame_id, confirmed=False)
+        self.new_tracks(keep[unmatched_dets], frame_id, confirmed=False)
         self.drop_stale(frame_id)
         reported = []
         for t in self.tracks:

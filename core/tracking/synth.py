@@ -20,7 +20,7 @@ import numpy as np
 from det.core.errors import DetError
 from det.core.fileio import atomic_write_text
 from det.core.log import track
-from det.core.tracking.mot_io import write_seqinfo
+from det.core.data.mot_io import write_seqinfo
 
 
 @dataclass

@@ -11,6 +11,7 @@ from typing import Any
 
 from torch import nn
 
+from det.core.config.build import check_keys
 from det.core.errors import ConfigError, DetError
 from det.core.log import get_logger
 from det.core.zoo.download import download, hash_prefix_of
@@ -23,9 +24,7 @@ def check_init(cfg: Any, where: str = "model.backbone.init") -> dict:
     """Validate an init section; -> a plain dict."""
     if not isinstance(cfg, dict):
         raise ConfigError(f"{where}: expected a mapping like {{type: Pretrained, checkpoint: torchvision://resnet50}}")
-    unknown = sorted(set(cfg) - KEYS)
-    if unknown:
-        raise ConfigError(f"{where}.{unknown[0]}: unknown key; valid: {', '.join(sorted(KEYS))}")
+    check_keys(cfg, KEYS, where=where)
     if cfg.get("type", "Pretrained") != "Pretrained":
         raise ConfigError(f"{where}.type: '{cfg.get('type')}' is not 'Pretrained'")
     if not isinstance(cfg.get("checkpoint"), str) or not cfg["checkpoint"]:
@@ -88,18 +87,10 @@ def init_backbone(backbone: nn.Module, cfg: dict) -> dict[str, list[str]]:
             raise DetError(f"{path}: no tensors under the prefix '{prefix}' (model.backbone.init.prefix)")
     adapt = getattr(backbone, "adapt_pretrained", None)  # e.g. Swin: Microsoft's original layout
     state = adapt(state) if adapt is not None else state
-    own = backbone.state_dict()
-    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    result = backbone.load_state_dict(usable, strict=False)
-    report = {"missing": sorted(k for k in result.missing_keys if not k.endswith("num_batches_tracked")),
-              "unexpected": sorted(k for k in state if k not in own),
-              "mismatched": sorted(k for k in state if k in own and own[k].shape != state[k].shape)}
-    log = get_logger()
-    log.info(f"backbone initialised from {cfg['checkpoint']}: {len(usable)}/{len(own)} tensors")
-    for what, keys in report.items():
-        if keys:
-            log.warning(f"backbone init: {len(keys)} {what} key(s): {', '.join(keys[:6])}"
-                        + (f", ... ({len(keys)} in all)" if len(keys) > 6 else ""))
-    if not usable:
+    from det.core.engine.checkpoint import load_matching
+
+    get_logger().info(f"backbone initialised from {cfg['checkpoint']}")
+    report, loaded = load_matching(backbone, state, "backbone init")
+    if not loaded:
         raise DetError(f"{path}: no tensor fits the backbone (model.backbone.init; check the prefix)")
     return report

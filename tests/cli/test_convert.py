@@ -48,7 +48,7 @@ def test_layout_errors_exit_2_naming_the_file(det_inproc, tmp_path):
     devkit = make_voc(tmp_path / "VOCdevkit")
     (devkit / "VOC2007/Annotations/000001.xml").write_text("<annotation>")
     r = det("convert", "voc", devkit)
-    assert r.returncode == 2 and "000001.xml: invalid XML" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "000001.xml:1: invalid XML" in r.stderr and "Traceback" not in r.stderr
     root = make_mot(tmp_path / "MOT17")
     (root / "train/MOT17-02-FRCNN/seqinfo.ini").write_text("[Sequence]\nname=other\n")
     r = det("convert", "mot", root, "--out-dir", tmp_path / "m")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from det.core.evaluation.mot import evaluate_mot
-from det.core.tracking.mot_io import find_sequences, read_mot_txt, write_mot_txt
+from det.core.data.mot_io import find_sequences, read_mot_txt, write_mot_txt
 from det.core.tracking.synth import generate_mot
 
 

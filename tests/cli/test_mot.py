@@ -108,7 +108,7 @@ def test_mot_search_runs_a_detector_checkpoint_once_and_caches(capsys, tmp_path)
 
     from det.core.config import load_preset
     from det.core.models import build_detector
-    from det.core.tracking.mot_io import read_mot_txt
+    from det.core.data.mot_io import read_mot_txt
 
     generate_mot(tmp_path / "seqs", seqs=1, frames=3, seed=0, width=96, height=96, progress=False)
     cfg = load_preset("demo/rtmdet_tiny")

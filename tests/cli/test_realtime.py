@@ -56,50 +56,50 @@ def _image_folder(root: Path) -> Path:
     return root
 
 
-@pytest.mark.slow
-def test_yolox_demo_trains_through_the_switch_tests_and_infers(det_inproc, tmp_path):
+def _train_and_test(det_inproc, tmp_path: Path, preset: str, *sets: str) -> tuple[Path, list[dict], str]:
+    """Train the shrunk demo `preset`, then `det test` its last checkpoint: (work dir, log
+    records, test stdout); the results file is tmp_path/r.json."""
     work = tmp_path / "w"
-    r = det_inproc("train", "demo/yolox_tiny", "--work-dir", work, "--device", "cpu",
-                   *_sets("train.max_epochs=2", "train.switch_epoch=1", "train.amp.enabled=false"))
+    r = det_inproc("train", preset, "--work-dir", work, "--device", "cpu", *_sets(*sets, "train.amp.enabled=false"))
     assert r.returncode == 0, r.stderr
     records = [json.loads(line) for line in (work / "log.jsonl").read_text().splitlines()]
-    train = [rec for rec in records if "loss_obj" in rec]
-    assert train and "loss_l1" not in train[0] and "loss_l1" in train[-1]  # L1 from the switch epoch on
-    out = tmp_path / "r.json"
-    r = det_inproc("test", work / "last.pt", "--out", out, "--work-dir", tmp_path / "t", "--device", "cpu",
-                   "--set", "model.test_cfg.score_thr=0.0")
+    r = det_inproc("test", work / "last.pt", "--out", tmp_path / "r.json", "--work-dir", tmp_path / "t", "--device",
+                   "cpu", "--set", "model.test_cfg.score_thr=0.0")
     assert r.returncode == 0, r.stderr
-    dets = json.loads(out.read_text())
-    assert "coco/bbox_mAP" in r.stdout and dets and {"image_id", "bbox", "score"} <= dets[0].keys()
+    return work, records, r.stdout
+
+
+def _infer(det_inproc, tmp_path: Path, work: Path) -> dict:
+    """`det infer` of the last checkpoint on a one-image folder: that image's JSON record."""
     r = det_inproc("infer", _image_folder(tmp_path / "imgs"), "--weights", work / "last.pt", "--out-dir",
                    tmp_path / "o", "--score-thr", "0.0", "--device", "cpu", "--set", "model.test_cfg.score_thr=0.0")
     assert r.returncode == 0, r.stderr
-    rec = json.loads((tmp_path / "o" / "preds" / "a.json").read_text())
+    return json.loads((tmp_path / "o" / "preds" / "a.json").read_text())
+
+
+@pytest.mark.slow
+def test_yolox_demo_trains_through_the_switch_tests_and_infers(det_inproc, tmp_path):
+    work, records, stdout = _train_and_test(det_inproc, tmp_path, "demo/yolox_tiny", "train.max_epochs=2",
+                                            "train.switch_epoch=1")
+    train = [rec for rec in records if "loss_obj" in rec]
+    assert train and "loss_l1" not in train[0] and "loss_l1" in train[-1]  # L1 from the switch epoch on
+    dets = json.loads((tmp_path / "r.json").read_text())
+    assert "coco/bbox_mAP" in stdout and dets and {"image_id", "bbox", "score"} <= dets[0].keys()
+    rec = _infer(det_inproc, tmp_path, work)
     assert (rec["height"], rec["width"]) == (64, 80) and len(rec["scores"]) > 0
     assert cv2.imread(str(tmp_path / "o" / "vis" / "a.jpg")).shape == (64, 80, 3)
 
 
 @pytest.mark.slow
 def test_rtmdet_ins_demo_trains_tests_with_rle_and_draws_masks(det_inproc, tmp_path):
-    work = tmp_path / "w"
-    r = det_inproc("train", "demo/rtmdet_ins_tiny", "--work-dir", work, "--device", "cpu",
-                   *_sets("train.amp.enabled=false"))
-    assert r.returncode == 0, r.stderr
-    records = [json.loads(line) for line in (work / "log.jsonl").read_text().splitlines()]
+    work, records, stdout = _train_and_test(det_inproc, tmp_path, "demo/rtmdet_ins_tiny")
     assert any("loss_mask" in rec for rec in records)
-    out = tmp_path / "r.json"
-    r = det_inproc("test", work / "last.pt", "--out", out, "--work-dir", tmp_path / "t", "--device", "cpu",
-                   "--set", "model.test_cfg.score_thr=0.0")
-    assert r.returncode == 0, r.stderr
-    assert "coco/segm_mAP" in r.stdout
-    dets = json.loads(out.read_text())
+    assert "coco/segm_mAP" in stdout
+    dets = json.loads((tmp_path / "r.json").read_text())
     assert dets and all({"segmentation", "bbox", "score"} <= d.keys() for d in dets)
     seg = dets[0]["segmentation"]
     assert mask_utils.decode({"size": seg["size"], "counts": seg["counts"].encode()}).shape == tuple(seg["size"])
-    r = det_inproc("infer", _image_folder(tmp_path / "imgs"), "--weights", work / "last.pt", "--out-dir",
-                   tmp_path / "o", "--score-thr", "0.0", "--device", "cpu", "--set", "model.test_cfg.score_thr=0.0")
-    assert r.returncode == 0, r.stderr
-    rec = json.loads((tmp_path / "o" / "preds" / "a.json").read_text())
+    rec = _infer(det_inproc, tmp_path, work)
     assert len(rec["masks"]) == len(rec["scores"]) > 0 and rec["masks"][0]["size"] == [64, 80]
     drawn = cv2.imread(str(tmp_path / "o" / "vis" / "a.jpg"))
     assert drawn.shape == (64, 80, 3)

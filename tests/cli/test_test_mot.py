@@ -63,7 +63,7 @@ def _track_gt_directly(root, tracker_cfg: dict) -> dict:
     with run_tracker and scored in memory: what det test must reproduce with the oracle."""
     from det.core.evaluation.mot import evaluate_sequences, preprocess_sequence
     from det.core.tracking import run_tracker
-    from det.core.tracking.mot_io import find_sequences, read_mot_txt, read_seqinfo
+    from det.core.data.mot_io import find_sequences, read_mot_txt, read_seqinfo
 
     items = []
     for seq in find_sequences(root):
@@ -116,7 +116,7 @@ def test_mot_preset_tracks_and_scores_like_evaluate_mot(mot_case, det_inproc, mo
     assert summary["metrics"]["HOTA"] > 0.5 and summary["metrics"]["MOTA"] > 0.5, summary["metrics"]
     assert json.loads((tmp / "oracle" / "metrics.json").read_text())["metrics"] == summary["metrics"]
     # the detections written beside the tracks are the detector's boxes, in det.txt format
-    from det.core.tracking.mot_io import read_mot_txt
+    from det.core.data.mot_io import read_mot_txt
 
     dets = read_mot_txt(tmp / "oracle" / "detections" / "SYNTH-01.txt", "det")
     gt = read_mot_txt(root / "SYNTH-01" / "gt" / "gt.txt", "gt")

@@ -102,21 +102,12 @@ def assert_identical(ours: COCOeval, ref: COCOeval) -> None:
 MAX_DETS = [(1, 10, 100), (100, 300, 1000), (1, 3, 5)]
 
 
-@pytest.mark.parametrize("seed", range(16))
-def test_bbox_identical_to_pycocotools(seed):
-    gt, dets = random_case(seed)
+@pytest.mark.parametrize("seed,iou_type", [(s, "bbox") for s in range(16)] + [(s, "segm") for s in range(100, 106)])
+def test_identical_to_pycocotools(seed, iou_type):
+    gt, dets = random_case(seed, masks=iou_type == "segm")
     max_dets = MAX_DETS[seed % 3]
-    ref = pycocotools_eval(gt, dets, "bbox", max_dets)
-    ours = run_cocoeval(load_coco_gt(copy.deepcopy(gt)), dets, "bbox", max_dets)
-    assert_identical(ours, ref)
-
-
-@pytest.mark.parametrize("seed", range(100, 106))
-def test_segm_identical_to_pycocotools(seed):
-    gt, dets = random_case(seed, masks=True)
-    max_dets = MAX_DETS[seed % 3]
-    ref = pycocotools_eval(gt, dets, "segm", max_dets)
-    ours = run_cocoeval(load_coco_gt(copy.deepcopy(gt)), dets, "segm", max_dets)
+    ref = pycocotools_eval(gt, dets, iou_type, max_dets)
+    ours = run_cocoeval(load_coco_gt(copy.deepcopy(gt)), dets, iou_type, max_dets)
     assert_identical(ours, ref)
 
 

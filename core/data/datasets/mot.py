@@ -46,7 +46,7 @@ class MOTChallengeDataset(BaseDetDataset):
 
     # -- sequences ---------------------------------------------------------------------------
     def sequence_dirs(self) -> list[Path]:
-        from det.core.tracking.mot_io import find_sequences
+        from det.core.data.mot_io import find_sequences
 
         if not self.root.is_dir():
             raise DataError(f"{self.root}: MOTChallenge data folder not found ({SYNTH_HINT} {self.root})")
@@ -70,7 +70,7 @@ class MOTChallengeDataset(BaseDetDataset):
     def load_data_list(self) -> list[dict]:
         import cv2
 
-        from det.core.tracking.mot_io import read_mot_txt, read_seqinfo
+        from det.core.data.mot_io import read_mot_txt, read_seqinfo
 
         self.classes = tuple(self._requested_classes or ("pedestrian",))
         data: list[dict] = []

@@ -3,12 +3,12 @@ ImageSets/Main split file listing image ids."""
 from __future__ import annotations
 
 import os
-import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from typing import Any
 
 from det.core.data.datasets.base import BaseDetDataset
 from det.core.errors import DataError
+from det.core.fileio import read_xml
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
                "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
@@ -54,12 +54,7 @@ class VOCDataset(BaseDetDataset):
         return data
 
     def _parse(self, xml_path: str, name: str, img_id: int, cat2label: dict[str, int]) -> dict:
-        try:
-            root = ET.parse(xml_path).getroot()
-        except FileNotFoundError:
-            raise DataError(f"{xml_path}: VOC annotation not found (listed in {self.ann_file})") from None
-        except ET.ParseError as exc:
-            raise DataError(f"{xml_path}:{exc.position[0]}: invalid XML") from None
+        root = read_xml(xml_path, f"VOC annotation (listed in {self.ann_file})", DataError)
         filename = root.findtext("filename") or f"{name}{self.img_suffix}"
         img_path = os.path.join(self.sub_root, self.img_subdir, f"{name}{self.img_suffix}")
         size = root.find("size")

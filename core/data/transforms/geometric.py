@@ -16,7 +16,7 @@ from det.core.data.transforms.base import (
     update_homography, valid_boxes,
 )
 from det.core.data.transforms.rng import rng
-from det.core.structures.boxes import box_iou
+from det.core.structures.boxes import box_overlaps
 
 _INTERP = {"nearest": cv2.INTER_NEAREST, "bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC,
            "area": cv2.INTER_AREA, "lanczos": cv2.INTER_LANCZOS4}
@@ -404,7 +404,7 @@ class MinIoURandomCrop(Transform):
                 if patch[2] == patch[0] or patch[3] == patch[1]:
                     continue
                 if boxes is not None and len(boxes):
-                    ious = box_iou(patch[None].astype(np.float32), boxes.astype(np.float32))[0]
+                    ious = box_overlaps(patch[None], boxes, dtype=np.float32)[0]
                     if ious.min() < mode:
                         continue
                     cx = (boxes[:, 0] + boxes[:, 2]) / 2

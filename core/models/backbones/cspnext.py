@@ -9,13 +9,13 @@ from torch import nn
 from det.core.config.build import config_path
 from det.core.errors import ConfigError
 from det.core.models.backbones.csp_layers import DEFAULT_ACT, DEFAULT_NORM, CSPLayer, SPPBottleneck
-from det.core.models.layers import ConvModule, DepthwiseSeparableConvModule, freeze, set_norm_eval
+from det.core.models.layers import ConvModule, DepthwiseSeparableConvModule, FrozenStages, run_stages
 
 
 MAX_SCALE_FACTOR = 8.0
 
 
-class CSPNeXt(nn.Module):
+class CSPNeXt(FrozenStages, nn.Module):
     """Stem of three 3x3 convs then stages of (stride-2 conv, [SPP], CSPLayer).
 
     `out_indices` count the stem as 0 (P5 default (2, 3, 4) = strides 8, 16, 32). RTMDet-tiny uses
@@ -83,20 +83,8 @@ class CSPNeXt(nn.Module):
             ConvModule(mid, mid, 3, stride=1, padding=1, norm_cfg=norm_cfg, act_cfg=act_cfg),
             ConvModule(mid, out_channels, 3, stride=1, padding=1, norm_cfg=norm_cfg, act_cfg=act_cfg))
 
-    def _freeze_stages(self) -> None:
-        freeze(getattr(self, self.layers[i]) for i in range(self.frozen_stages + 1))
-
-    def train(self, mode: bool = True) -> "CSPNeXt":
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            set_norm_eval(self)
-        return self
+    def _frozen_modules(self) -> list[nn.Module]:
+        return [getattr(self, self.layers[i]) for i in range(self.frozen_stages + 1)]
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        outs = []
-        for i, name in enumerate(self.layers):
-            x = getattr(self, name)(x)
-            if i in self.out_indices:
-                outs.append(x)
-        return tuple(outs)
+        return run_stages(self, x, self.layers, self.out_indices)

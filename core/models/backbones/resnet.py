@@ -12,7 +12,7 @@ from torch import nn
 
 from det.core.config.build import config_path
 from det.core.errors import ConfigError
-from det.core.models.layers import bn_affine, build_act, build_norm, freeze, set_norm_eval
+from det.core.models.layers import FrozenStages, bn_affine, build_act, build_norm, run_stages
 
 
 def _norm(cfg: dict, channels: int) -> nn.Module:
@@ -111,7 +111,7 @@ class Bottleneck(nn.Module):
         return _add_relu(out, identity, self.relu)
 
 
-class ResNet(nn.Module):
+class ResNet(FrozenStages, nn.Module):
     """ResNet backbone returning the feature maps of stages `out_indices` (0 = layer1, C2).
 
     frozen_stages: -1 trains everything; 0 freezes the stem; k freezes the stem and layer1..k.
@@ -196,24 +196,9 @@ class ResNet(nn.Module):
             mods.append(getattr(self, f"layer{i}"))
         return mods
 
-    def _freeze_stages(self) -> None:
-        freeze(self._frozen_modules())
-
-    def train(self, mode: bool = True) -> "ResNet":
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            set_norm_eval(self)
-        return self
-
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         x = self.maxpool(self.relu(conv_bn(self.conv1, self.bn1, x)))
-        outs = []
-        for i, name in enumerate(self.res_layers):
-            x = getattr(self, name)(x)
-            if i in self.out_indices:
-                outs.append(x)
-        return tuple(outs)
+        return run_stages(self, x, self.res_layers, self.out_indices)
 
 
 class ResNeXt(ResNet):

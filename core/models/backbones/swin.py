@@ -12,7 +12,7 @@ from torch import nn
 from det.core.config.build import config_path
 from det.core.errors import ConfigError
 from det.core.models.backbones.swin_layers import PatchEmbed, PatchMerging, SwinBlock
-from det.core.models.layers import freeze
+from det.core.models.layers import FrozenStages, freeze
 
 
 class SwinBlockSequence(nn.Module):
@@ -69,7 +69,7 @@ def from_original_swin(state: dict) -> dict:
     return out
 
 
-class SwinTransformer(nn.Module):
+class SwinTransformer(FrozenStages, nn.Module):
     """MMDetection's `SwinTransformer` arguments (Swin-T: embed_dims 96, depths 2-2-6-2, heads 3-6-12-24).
     `convert_weights`: `model.backbone.init` reads Microsoft's original ImageNet layout
     (`from_original_swin`); `pretrain_img_size` sizes the absolute position embedding
@@ -144,11 +144,6 @@ class SwinTransformer(nn.Module):
         for i in range(self.frozen_stages):
             frozen += [self.stages[i]] + ([getattr(self, f"norm{i}")] if i in self.out_indices else [])
         freeze(frozen)
-
-    def train(self, mode: bool = True) -> "SwinTransformer":
-        super().train(mode)
-        self._freeze_stages()
-        return self
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         x, hw = self.patch_embed(x)

@@ -1,5 +1,5 @@
 """Single-stage (dense) detection heads."""
-from det.core.models.dense_heads.base import DenseHead, TestSettings, to_original
+from det.core.models.dense_heads.base import DenseHead, TestSettings
 from det.core.models.dense_heads.fcos_head import FCOSHead
 from det.core.models.dense_heads.retina_head import RetinaHead
 from det.core.models.dense_heads.rpn_head import RPNHead
@@ -13,4 +13,4 @@ HEADS["YOLOXHead"] = YOLOXHead
 HEADS["RTMDetInsSepBNHead"] = RTMDetInsSepBNHead
 
 __all__ = ["DenseHead", "FCOSHead", "HEADS", "RPNHead", "RTMDetInsSepBNHead", "RTMDetSepBNHead", "RetinaHead",
-           "TestSettings", "YOLOXHead", "to_original"]
+           "TestSettings", "YOLOXHead"]

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from det.core.models.dense_heads.base import DenseHead, gt_of, image_shape, valid_shape
+from det.core.models.dense_heads.base import DenseHead, gt_of
 from det.core.structures import DetSample
 
 
@@ -50,7 +50,7 @@ def _image_anchor_targets(head: Any, anchors: torch.Tensor, level_ids: torch.Ten
     boxes, labels, ignore = gt_of(sample, device)
     if class_agnostic:
         labels = torch.zeros_like(labels)
-    inside = inside_flags(anchors, valid, image_shape(sample), head.train_cfg.get("allowed_border", -1))
+    inside = inside_flags(anchors, valid, sample.input_shape, head.train_cfg.get("allowed_border", -1))
     idx = inside.nonzero().squeeze(1)
     num_level_priors = torch.bincount(level_ids[inside], minlength=head.prior_generator.num_levels).tolist()
     assign = head.assigner.assign(anchors[idx], boxes, labels, gt_ignore=ignore, num_level_priors=num_level_priors)
@@ -84,7 +84,7 @@ def anchor_targets(head: Any, cls_scores: Sequence[torch.Tensor], samples: Seque
     num_classes = 1 if class_agnostic else head.num_classes
     per_img = []
     for s in samples:
-        valid = torch.cat(head.prior_generator.valid_flags(sizes, valid_shape(s), device))
+        valid = torch.cat(head.prior_generator.valid_flags(sizes, s.valid_shape, device))
         per_img.append(_image_anchor_targets(head, anchors, level_ids, valid, s, num_classes, class_agnostic,
                                              reg_decoded_bbox))
     labels, label_w, targets, pos = (torch.cat(t) for t in zip(*per_img))

@@ -3,38 +3,47 @@ flattening and post-processing (score threshold, nms_pre, batched NMS, max_per_i
 boxes back to the original image)."""
 from __future__ import annotations
 
+import dataclasses
 from abc import ABCMeta, abstractmethod
 from collections.abc import Sequence
-from typing import Any
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
-from det.core.config.build import build, config_path
+from det.core.config.build import build, check_keys, config_path
 from det.core.errors import ConfigError
 from det.core.models._ops import batched_nms, batched_soft_nms
-from det.core.models.layers import check_keys
+from det.core.models.layers import ConvModule, bias_init_with_prob, normal_init
 from det.core.models.task import ASSIGNERS, SAMPLERS, PseudoSampler
-from det.core.structures import DetSample, Instances, flip_boxes
+from det.core.structures import DetSample, Instances
 
 
 @dataclass
-class TestSettings:
-    """Post-processing settings (`model.test_cfg`)."""
+class NmsSettings:
+    """Post-processing settings read from a preset mapping: each field of a subclass is a key,
+    except `iou_threshold` and `soft`, which come from its `nms: {type, iou_threshold, ...}`."""
 
-    score_thr: float = 0.05
-    nms_pre: int = 1000
     iou_threshold: float = 0.5
-    max_per_img: int = 100
-    min_bbox_size: float = 0.0
     soft: dict | None = None
 
     @classmethod
-    def parse(cls, cfg: dict | None) -> "TestSettings":
-        cfg = check_keys(cfg, {"score_thr", "nms_pre", "nms", "max_per_img", "min_bbox_size"}, "")
+    def parse(cls, cfg: dict | None) -> Any:
+        keys = {f.name for f in dataclasses.fields(cls)} - {"iou_threshold", "soft"}
+        cfg = check_keys(cfg, keys | {"nms"})
         return apply_nms_cfg(cls(**{k: v for k, v in cfg.items() if k != "nms"}), cfg.get("nms"))
+
+
+@dataclass
+class TestSettings(NmsSettings):
+    """Post-processing settings of a dense head (`model.test_cfg`)."""
+
+    score_thr: float = 0.05
+    nms_pre: int = 1000
+    max_per_img: int = 100
+    min_bbox_size: float = 0.0
 
 
 NMS_KEYS = {"nms": {"type", "iou_threshold"}, "soft_nms": {"type", "iou_threshold", "sigma", "min_score", "method"}}
@@ -92,20 +101,6 @@ def gt_of(sample: DetSample, device: torch.device) -> tuple[torch.Tensor, torch.
     return boxes, labels, boxes.new_zeros((0, 4))
 
 
-def valid_shape(sample: DetSample) -> tuple[int, int]:
-    """The image region holding data (padding by the Pad transform counts, batch padding not)."""
-    shape = tuple(sample.pad_shape) if sample.pad_shape and sample.pad_shape[0] > 0 else tuple(sample.img_shape)
-    if not shape or shape[0] <= 0:
-        shape = tuple(sample.batch_input_shape)
-    return int(shape[0]), int(shape[1])
-
-
-def image_shape(sample: DetSample) -> tuple[int, int]:
-    """The resized image's (h, w) inside the network input (before any padding)."""
-    shape = sample.img_shape if sample.img_shape and sample.img_shape[0] > 0 else sample.batch_input_shape
-    return int(shape[0]), int(shape[1])
-
-
 def flatten_levels(maps: Sequence[torch.Tensor], channels: int) -> torch.Tensor:
     """[(B, A*C, H, W)] per level -> (B, sum(H*W*A), C) in prior order."""
     b = maps[0].size(0)
@@ -135,6 +130,31 @@ class DenseHead(nn.Module, metaclass=ABCMeta):
 
     train_keys: frozenset[str] = frozenset()  # train_cfg keys besides assigner/sampler
     default_assigner: dict | None = None
+
+    def build_towers(self, in_channels: int, feat_channels: int, stacked_convs: int, **conv_kw: Any) -> None:
+        """`cls_convs` and `reg_convs`: `stacked_convs` 3x3 ConvModules each."""
+        self.cls_convs, self.reg_convs = nn.ModuleList(), nn.ModuleList()
+        for i in range(stacked_convs):
+            chn = in_channels if i == 0 else feat_channels
+            self.cls_convs.append(ConvModule(chn, feat_channels, 3, padding=1, **conv_kw))
+            self.reg_convs.append(ConvModule(chn, feat_channels, 3, padding=1, **conv_kw))
+
+    def run_towers(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One level's features through `cls_convs` and `reg_convs`."""
+        c, r = x, x
+        for conv in self.cls_convs:
+            c = conv(c)
+        for conv in self.reg_convs:
+            r = conv(r)
+        return c, r
+
+    def init_convs(self, *cls_layers: nn.Module) -> None:
+        """N(0, 0.01) weights for every conv; classifiers' biases set for a 0.01 prior probability."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                normal_init(m, std=0.01)
+        for layer in cls_layers:
+            normal_init(layer, std=0.01, bias=bias_init_with_prob(0.01))
 
     def set_train_cfg(self, train_cfg: dict | None) -> None:
         """Parse `train_cfg` (assigner, sampler, head-specific keys); errors name the keys
@@ -174,7 +194,7 @@ class DenseHead(nn.Module, metaclass=ABCMeta):
     def _predict_single(self, per_level: list[list[torch.Tensor]], priors: list[torch.Tensor],
                         sample: DetSample, rescale: bool) -> Instances:
         cfg = self.test_cfg
-        img_shape = image_shape(sample)
+        img_shape = sample.input_shape
         all_boxes, all_scores, all_labels = [], [], []
         for level, outs in enumerate(per_level):
             scores, factor = self.level_scores(outs)  # (N, C), (N,) or None
@@ -205,7 +225,7 @@ class DenseHead(nn.Module, metaclass=ABCMeta):
             keep, scores = run_nms(boxes, scores, labels, cfg, cfg.max_per_img)
             boxes, labels = boxes[keep], labels[keep]
         if rescale:
-            boxes = to_original(boxes, sample)
+            boxes = sample.boxes_to_original(boxes)
         return Instances(bboxes=boxes, labels=labels, scores=scores)
 
     def level_priors(self, featmap_sizes: list[tuple[int, int]], dtype: torch.dtype,
@@ -217,18 +237,3 @@ class DenseHead(nn.Module, metaclass=ABCMeta):
         factor multiplied in after thresholding (FCOS centerness) or None."""
         cls = outs[0]
         return cls.permute(1, 2, 0).reshape(-1, self.num_classes).sigmoid(), None
-
-
-def to_original(boxes: torch.Tensor, sample: DetSample, clip: bool = True) -> torch.Tensor:
-    """Network-input boxes -> original image: undo the flip (in img_shape), then the resize, then
-    (with `clip`) clamp to the original image."""
-    h, w = image_shape(sample)
-    if sample.flip_direction:
-        boxes = flip_boxes(boxes, int(h), int(w), sample.flip_direction)
-    sw, sh = sample.scale_factor
-    boxes = boxes / boxes.new_tensor([sw, sh, sw, sh])
-    if clip and sample.ori_shape and sample.ori_shape[0] > 0:
-        oh, ow = sample.ori_shape[:2]
-        boxes = torch.stack([boxes[:, 0].clamp(0, ow), boxes[:, 1].clamp(0, oh),
-                             boxes[:, 2].clamp(0, ow), boxes[:, 3].clamp(0, oh)], dim=1)
-    return boxes

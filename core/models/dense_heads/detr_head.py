@@ -8,9 +8,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from det.core.config.build import at_path, build
-from det.core.models.dense_heads.base import gt_of, image_shape, reduce_mean, to_original
-from det.core.models.layers import check_keys
+from det.core.config.build import at_path, build, check_keys
+from det.core.models.dense_heads.base import gt_of, reduce_mean
 from det.core.models.losses import LOSSES, CrossEntropyLoss
 from det.core.models.task import ASSIGNERS
 from det.core.models.transformer import FFN
@@ -82,7 +81,7 @@ class DETRHead(nn.Module):
         return tuple(torch.cat(t) for t in zip(*out))
 
     def target_single(self, cls: torch.Tensor, boxes: torch.Tensor, sample: DetSample):
-        h, w = image_shape(sample)
+        h, w = sample.input_shape
         factor = boxes.new_tensor([w, h, w, h])
         gt_boxes, gt_labels, _ = gt_of(sample, boxes.device)
         result = self.assigner.assign(cls, cxcywh_to_xyxy(boxes) * factor, gt_labels, gt_boxes, (h, w))
@@ -129,12 +128,12 @@ class DETRHead(nn.Module):
 def decoded(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, sample: DetSample,
             rescale: bool) -> Instances:
     """Normalised cxcywh -> xyxy pixels clipped to the image (then to the original image)."""
-    h, w = image_shape(sample)
+    h, w = sample.input_shape
     xyxy = cxcywh_to_xyxy(boxes.float()) * boxes.new_tensor([w, h, w, h]).float()
     xyxy = torch.stack([xyxy[:, 0].clamp(0, w), xyxy[:, 1].clamp(0, h), xyxy[:, 2].clamp(0, w),
                         xyxy[:, 3].clamp(0, h)], 1)
     if rescale:
-        xyxy = to_original(xyxy, sample)
+        xyxy = sample.boxes_to_original(xyxy)
     return Instances(bboxes=xyxy, labels=labels, scores=scores)
 
 

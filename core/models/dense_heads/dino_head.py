@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import torch
 
-from det.core.models.dense_heads.base import gt_of, image_shape
+from det.core.models.dense_heads.base import gt_of
 from det.core.models.dense_heads.deformable_detr_head import DeformableDETRHead
 from det.core.models.dense_heads.detr_head import layer_losses
 from det.core.structures import DetSample
@@ -44,7 +44,7 @@ class DINOHead(DeformableDETRHead):
         matched = t.flatten()
         labels = torch.full((n_dn,), self.num_classes, dtype=torch.long, device=device)
         labels[pos] = gt_labels[matched]
-        h, w = image_shape(sample)
+        h, w = sample.input_shape
         factor = torch.tensor([w, h, w, h], dtype=torch.float32, device=device)
         targets, weights = torch.zeros(n_dn, 4, device=device), torch.zeros(n_dn, 4, device=device)
         targets[pos] = xyxy_to_cxcywh(gt_boxes / factor)[matched]

@@ -11,7 +11,7 @@ from torch import nn
 from det.core.config.build import build, config_path
 from det.core.errors import ConfigError
 from det.core.models.dense_heads.base import DenseHead, flatten_levels, gt_of, reduce_mean
-from det.core.models.layers import ConvModule, Scale, bias_init_with_prob, normal_init
+from det.core.models.layers import Scale
 from det.core.models.losses import LOSSES
 from det.core.models.task import CODERS, MlvlPointGenerator
 from det.core.structures import DetSample
@@ -59,20 +59,12 @@ class FCOSHead(DenseHead):
         self.loss_bbox = build(loss_bbox or {"type": "IoULoss", "loss_weight": 1.0}, LOSSES, "loss_bbox")
         self.loss_centerness = build(loss_centerness or {"type": "CrossEntropyLoss", "use_sigmoid": True,
                                                          "loss_weight": 1.0}, LOSSES, "loss_centerness")
-        self.cls_convs = nn.ModuleList()
-        self.reg_convs = nn.ModuleList()
-        for i in range(stacked_convs):
-            chn = in_channels if i == 0 else feat_channels
-            self.cls_convs.append(ConvModule(chn, feat_channels, 3, padding=1, bias=conv_bias, norm_cfg=norm_cfg))
-            self.reg_convs.append(ConvModule(chn, feat_channels, 3, padding=1, bias=conv_bias, norm_cfg=norm_cfg))
+        self.build_towers(in_channels, feat_channels, stacked_convs, bias=conv_bias, norm_cfg=norm_cfg)
         self.conv_cls = nn.Conv2d(feat_channels, num_classes, 3, padding=1)
         self.conv_reg = nn.Conv2d(feat_channels, 4, 3, padding=1)
         self.conv_centerness = nn.Conv2d(feat_channels, 1, 3, padding=1)
         self.scales = nn.ModuleList(Scale(1.0) for _ in self.strides)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                normal_init(m, std=0.01)
-        normal_init(self.conv_cls, std=0.01, bias=bias_init_with_prob(0.01))
+        self.init_convs(self.conv_cls)
         self.set_train_cfg(train_cfg)
         self.set_test_cfg(test_cfg)
 
@@ -81,11 +73,7 @@ class FCOSHead(DenseHead):
         pixels) and centerness logits per level."""
         cls_scores, bbox_preds, centernesses = [], [], []
         for x, scale in zip(feats, self.scales):
-            c, r = x, x
-            for conv in self.cls_convs:
-                c = conv(c)
-            for conv in self.reg_convs:
-                r = conv(r)
+            c, r = self.run_towers(x)
             cls_scores.append(self.conv_cls(c))
             centernesses.append(self.conv_centerness(r if self.centerness_on_reg else c))
             pred = scale(self.conv_reg(r)).float()

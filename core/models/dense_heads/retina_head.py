@@ -10,7 +10,6 @@ from torch import nn
 from det.core.config.build import build
 from det.core.models.dense_heads.anchor_head import AnchorHead, anchor_targets, inside_flags
 from det.core.models.dense_heads.base import flatten_levels, reduce_mean
-from det.core.models.layers import ConvModule, bias_init_with_prob, normal_init
 from det.core.models.losses import LOSSES
 from det.core.models.task import CODERS, PRIOR_GENERATORS
 from det.core.structures import DetSample
@@ -40,29 +39,17 @@ class RetinaHead(AnchorHead):
                               LOSSES, "loss_cls")
         self.loss_bbox = build(loss_bbox or {"type": "L1Loss", "loss_weight": 1.0}, LOSSES, "loss_bbox")
         num_anchors = self.prior_generator.num_base_priors[0]
-        self.cls_convs = nn.ModuleList()
-        self.reg_convs = nn.ModuleList()
-        for i in range(stacked_convs):
-            chn = in_channels if i == 0 else feat_channels
-            self.cls_convs.append(ConvModule(chn, feat_channels, 3, padding=1, norm_cfg=norm_cfg))
-            self.reg_convs.append(ConvModule(chn, feat_channels, 3, padding=1, norm_cfg=norm_cfg))
+        self.build_towers(in_channels, feat_channels, stacked_convs, norm_cfg=norm_cfg)
         self.retina_cls = nn.Conv2d(feat_channels, num_anchors * num_classes, 3, padding=1)
         self.retina_reg = nn.Conv2d(feat_channels, num_anchors * 4, 3, padding=1)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                normal_init(m, std=0.01)
-        normal_init(self.retina_cls, std=0.01, bias=bias_init_with_prob(0.01))
+        self.init_convs(self.retina_cls)
         self.set_train_cfg(train_cfg)
         self.set_test_cfg(test_cfg)
 
     def forward(self, feats: Sequence[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         cls_scores, bbox_preds = [], []
         for x in feats:
-            c, r = x, x
-            for conv in self.cls_convs:
-                c = conv(c)
-            for conv in self.reg_convs:
-                r = conv(r)
+            c, r = self.run_towers(x)
             cls_scores.append(self.retina_cls(c))
             bbox_preds.append(self.retina_reg(r))
         return cls_scores, bbox_preds

@@ -13,8 +13,7 @@ from torch import nn
 from det.core.config.build import build, config_path
 from det.core.errors import ConfigError
 from det.core.models.dense_heads.anchor_head import AnchorHead
-from det.core.models.dense_heads.base import apply_nms_cfg, flatten_levels, image_shape, run_nms
-from det.core.models.layers import check_keys, normal_init
+from det.core.models.dense_heads.base import TestSettings, flatten_levels, run_nms
 from det.core.models.losses import LOSSES
 from det.core.models.task import CODERS, PRIOR_GENERATORS
 from det.core.structures import DetSample, Instances
@@ -24,20 +23,13 @@ DEFAULT_RPN_ANCHORS = {"type": "AnchorGenerator", "scales": [8], "ratios": [0.5,
 
 
 @dataclass
-class ProposalSettings:
-    """How proposals are made (`test_cfg.rpn` and `train_cfg.rpn_proposal`)."""
+class ProposalSettings(TestSettings):
+    """How proposals are made (`test_cfg.rpn` and `train_cfg.rpn_proposal`): a dense head's
+    settings with the RPN's defaults."""
 
-    nms_pre: int = 1000
-    max_per_img: int = 1000
     iou_threshold: float = 0.7
-    min_bbox_size: float = 0.0
+    max_per_img: int = 1000
     score_thr: float = 0.0  # objectness probability below which anchors are dropped (torchvision's score_thresh)
-    soft: dict | None = None
-
-    @classmethod
-    def parse(cls, cfg: dict | None) -> "ProposalSettings":
-        cfg = check_keys(cfg, {"nms_pre", "max_per_img", "nms", "min_bbox_size", "score_thr"}, "")
-        return apply_nms_cfg(cls(**{k: v for k, v in cfg.items() if k != "nms"}), cfg.get("nms"))
 
 
 class RPNHead(AnchorHead):
@@ -70,9 +62,7 @@ class RPNHead(AnchorHead):
         self.rpn_conv = convs[0] if num_convs == 1 else nn.Sequential(*convs)
         self.rpn_cls = nn.Conv2d(feat_channels, num_anchors, 1)
         self.rpn_reg = nn.Conv2d(feat_channels, num_anchors * 4, 1)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                normal_init(m, std=0.01)
+        self.init_convs()
         self.set_train_cfg(train_cfg)
         self.set_test_cfg(test_cfg)
 
@@ -111,7 +101,7 @@ class RPNHead(AnchorHead):
         priors = self.prior_generator.grid_priors(sizes, device=cls_scores[0].device)
         results = []
         for i, sample in enumerate(samples):
-            img_shape = image_shape(sample)
+            img_shape = sample.input_shape
             boxes_all, scores_all, levels = [], [], []
             for lvl, (c, r) in enumerate(zip(cls_scores, bbox_preds)):
                 scores = c[i].detach().permute(1, 2, 0).reshape(-1).sigmoid()

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from det.core.config.build import build
-from det.core.models.dense_heads.base import DenseHead, flatten_levels, gt_of, reduce_mean, valid_shape
-from det.core.models.layers import ConvModule, DepthwiseSeparableConvModule, bias_init_with_prob, normal_init
+from det.core.models.dense_heads.base import DenseHead, flatten_levels, gt_of, reduce_mean
+from det.core.models.layers import ConvModule, DepthwiseSeparableConvModule
 from det.core.models.losses import LOSSES
 from det.core.models.task import CODERS, PRIOR_GENERATORS
 
@@ -55,11 +55,7 @@ class RTMDetSepBNHead(DenseHead):
             self.reg_convs.append(reg_convs)
             self.rtm_cls.append(nn.Conv2d(feat_channels, num_classes, pred_kernel_size, padding=pad))
             self.rtm_reg.append(nn.Conv2d(feat_channels, 4, pred_kernel_size, padding=pad))
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                normal_init(m, std=0.01)
-        for c in self.rtm_cls:
-            normal_init(c, std=0.01, bias=bias_init_with_prob(0.01))
+        self.init_convs(*self.rtm_cls)
         if share_conv:
             # one set of conv weights for all levels; the norms stay per level
             for n in range(1, levels):
@@ -114,9 +110,9 @@ class RTMDetSepBNHead(DenseHead):
         pos_weight = self.train_cfg.get("pos_weight", -1)
         assigned = []
         for i, s in enumerate(samples):
-            valid = torch.cat(self.prior_generator.valid_flags(sizes, valid_shape(s), device))
+            valid = torch.cat(self.prior_generator.valid_flags(sizes, s.valid_shape, device))
             if border >= 0:
-                h, w = valid_shape(s)
+                h, w = s.valid_shape
                 valid = valid & (priors[:, 0] >= -border) & (priors[:, 1] >= -border) & \
                     (priors[:, 0] < w + border) & (priors[:, 1] < h + border)
             idx = valid.nonzero().squeeze(1)

@@ -7,6 +7,7 @@ so checkpoints carry both names for the same tensors."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from collections.abc import Sequence
 
 import torch
@@ -15,11 +16,11 @@ from torch import nn
 
 from det.core.config.build import build
 from det.core.models._ops import batched_nms
-from det.core.models.dense_heads.base import TestSettings, image_shape, reduce_mean
+from det.core.models.dense_heads.base import TestSettings, reduce_mean
 from det.core.models.dense_heads.rtmdet_head import RTMDetSepBNHead
-from det.core.models.layers import ConvModule, bias_init_with_prob, check_keys, normal_init
+from det.core.models.layers import ConvModule, bias_init_with_prob, normal_init
 from det.core.models.losses import LOSSES
-from det.core.models.roi_heads.standard_roi_head import gt_masks_of, unflip_masks
+from det.core.models.roi_heads.standard_roi_head import gt_masks_of
 from det.core.structures import DetSample, Instances, flip_boxes
 
 DEFAULT_NORM = {"type": "BN"}
@@ -45,17 +46,9 @@ class MaskFeatModule(nn.Module):
         return self.projection(self.stacked_convs(self.fusion_conv(torch.cat(fused, 1))))
 
 
+@dataclass
 class InsTestSettings(TestSettings):
     mask_thr_binary: float = 0.5
-
-    @classmethod
-    def parse(cls, cfg: dict | None) -> "InsTestSettings":
-        cfg = dict(cfg or {})
-        thr = float(cfg.pop("mask_thr_binary", 0.5))
-        base = TestSettings.parse(cfg)
-        out = cls(**{k: getattr(base, k) for k in base.__dataclass_fields__})
-        out.mask_thr_binary = thr
-        return out
 
 
 class RTMDetInsSepBNHead(RTMDetSepBNHead):
@@ -109,7 +102,6 @@ class RTMDetInsSepBNHead(RTMDetSepBNHead):
             normal_init(reg, std=0.01, bias=1.0)
 
     def set_test_cfg(self, test_cfg: dict | None) -> None:
-        check_keys(test_cfg, {"score_thr", "nms_pre", "nms", "max_per_img", "min_bbox_size", "mask_thr_binary"}, "")
         self.test_cfg = InsTestSettings.parse(test_cfg)
 
     def forward(self, feats: Sequence[torch.Tensor]) -> tuple:
@@ -222,10 +214,9 @@ class RTMDetInsSepBNHead(RTMDetSepBNHead):
                      sample: DetSample, rescale: bool) -> Instances:
         cfg = self.test_cfg
         scores, labels, dist, pri, kernels = self._candidates(per_level, priors)
-        boxes = self.bbox_coder.decode(pri[:, :2], dist, max_shape=image_shape(sample)).float()
+        boxes = self.bbox_coder.decode(pri[:, :2], dist, max_shape=sample.input_shape).float()
         if rescale:
-            sw, sh = sample.scale_factor
-            boxes = boxes / boxes.new_tensor([sw, sh, sw, sh])
+            boxes = sample.unscale_boxes(boxes)
         if cfg.min_bbox_size >= 0:
             wh = boxes[:, 2:] - boxes[:, :2]
             ok = (wh[:, 0] > cfg.min_bbox_size) & (wh[:, 1] > cfg.min_bbox_size)
@@ -235,14 +226,14 @@ class RTMDetInsSepBNHead(RTMDetSepBNHead):
             boxes, scores, labels, pri, kernels = boxes[keep], scores[keep], labels[keep], pri[keep], kernels[keep]
         masks = self._masks(mask_feat, kernels, pri, sample, rescale)
         if rescale and sample.flip_direction:
-            h, w = sample.ori_shape[:2] if sample.ori_shape[0] > 0 else image_shape(sample)
+            h, w = sample.output_shape()
             boxes = flip_boxes(boxes, int(h), int(w), sample.flip_direction)
         return Instances(bboxes=boxes, labels=labels, scores=scores.float(), masks=masks)
 
     def _masks(self, mask_feat: torch.Tensor, kernels: torch.Tensor, pri: torch.Tensor, sample: DetSample,
                rescale: bool) -> torch.Tensor:
         """Binary masks of the kept instances at the original image size (input size without rescale)."""
-        h, w = (sample.ori_shape[:2] if rescale and sample.ori_shape[0] > 0 else image_shape(sample))
+        h, w = sample.output_shape(rescale)
         if pri.size(0) == 0:
             return torch.zeros((0, int(h), int(w)), dtype=torch.bool, device=mask_feat.device)
         return self.masks_from_logits(self.mask_logits(mask_feat, kernels, pri), sample, rescale)
@@ -250,11 +241,11 @@ class RTMDetInsSepBNHead(RTMDetSepBNHead):
     def masks_from_logits(self, logits: torch.Tensor, sample: DetSample, rescale: bool) -> torch.Tensor:
         """(N, H/8, W/8) prototype-resolution logits -> (N, h, w) binary masks (original image
         size with `rescale`); det export's RTMDet-Ins outputs go through here too."""
-        h, w = (sample.ori_shape[:2] if rescale and sample.ori_shape[0] > 0 else image_shape(sample))
+        h, w = sample.output_shape(rescale)
         logits = F.interpolate(logits[None], scale_factor=self.stride0, mode="bilinear")
         if sample.flip_direction:
-            ih, iw = image_shape(sample)
-            logits[..., :ih, :iw] = unflip_masks(logits[..., :ih, :iw], sample.flip_direction)
+            ih, iw = sample.input_shape
+            logits[..., :ih, :iw] = sample.unflip_maps(logits[..., :ih, :iw])
         if rescale:
             sw, sh = sample.scale_factor
             # MMDetection scales the height by 1 / w_scale and the width by 1 / h_scale

@@ -13,7 +13,7 @@ from torch import nn
 from det.core.config.build import build
 from det.core.models._ops import batched_nms
 from det.core.models.backbones.csp_darknet import SWISH, kaiming_uniform_init
-from det.core.models.dense_heads.base import DenseHead, TestSettings, flatten_levels, gt_of, reduce_mean, to_original
+from det.core.models.dense_heads.base import DenseHead, TestSettings, flatten_levels, gt_of, reduce_mean
 from det.core.models.layers import ConvModule, DepthwiseSeparableConvModule, bias_init_with_prob
 from det.core.models.losses import LOSSES
 from det.core.models.task import PRIOR_GENERATORS
@@ -176,7 +176,7 @@ class YOLOXHead(DenseHead):
             keep = obj[i] * best >= cfg.score_thr
             b, s, lab = boxes[i][keep], best[keep] * obj[i][keep], labels[keep]
             if rescale:  # before NMS, as MMDetection
-                b = to_original(b, sample, clip=False)
+                b = sample.boxes_to_original(b, clip=False)
             if b.numel():
                 order = batched_nms(b, s, lab, cfg.iou_threshold)
                 if cfg.max_per_img > 0:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from det.core.models.dense_heads.base import gt_of, image_shape
+from det.core.models.dense_heads.base import gt_of
 from det.core.models.dense_heads.dino_head import DINOHead
 from det.core.models.detectors.deformable_detr import DeformableDETR
 from det.core.models.transformer import SinePositionalEncoding, make
@@ -79,7 +79,7 @@ class DINO(DeformableDETR):
         labels, boxes = [], []
         for s in samples:
             gt_boxes, gt_labels, _ = gt_of(s, device)
-            h, w = image_shape(s)
+            h, w = s.input_shape
             boxes.append(gt_boxes / gt_boxes.new_tensor([w, h, w, h]))
             labels.append(gt_labels)
         return self.dn_query_generator(labels, boxes)

@@ -10,11 +10,10 @@ from collections.abc import Sequence
 
 import torch
 
-from det.core.config.build import at_path, build
+from det.core.config.build import at_path, build, check_keys
 from det.core.models.dense_heads import HEADS
 from det.core.models.detectors.base import DetectorTrunk
 from det.core.models.dense_heads.rpn_head import ProposalSettings
-from det.core.models.layers import check_keys
 from det.core.models.roi_heads import ROI_HEADS
 from det.core.structures import DetSample, Instances
 

@@ -6,7 +6,8 @@ from torch import nn
 
 from det.core.config.build import config_path
 from det.core.errors import ConfigError
-from det.core.models.losses.utils import aligned_box_iou, check_reduction, weight_reduce_loss
+from det.core.models.losses.utils import check_reduction, weight_reduce_loss
+from det.core.structures.boxes import box_overlaps
 
 
 class _BoxLoss(nn.Module):
@@ -58,7 +59,7 @@ class IoULoss(_BoxLoss):
         self.eps = eps
 
     def elementwise(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        ious = aligned_box_iou(pred, target, "iou", self.eps).clamp(min=self.eps)
+        ious = box_overlaps(pred, target, "iou", aligned=True, eps=self.eps).clamp(min=self.eps)
         if self.mode == "linear":
             return 1 - ious
         if self.mode == "square":
@@ -74,4 +75,4 @@ class GIoULoss(_BoxLoss):
         self.eps = eps
 
     def elementwise(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return 1 - aligned_box_iou(pred, target, "giou", self.eps)
+        return 1 - box_overlaps(pred, target, "giou", aligned=True, eps=self.eps)

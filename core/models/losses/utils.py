@@ -31,23 +31,3 @@ def weight_reduce_loss(loss: torch.Tensor, weight: torch.Tensor | None = None, r
     if reduction == "none":
         return loss
     raise ValueError("avg_factor can not be used with reduction='sum'")
-
-
-def aligned_box_iou(pred: torch.Tensor, target: torch.Tensor, mode: str = "iou",
-                    eps: float = 1e-6) -> torch.Tensor:
-    """IoU or GIoU of row-aligned xyxy boxes (N, 4) x (N, 4) -> (N,), differentiable."""
-    area_p = (pred[:, 2] - pred[:, 0]) * (pred[:, 3] - pred[:, 1])
-    area_t = (target[:, 2] - target[:, 0]) * (target[:, 3] - target[:, 1])
-    lt = torch.max(pred[:, :2], target[:, :2])
-    rb = torch.min(pred[:, 2:], target[:, 2:])
-    wh = (rb - lt).clamp(min=0)
-    overlap = wh[:, 0] * wh[:, 1]
-    union = (area_p + area_t - overlap).clamp(min=eps)
-    ious = overlap / union
-    if mode == "iou":
-        return ious
-    enc_lt = torch.min(pred[:, :2], target[:, :2])
-    enc_rb = torch.max(pred[:, 2:], target[:, 2:])
-    enc_wh = (enc_rb - enc_lt).clamp(min=0)
-    enclose = (enc_wh[:, 0] * enc_wh[:, 1]).clamp(min=eps)
-    return ious - (enclose - union) / enclose

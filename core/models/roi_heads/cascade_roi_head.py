@@ -10,7 +10,6 @@ from torch import nn
 
 from det.core.config.build import at_path, build, config_path
 from det.core.errors import ConfigError
-from det.core.models.dense_heads.base import image_shape
 from det.core.models.roi_heads.roi_extractor import boxes_to_rois
 from det.core.models.roi_heads.standard_roi_head import (BBOX_HEADS, ROI_EXTRACTORS, BaseRoIHead,
                                                            parse_rcnn_train_cfg, sample_rois)
@@ -77,7 +76,7 @@ class CascadeRoIHead(BaseRoIHead):
             labels = s.labels.clone()
             bg = labels == self.num_classes
             labels[bg] = cls_score[start:start + n, :-1].argmax(1)[bg]
-            refined = head.regress_by_class(s.priors, labels, bbox_pred[start:start + n], image_shape(sample))
+            refined = head.regress_by_class(s.priors, labels, bbox_pred[start:start + n], sample.input_shape)
             keep = torch.ones(n, dtype=torch.bool, device=refined.device)
             keep[: s.num_pos] = ~s.pos_is_gt
             out.append(refined[keep])
@@ -98,7 +97,7 @@ class CascadeRoIHead(BaseRoIHead):
                 refined = []
                 for r, c, b, sample in zip(rois.split(counts), cls_score.split(counts), bbox_pred.split(counts),
                                            samples):
-                    boxes = head.regress_by_class(r[:, 1:], c[:, :-1].argmax(1), b, image_shape(sample))
+                    boxes = head.regress_by_class(r[:, 1:], c[:, :-1].argmax(1), b, sample.input_shape)
                     refined.append(torch.cat([r[:, :1], boxes], dim=1))
                 rois = torch.cat(refined) if refined else rois
         cls_score = sum(ms_scores) / float(self.num_stages)

@@ -58,7 +58,7 @@ def _mask_loss_weight(cfg: dict | None) -> float:
     use_mask are checked (not ignored), loss_weight scales it."""
     from det.core.config.build import config_path
     from det.core.errors import ConfigError
-    from det.core.models.layers import check_keys
+    from det.core.config.build import check_keys
 
     cfg = check_keys(cfg, {"type", "use_mask", "loss_weight"}, "loss_mask")
     if cfg.get("type", "CrossEntropyLoss") != "CrossEntropyLoss" or not cfg.get("use_mask", True):

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from det.core.config.build import config_path
+from det.core.config.build import check_keys, config_path
 from det.core.errors import ConfigError
 from det.ops import roi_align
 
@@ -24,9 +24,7 @@ class SingleRoIExtractor(nn.Module):
         if kind != "RoIAlign":
             raise ConfigError(f"{config_path('roi_layer', 'type')}: only RoIAlign is supported, got '{kind}'")
         allowed = {"output_size", "sampling_ratio", "aligned", "pool_mode"}
-        for key in layer:
-            if key not in allowed:
-                raise ConfigError(f"{config_path('roi_layer', key)}: unknown key")
+        check_keys(layer, allowed, "roi_layer")
         if layer.get("pool_mode", "avg") != "avg":
             raise ConfigError(f"{config_path('roi_layer', 'pool_mode')}: only 'avg' is supported")
         size = layer.get("output_size", 7)

@@ -12,10 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from det.core.config.build import at_path, build, config_path
+from det.core.config.build import build, check_keys, config_path
 from det.core.errors import ConfigError, DataError
-from det.core.models.dense_heads.base import apply_nms_cfg, gt_of, image_shape, run_nms, to_original
-from det.core.models.layers import check_keys
+from det.core.models.dense_heads.base import NmsSettings, gt_of, run_nms
 from det.core.models.roi_heads.bbox_head import Shared2FCBBoxHead
 from det.core.models.roi_heads.mask_head import FCNMaskHead
 from det.core.models.roi_heads.roi_extractor import SingleRoIExtractor, boxes_to_rois
@@ -29,21 +28,14 @@ ROI_EXTRACTORS = {"SingleRoIExtractor": SingleRoIExtractor}
 
 
 @dataclass
-class RCNNTestSettings:
+class RCNNTestSettings(NmsSettings):
     """`test_cfg.rcnn`: score threshold, per-class NMS, detections per image, mask threshold;
     `min_bbox_size` drops boxes whose width or height is below it (torchvision's 1e-2)."""
 
     score_thr: float = 0.05
-    iou_threshold: float = 0.5
     max_per_img: int = 100
     mask_thr_binary: float = 0.5
     min_bbox_size: float = 0.0
-    soft: dict | None = None
-
-    @classmethod
-    def parse(cls, cfg: dict | None) -> "RCNNTestSettings":
-        cfg = check_keys(cfg, {"score_thr", "nms", "max_per_img", "mask_thr_binary", "min_bbox_size"}, "")
-        return apply_nms_cfg(cls(**{k: v for k, v in cfg.items() if k != "nms"}), cfg.get("nms"))
 
 
 @dataclass
@@ -135,16 +127,6 @@ def multiclass_nms(boxes: torch.Tensor, scores: torch.Tensor, cfg: RCNNTestSetti
     return boxes, scores, labels
 
 
-def unflip_masks(probs: torch.Tensor, direction: str | None) -> torch.Tensor:
-    if direction == "horizontal":
-        return probs.flip(-1)
-    if direction == "vertical":
-        return probs.flip(-2)
-    if direction == "diagonal":
-        return probs.flip(-1, -2)
-    return probs
-
-
 class BaseRoIHead(nn.Module, metaclass=ABCMeta):
     """What RoI heads share (standard and cascade are siblings below it): box/mask forward on
     RoIs, box and mask losses of sampled RoIs, post-processing and mask prediction. A subclass
@@ -219,7 +201,7 @@ class BaseRoIHead(nn.Module, metaclass=ABCMeta):
         """Per image: decode, NMS, masks, map to the original image."""
         results = []
         for r, c, b, sample in zip(rois, cls_scores, bbox_preds, samples):
-            img_shape = image_shape(sample)
+            img_shape = sample.input_shape
             scores = F.softmax(c.float(), dim=-1)
             boxes = head.decode(r, b, img_shape)
             boxes, scores, labels = multiclass_nms(boxes, scores, self.test_cfg, self.num_classes)
@@ -228,7 +210,7 @@ class BaseRoIHead(nn.Module, metaclass=ABCMeta):
             self.predict_masks(feats, results, samples, rescale)
         if rescale:
             for res, sample in zip(results, samples):
-                res.bboxes = to_original(res.bboxes, sample)
+                res.bboxes = sample.boxes_to_original(res.bboxes)
         return results
 
     def predict_masks(self, feats: Sequence[torch.Tensor], results: list[Instances], samples: Sequence[DetSample],
@@ -239,12 +221,12 @@ class BaseRoIHead(nn.Module, metaclass=ABCMeta):
         probs = probs.sigmoid().split([len(r) for r in results])
         for res, p, sample in zip(results, probs, samples):
             if rescale:
-                boxes = to_original(res.bboxes, sample)
-                h, w = (int(v) for v in sample.ori_shape[:2]) if sample.ori_shape[0] > 0 else image_shape(sample)
-                p = unflip_masks(p, sample.flip_direction)
+                boxes = sample.boxes_to_original(res.bboxes)
+                h, w = sample.output_shape()
+                p = sample.unflip_maps(p)
             else:
                 boxes = res.bboxes
-                h, w = image_shape(sample)
+                h, w = sample.input_shape
             res.masks = paste_masks(p, boxes, h, w, self.test_cfg.mask_thr_binary)
 
 

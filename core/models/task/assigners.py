@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from det.core.models._ops import bbox_overlaps
+from det.core.structures.boxes import box_overlaps
 
 INF = 100000000.0
 EPS = 1.0e-7
@@ -37,7 +37,7 @@ def _ignore_mask(priors: torch.Tensor, ignore: torch.Tensor | None, thr: float) 
     """Priors whose intersection-over-foreground with an ignored box exceeds `thr`."""
     if ignore is None or ignore.numel() == 0 or thr <= 0:
         return None
-    iof = bbox_overlaps(priors[:, :4], ignore, mode="iof")
+    iof = box_overlaps(priors[:, :4], ignore, mode="iof")
     return iof.max(dim=1).values > thr
 
 
@@ -60,7 +60,7 @@ class MaxIoUAssigner:
         num_gts, num_priors = gt_bboxes.size(0), priors.size(0)
         if num_gts == 0 or num_priors == 0:
             return _empty_result(num_gts, num_priors, priors.device, negative=True)
-        overlaps = bbox_overlaps(gt_bboxes, priors[:, :4])  # (G, N)
+        overlaps = box_overlaps(gt_bboxes, priors[:, :4])  # (G, N)
         ignored = _ignore_mask(priors, gt_ignore, self.ignore_iof_thr)
         if ignored is not None:
             overlaps[:, ignored] = -1
@@ -102,7 +102,7 @@ class ATSSAssigner:
         num_gts, num_priors = gt_bboxes.size(0), priors.size(0)
         if num_gts == 0 or num_priors == 0:
             return _empty_result(num_gts, num_priors, priors.device, negative=True)
-        overlaps = bbox_overlaps(priors, gt_bboxes)  # (N, G)
+        overlaps = box_overlaps(priors, gt_bboxes)  # (N, G)
         gt_c = (gt_bboxes[:, :2] + gt_bboxes[:, 2:]) / 2.0
         pr_c = (priors[:, :2] + priors[:, 2:]) / 2.0
         distances = (pr_c[:, None, :] - gt_c[None, :, :]).pow(2).sum(-1).sqrt()
@@ -169,7 +169,7 @@ class DynamicSoftLabelAssigner:
         gt_c = (gt_bboxes[:, :2] + gt_bboxes[:, 2:]) / 2.0
         dist = (v_priors[:, None, :2] - gt_c[None]).pow(2).sum(-1).sqrt() / v_priors[:, 2:3]
         center_cost = torch.pow(10, dist - self.soft_center_radius)
-        ious = bbox_overlaps(v_boxes, gt_bboxes.float())
+        ious = box_overlaps(v_boxes, gt_bboxes.float())
         iou_cost = -torch.log(ious + EPS) * self.iou_weight
         # soft-label classification cost, evaluated only at each gt's class (the other
         # classes' terms are the same for every gt and cannot change the argmin)
@@ -231,17 +231,14 @@ class SimOTAAssigner:
 
     def assign(self, priors: torch.Tensor, gt_bboxes: torch.Tensor, gt_labels: torch.Tensor,
                pred_scores: torch.Tensor, pred_bboxes: torch.Tensor, **_: object) -> AssignResult:
-        num_gts, num_priors = gt_bboxes.size(0), priors.size(0)
-        device = priors.device
-        gt_inds = torch.zeros(num_priors, dtype=torch.long, device=device)
-        labels = torch.full((num_priors,), -1, dtype=torch.long, device=device)
-        max_overlaps = torch.zeros(num_priors, device=device)
-        if num_gts == 0 or num_priors == 0:
-            return AssignResult(num_gts, gt_inds, max_overlaps, labels)
+        num_gts = gt_bboxes.size(0)
+        result = _empty_result(num_gts, priors.size(0), priors.device, negative=True)
+        if num_gts == 0 or priors.size(0) == 0:
+            return result
         valid, in_both = self._candidates(priors, gt_bboxes)
         if not valid.any():
-            return AssignResult(num_gts, gt_inds, max_overlaps, labels)
-        ious = bbox_overlaps(pred_bboxes[valid].float(), gt_bboxes.float())
+            return result
+        ious = box_overlaps(pred_bboxes[valid].float(), gt_bboxes.float())
         iou_cost = -torch.log(ious + EPS)
         scores = pred_scores[valid].float()
         onehot = F.one_hot(gt_labels.long(), scores.size(-1)).float()
@@ -250,10 +247,10 @@ class SimOTAAssigner:
         cost = cls_cost * self.cls_weight + iou_cost * self.iou_weight + (~in_both) * self.INF
         matched_ious, matched_gt, fg = dynamic_k_matching(cost, ious, self.candidate_topk)
         idx = valid.nonzero().squeeze(1)[fg]
-        gt_inds[idx] = matched_gt + 1
-        labels[idx] = gt_labels[matched_gt].long()
-        max_overlaps[idx] = matched_ious
-        return AssignResult(num_gts, gt_inds, max_overlaps, labels)
+        result.gt_inds[idx] = matched_gt + 1
+        result.labels[idx] = gt_labels[matched_gt].long()
+        result.max_overlaps[idx] = matched_ious
+        return result
 
     def _candidates(self, priors: torch.Tensor, gt_bboxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(priors inside some gt box or centre region, (V, G) inside both for that gt)."""

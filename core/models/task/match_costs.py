@@ -10,8 +10,13 @@ import torch
 
 from det.core.config.build import config_path
 from det.core.errors import ConfigError
-from det.core.models._ops import bbox_overlaps
-from det.core.structures.boxes import xyxy_to_cxcywh
+from det.core.structures.boxes import box_overlaps, xyxy_to_cxcywh
+
+
+def _choice(value: str, options: tuple[str, ...], key: str) -> str:
+    if value not in options:
+        raise ConfigError(f"{config_path(key)}: '{value}' is not {' or '.join(options)}")
+    return value
 
 
 class ClassificationCost:
@@ -41,9 +46,7 @@ class BBoxL1Cost:
     """L1 distance of boxes normalised by the image size, as xyxy or as (cx, cy, w, h)."""
 
     def __init__(self, box_format: str = "xyxy", weight: float = 1.0) -> None:
-        if box_format not in ("xyxy", "xywh"):
-            raise ConfigError(f"{config_path('box_format')}: '{box_format}' is not xyxy or xywh")
-        self.box_format, self.weight = box_format, weight
+        self.box_format, self.weight = _choice(box_format, ("xyxy", "xywh"), "box_format"), weight
 
     def __call__(self, scores, bboxes, gt_labels, gt_bboxes, img_shape) -> torch.Tensor:
         if self.box_format == "xywh":
@@ -57,12 +60,10 @@ class IoUCost:
     """-IoU or -GIoU of every prediction / gt pair."""
 
     def __init__(self, iou_mode: str = "giou", weight: float = 1.0) -> None:
-        if iou_mode not in ("iou", "giou"):
-            raise ConfigError(f"{config_path('iou_mode')}: '{iou_mode}' is not iou or giou")
-        self.iou_mode, self.weight = iou_mode, weight
+        self.iou_mode, self.weight = _choice(iou_mode, ("iou", "giou"), "iou_mode"), weight
 
     def __call__(self, scores, bboxes, gt_labels, gt_bboxes, img_shape) -> torch.Tensor:
-        return -bbox_overlaps(bboxes.float(), gt_bboxes.float(), mode=self.iou_mode) * self.weight
+        return -box_overlaps(bboxes.float(), gt_bboxes.float(), self.iou_mode) * self.weight
 
 
 MATCH_COSTS = {"ClassificationCost": ClassificationCost, "FocalLossCost": FocalLossCost, "BBoxL1Cost": BBoxL1Cost,

@@ -37,7 +37,27 @@ def _valid_flags(featmap_size: tuple[int, int], valid_size: tuple[int, int], num
     return valid[:, None].expand(valid.size(0), num_base).reshape(-1)
 
 
-class AnchorGenerator:
+class _LevelGrid:
+    """What the prior generators share: per-level strides and which priors lie on real pixels."""
+
+    strides: list[tuple[int, int]]
+    num_base_priors: list[int]
+
+    @property
+    def num_levels(self) -> int:
+        return len(self.strides)
+
+    def valid_flags(self, featmap_sizes: Sequence[tuple[int, int]], pad_shape: tuple[int, int],
+                    device: torch.device | str = "cpu") -> list[torch.Tensor]:
+        flags = []
+        for i, (feat_h, feat_w) in enumerate(featmap_sizes):
+            sw, sh = self.strides[i]
+            valid = (min(math.ceil(pad_shape[0] / sh), feat_h), min(math.ceil(pad_shape[1] / sw), feat_w))
+            flags.append(_valid_flags((feat_h, feat_w), valid, self.num_base_priors[i], device))
+        return flags
+
+
+class AnchorGenerator(_LevelGrid):
     """Anchors per level from `strides`, `ratios` (h/w) and either `scales` or
     `octave_base_scale` x 2**(i / scales_per_octave); base size = stride unless `base_sizes`."""
 
@@ -64,10 +84,6 @@ class AnchorGenerator:
         self.centers = centers
         self.center_offset = center_offset
         self.base_anchors = [self._base_anchors(size, i) for i, size in enumerate(self.base_sizes)]
-
-    @property
-    def num_levels(self) -> int:
-        return len(self.strides)
 
     @property
     def num_base_priors(self) -> list[int]:
@@ -104,27 +120,15 @@ class AnchorGenerator:
                     device: torch.device | str = "cpu") -> list[torch.Tensor]:
         return [self.single_level_grid_priors(tuple(s), i, dtype, device) for i, s in enumerate(featmap_sizes)]
 
-    def valid_flags(self, featmap_sizes: Sequence[tuple[int, int]], pad_shape: tuple[int, int],
-                    device: torch.device | str = "cpu") -> list[torch.Tensor]:
-        flags = []
-        for i, (feat_h, feat_w) in enumerate(featmap_sizes):
-            sw, sh = self.strides[i]
-            valid = (min(math.ceil(pad_shape[0] / sh), feat_h), min(math.ceil(pad_shape[1] / sw), feat_w))
-            flags.append(_valid_flags((feat_h, feat_w), valid, self.num_base_priors[i], device))
-        return flags
 
 
-class MlvlPointGenerator:
+class MlvlPointGenerator(_LevelGrid):
     """One point per feature-map cell at ((x + offset) * stride, (y + offset) * stride);
     with `with_stride` each prior is (x, y, stride_w, stride_h)."""
 
     def __init__(self, strides: Sequence, offset: float = 0.5) -> None:
         self.strides = _pairs(strides)
         self.offset = offset
-
-    @property
-    def num_levels(self) -> int:
-        return len(self.strides)
 
     @property
     def num_base_priors(self) -> list[int]:
@@ -149,14 +153,6 @@ class MlvlPointGenerator:
         return [self.single_level_grid_priors(tuple(s), i, dtype, device, with_stride)
                 for i, s in enumerate(featmap_sizes)]
 
-    def valid_flags(self, featmap_sizes: Sequence[tuple[int, int]], pad_shape: tuple[int, int],
-                    device: torch.device | str = "cpu") -> list[torch.Tensor]:
-        flags = []
-        for i, (feat_h, feat_w) in enumerate(featmap_sizes):
-            sw, sh = self.strides[i]
-            valid = (min(math.ceil(pad_shape[0] / sh), feat_h), min(math.ceil(pad_shape[1] / sw), feat_w))
-            flags.append(_valid_flags((feat_h, feat_w), valid, 1, device))
-        return flags
 
 
 PRIOR_GENERATORS = {"AnchorGenerator": AnchorGenerator, "MlvlPointGenerator": MlvlPointGenerator}

@@ -64,3 +64,30 @@ def agree(a: dict, b: dict, thr: float) -> None:
         used[j] = True
         # records round boxes to 0.01 px: one rounding step on top of the 1e-2 tolerance
         assert d.min() <= 1e-2 + 0.0101 and abs(sb[j] - sa[i]) <= 1e-3 + 1e-5
+
+
+def verified_graph(rep: dict, out: Path) -> tuple[set[str], dict]:
+    """Assert that the export's own check agreed with PyTorch (>= 20 detections, boxes within
+    1e-2, scores within 1e-3); -> (the ONNX graph's op types, the sidecar)."""
+    import json
+
+    import onnx
+
+    v = rep["verify"]
+    assert v["ok"] and v["compared"] >= 20, v["summary"]
+    assert v["max_box_diff"] <= 1e-2 and v["max_score_diff"] <= 1e-3
+    ops = {n.op_type for n in onnx.load(str(out)).graph.node}
+    return ops, json.loads(Path(f"{out}.det.json").read_text())
+
+
+def assert_refusals(export, ckpt: Path, folder: Path, family: str) -> None:
+    """`--no-nms` and opset 15 are refused for `family` with exit-2 errors, writing nothing."""
+    import pytest
+
+    from det.core.errors import DetError
+
+    with pytest.raises(DetError, match=f"--no-nms: {family}"):
+        export(ckpt, folder / "m.onnx", nms=False)
+    with pytest.raises(DetError, match="opset >= 16"):
+        export(ckpt, folder / "m.onnx", opset=15)
+    assert list(folder.iterdir()) == []

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from deployfixtures import make_checkpoint
+from deployfixtures import make_checkpoint, verified_graph
 
 from det.core.deploy.export import ExportOptions, VerifyError, export_checkpoint
 from det.core.errors import DetError
@@ -26,16 +26,9 @@ def _export(ckpt: Path, out: Path, **kw) -> dict:
 
 
 def test_onnx_nms_in_graph_agrees_with_pytorch(rtm, tmp_path):
-    import onnx
-
     out = tmp_path / "m.onnx"
-    rep = _export(rtm, out)
-    v = rep["verify"]
-    assert v["ok"] and v["compared"] >= 20, v["summary"]
-    assert v["max_box_diff"] <= 1e-2 and v["max_score_diff"] <= 1e-3
-    ops = {n.op_type for n in onnx.load(str(out)).graph.node}
+    ops, meta = verified_graph(_export(rtm, out), out)
     assert "NonMaxSuppression" in ops
-    meta = json.loads(Path(f"{out}.det.json").read_text())
     assert meta["classes"] == ["circle", "square", "triangle", "star", "hexagon", "cross"]
     assert meta["input_size"] == [64, 64] and meta["nms"] is True and meta["outputs"] == ["boxes", "scores", "labels"]
     assert meta["normalize"]["mean"] and meta["postprocess"]["max_per_img"] > 0 and meta["preset"]["model"]

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from deployfixtures import make_checkpoint
+from deployfixtures import assert_refusals, make_checkpoint, verified_graph
 
 from det.core.deploy.export import ExportOptions, export_checkpoint
-from det.core.errors import DetError
 
 pytest.importorskip("onnxruntime")
 IMGSZ = (64, 64)
@@ -26,16 +25,9 @@ def frcnn(tmp_path_factory) -> Path:
 
 
 def test_faster_rcnn_onnx_agrees_with_pytorch(frcnn, tmp_path):
-    import onnx
-
     out = tmp_path / "m.onnx"
-    rep = _export(frcnn, out)
-    v = rep["verify"]
-    assert v["ok"] and v["compared"] >= 20, v["summary"]
-    assert v["max_box_diff"] <= 1e-2 and v["max_score_diff"] <= 1e-3
-    ops = {n.op_type for n in onnx.load(str(out)).graph.node}
+    ops, meta = verified_graph(_export(frcnn, out), out)
     assert {"NonMaxSuppression", "RoiAlign"} <= ops
-    meta = json.loads(Path(f"{out}.det.json").read_text())
     assert meta["family"] == "FasterRCNN" and meta["outputs"] == ["boxes", "scores", "labels"]
     assert set(meta["postprocess"]) == {"rpn", "rcnn"}
 
@@ -74,8 +66,4 @@ def test_cascade_rcnn_stages_refine_in_the_graph(tmp_path):
 
 
 def test_two_stage_refusals_write_nothing(frcnn, tmp_path):
-    with pytest.raises(DetError, match="--no-nms: two-stage"):
-        _export(frcnn, tmp_path / "m.onnx", nms=False)
-    with pytest.raises(DetError, match="opset >= 16"):
-        _export(frcnn, tmp_path / "m.onnx", opset=15)
-    assert list(tmp_path.iterdir()) == []
+    assert_refusals(_export, frcnn, tmp_path, "two-stage")

@@ -9,8 +9,9 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from det.core.engine import Trainer, dist, seed_everything
-from det.core.engine.dist import slurm_master_addr
+from det.core import dist
+from det.core.dist import slurm_master_addr
+from det.core.engine import Trainer, seed_everything
 from det.core.evaluation.evaluator import VOCMetric
 from engine_tiny import SquaresDataset, TinyDet, collate
 

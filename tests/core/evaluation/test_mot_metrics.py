@@ -8,7 +8,7 @@ import pytest
 
 from det.core.errors import DataError
 from det.core.evaluation import mot
-from det.core.tracking.mot_io import read_mot_txt, read_seqinfo
+from det.core.data.mot_io import read_mot_txt, read_seqinfo
 
 FIXTURE = Path(__file__).parent / "fixtures" / "mot"
 EXPECTED = json.loads((FIXTURE / "expected.json").read_text())

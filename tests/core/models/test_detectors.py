@@ -113,12 +113,17 @@ def test_forward_shapes_and_num_classes():
     assert retina(torch.zeros(1, 3, 64, 96))[0][0].shape[1] == 6 * 3  # 6 anchors x 3 classes
 
 
-def test_postprocess_maps_boxes_back_through_flip_and_scale():
+def _head_and_maps(score_thr: float, iou: float, max_per_img: int, sizes: list, reg_value: float) -> tuple:
+    """An RTMDet head with these test settings, and all-background class maps and constant
+    distance maps of the level `sizes` (the tests set single cells)."""
     head = build(copy.deepcopy(RTMDET["bbox_head"]), HEADS, "bbox_head",
-                 test_cfg={"score_thr": 0.3, "nms": {"iou_threshold": 0.5}, "max_per_img": 10})
-    sizes = [(8, 10), (4, 5), (2, 3)]
-    cls = [torch.full((1, 3, h, w), -10.0) for h, w in sizes]
-    reg = [torch.full((1, 4, h, w), 4.0) for h, w in sizes]
+                 test_cfg={"score_thr": score_thr, "nms": {"iou_threshold": iou}, "max_per_img": max_per_img})
+    return (head, [torch.full((1, 3, h, w), -10.0) for h, w in sizes],
+            [torch.full((1, 4, h, w), reg_value) for h, w in sizes])
+
+
+def test_postprocess_maps_boxes_back_through_flip_and_scale():
+    head, cls, reg = _head_and_maps(0.3, 0.5, 10, [(8, 10), (4, 5), (2, 3)], 4.0)
     cls[0][0, 1, 3, 5] = 5.0  # class 1 at the stride-8 point (x=40, y=24)
     reg[0][0, :, 3, 5] = torch.tensor([10.0, 4.0, 6.0, 8.0])  # l, t, r, b
     cls[1][0, 2, 1, 1] = 3.0  # class 2 at the stride-16 point (16, 16)
@@ -134,11 +139,7 @@ def test_postprocess_maps_boxes_back_through_flip_and_scale():
 
 
 def test_postprocess_nms_and_max_per_img():
-    head = build(copy.deepcopy(RTMDET["bbox_head"]), HEADS, "bbox_head",
-                 test_cfg={"score_thr": 0.1, "nms": {"iou_threshold": 0.4}, "max_per_img": 2})
-    sizes = [(4, 4), (2, 2), (1, 1)]
-    cls = [torch.full((1, 3, h, w), -10.0) for h, w in sizes]
-    reg = [torch.full((1, 4, h, w), 8.0) for h, w in sizes]
+    head, cls, reg = _head_and_maps(0.1, 0.4, 2, [(4, 4), (2, 2), (1, 1)], 8.0)
     cls[0][0, 0, 1, 1] = 4.0  # two neighbouring same-class boxes, IoU 216/468 = 0.46
     cls[0][0, 0, 1, 2] = 3.0
     cls[0][0, 1, 1, 2] = 2.0  # the same box as another class survives class-aware NMS

@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from det.core.structures import (
-    bitmap_to_rle, box_iou, clip_boxes, cxcywh_to_xyxy, flip_boxes, polygons_to_bitmap, polygons_to_rle,
+    bitmap_to_rle, box_overlaps, clip_boxes, cxcywh_to_xyxy, flip_boxes, polygons_to_bitmap, polygons_to_rle,
     rescale_boxes, rle_to_bitmap, xywh_to_xyxy, xyxy_to_cxcywh, xyxy_to_xywh,
 )
 
@@ -21,7 +21,7 @@ def test_conversions_by_hand():
 def test_iou_clip_flip_rescale_by_hand():
     a = torch.tensor([[0.0, 0, 10, 10]])
     b = torch.tensor([[5.0, 0, 15, 10], [20, 20, 30, 30]])
-    torch.testing.assert_close(box_iou(a, b), torch.tensor([[50 / 150, 0.0]]))
+    torch.testing.assert_close(box_overlaps(a, b), torch.tensor([[50 / 150, 0.0]]))
     torch.testing.assert_close(clip_boxes(torch.tensor([[-5.0, -1, 50, 8]]), 6, 40), torch.tensor([[0.0, 0, 40, 6]]))
     torch.testing.assert_close(flip_boxes(a + 1, 20, 30, "horizontal"), torch.tensor([[19.0, 1, 29, 11]]))
     torch.testing.assert_close(flip_boxes(a + 1, 20, 30, "vertical"), torch.tensor([[1.0, 9, 11, 19]]))

@@ -7,7 +7,7 @@ import pytest
 
 from det.core.data import build_dataset
 from det.core.errors import DataError
-from det.core.tracking.mot_io import write_seqinfo
+from det.core.data.mot_io import write_seqinfo
 
 
 def _seq(root, name: str, frames: int, gt_lines: list[str] | None, size=(80, 60)) -> None:

@@ -4,7 +4,7 @@ import pytest
 
 from det.core.errors import DetError
 from det.core.evaluation.mot import box_iou_xywh
-from det.core.tracking.mot_io import read_mot_txt, read_seqinfo
+from det.core.data.mot_io import read_mot_txt, read_seqinfo
 from det.core.tracking.synth import generate_mot
 
 

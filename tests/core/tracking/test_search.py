@@ -4,7 +4,7 @@ import pytest
 
 from det.core.config import load_preset
 from det.core.errors import ConfigError, DataError
-from det.core.tracking.mot_io import read_mot_txt
+from det.core.data.mot_io import read_mot_txt
 from det.core.tracking.search import (best_set_line, check_tracker_config, evaluate_tracker, expand_grid,
                                       prepare_sequences, search)
 from det.core.tracking.synth import generate_mot

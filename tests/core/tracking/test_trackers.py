@@ -8,7 +8,7 @@ from det.core.errors import ConfigError
 from det.core.evaluation.mot import evaluate_sequences, preprocess_sequence
 from det.core.tracking import ByteTrack, OCSORT, build_tracker, run_tracker
 from det.core.tracking.kalman import KalmanFilter, xyxy_to_xyah
-from det.core.tracking.mot_io import detections_by_frame, find_sequences, read_mot_txt, read_seqinfo
+from det.core.data.mot_io import detections_by_frame, find_sequences, read_mot_txt, read_seqinfo
 from det.core.tracking.synth import generate_mot
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from det.core.errors import DataError, DetError
-from det.core.tracking.mot_io import (detections_by_frame, filter_gt, find_sequences, read_mot_txt, read_seqinfo,
+from det.core.data.mot_io import (detections_by_frame, filter_gt, find_sequences, read_mot_txt, read_seqinfo,
                                       write_mot_txt, write_seqinfo)
 
 

@@ -83,11 +83,9 @@ class ExportedDetector(Detector):
 
     def _run_chunks(self, x: torch.Tensor, samples: Sequence) -> list[np.ndarray]:
         """Run in chunks of the exported batch size (the last one padded), outputs concatenated."""
-        from det.core.models.dense_heads.base import image_shape
-
         n = x.shape[0]
         step = n if self.meta.get("dynamic") else int(self.meta.get("batch", 1))
-        sizes = np.array([image_shape(s) for s in samples], np.float32).reshape(-1, 2)
+        sizes = np.array([s.input_shape for s in samples], np.float32).reshape(-1, 2)
         chunks: list[list[np.ndarray]] = []
         for start in range(0, n, step):
             xb, sb = x[start:start + step].numpy(), sizes[start:start + step]
@@ -104,12 +102,10 @@ class ExportedDetector(Detector):
 
     def _instances(self, boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, sample: Any,
                    masks: np.ndarray | None = None) -> Instances:
-        from det.core.models.dense_heads.base import to_original
-
         keep = labels >= 0
         b = torch.from_numpy(np.ascontiguousarray(boxes[keep], np.float32))
         clip = bool(self.meta.get("clip_boxes", True))
-        inst = Instances(bboxes=to_original(b, sample, clip=clip), scores=torch.from_numpy(scores[keep].astype(np.float32)),
+        inst = Instances(bboxes=sample.boxes_to_original(b, clip=clip), scores=torch.from_numpy(scores[keep].astype(np.float32)),
                          labels=torch.from_numpy(labels[keep].astype(np.int64)))
         if masks is not None and "mask_logits" in self.meta["outputs"]:  # RTMDet-Ins: the head's own upsampling
             inst.masks = self.model.bbox_head.masks_from_logits(torch.from_numpy(np.ascontiguousarray(masks[keep])),
@@ -120,10 +116,7 @@ class ExportedDetector(Detector):
 
     def _paste(self, probs: torch.Tensor, boxes: torch.Tensor, sample: Any) -> torch.Tensor:
         """RoI mask probabilities -> (N, H, W) bool masks in the original image (as BaseRoIHead.predict_masks)."""
-        from det.core.models.dense_heads.base import image_shape
-        from det.core.models.roi_heads.standard_roi_head import unflip_masks
         from det.core.models.task.masks import paste_masks
 
-        h, w = (int(v) for v in sample.ori_shape[:2]) if sample.ori_shape[0] > 0 else image_shape(sample)
-        probs = unflip_masks(probs, sample.flip_direction)
-        return paste_masks(probs, boxes, h, w, self.model.roi_head.test_cfg.mask_thr_binary)
+        return paste_masks(sample.unflip_maps(probs), boxes, *sample.output_shape(),
+                           self.model.roi_head.test_cfg.mask_thr_binary)
