@@ -34,11 +34,16 @@ def _detectors(ckpt: Path, work: Path) -> dict:
     from det.core.apis.backends import load_detector
 
     for fmt, suffix in (("onnx", ".onnx"), ("openvino", ".xml")):
-        export_checkpoint(ckpt, ExportOptions(format=fmt, out=work / f"m{suffix}"), log=lambda m: print(m, file=sys.stderr))
+        for nms, stem in ((True, "m"), (False, "raw")):
+            export_checkpoint(ckpt, ExportOptions(format=fmt, out=work / f"{stem}{suffix}", nms=nms),
+                              log=lambda m: print(m, file=sys.stderr))
     return {"torch fp32": load_detector(ckpt, device="cpu"),
             "torch bf16": load_detector(ckpt, device="cpu", amp=True),
             "onnxruntime": load_detector(work / "m.onnx", backend="onnxruntime"),
-            "openvino": load_detector(work / "m.xml", backend="openvino")}
+            "openvino": load_detector(work / "m.xml", backend="openvino"),
+            # --no-nms graphs: the network only, det decodes and runs its own NMS
+            "onnxruntime --no-nms": load_detector(work / "raw.onnx", backend="onnxruntime"),
+            "openvino --no-nms": load_detector(work / "raw.xml", backend="openvino")}
 
 
 def latency_rows(ckpt: Path, work: Path, repeat: int) -> list[dict]:
