@@ -66,8 +66,8 @@ def spread(model: torch.nn.Module, seed: int) -> None:
             for conv in [*head.multi_level_conv_cls, *head.multi_level_conv_obj]:
                 conv.weight.copy_(torch.randn(conv.weight.shape, generator=g) * 0.5)
                 conv.bias.copy_(torch.randn(conv.bias.shape, generator=g) - 3.0)
-            for conv in head.multi_level_conv_reg:  # small enough that exp(w, h) stays finite on yolox-x
-                conv.weight.mul_(0.02)
+            for conv in head.multi_level_conv_reg:
+                conv.weight.mul_(0.3)
             return
         for conv in head.rtm_cls:
             conv.weight.copy_(torch.randn(conv.weight.shape, generator=g) * 3.0)

@@ -66,7 +66,7 @@ def box_overlaps(a: Boxes, b: Boxes, mode: str = "iou", *, aligned: bool = False
     ta, tb = _float_boxes(a, dtype), _float_boxes(b, dtype)
     tb = tb.to(ta.dtype)
     if fmt == "xywh":
-        ta, tb = (torch.cat([t[:, :2], t[:, :2] + t[:, 2:4]], 1) for t in (ta, tb))
+        ta, tb = xywh_to_xyxy(ta), xywh_to_xyxy(tb)
     return _back(bbox_overlaps(ta, tb, mode, aligned, eps, offset), was_np)
 
 
