@@ -41,9 +41,10 @@ def matrix_nms(masks: Tensor, labels: Tensor, scores: Tensor, mask_area: Tensor 
     scores, order = torch.sort(scores, descending=True)
     if 0 < nms_pre < len(order):
         order, scores = order[:nms_pre], scores[:nms_pre]
-    masks, area, labels = masks[order], area[order], labels[order]
-    flat = masks.reshape(len(order), -1).float()
-    inter = flat @ flat.t()
+        inter = _intersections(masks[order])
+    else:  # every mask takes part: intersect in input order, permute the small N x N matrix
+        inter = _intersections(masks)[order][:, order]
+    area, labels = area[order], labels[order]
     iou = (inter / (area[None, :] + area[:, None] - inter)).triu(diagonal=1)
     same = (labels[None, :] == labels[:, None]).triu(diagonal=1)
     scores = scores * _decay(iou, same, kernel, sigma)
@@ -51,8 +52,14 @@ def matrix_nms(masks: Tensor, labels: Tensor, scores: Tensor, mask_area: Tensor 
         keep = scores >= filter_thr
         if not keep.any():
             return _empty(masks, labels, scores)
-        order, masks, scores, labels = order[keep], masks[keep], scores[keep], labels[keep]
+        order, scores, labels = order[keep], scores[keep], labels[keep]
     scores, rank = torch.sort(scores, descending=True)
     if 0 < max_num < len(rank):
         rank, scores = rank[:max_num], scores[:max_num]
-    return scores, labels[rank], masks[rank], order[rank]
+    return scores, labels[rank], masks[order[rank]], order[rank]
+
+
+def _intersections(masks: Tensor) -> Tensor:
+    """(N, N) pixel counts of pairwise intersections: one matrix product of the flattened masks."""
+    flat = masks.reshape(len(masks), -1).float()
+    return flat @ flat.t()

@@ -37,9 +37,10 @@ class ImageTargets:
 def center_of_mass(masks: torch.Tensor, eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:
     """(row, column) centre of each (N, H, W) binary mask in pixel indices."""
     h, w = masks.shape[-2:]
-    norm = masks.sum((1, 2)).float().clamp(min=eps)
-    rows = (masks * torch.arange(h, device=masks.device)[:, None]).sum((1, 2)) / norm
-    cols = (masks * torch.arange(w, device=masks.device)).sum((1, 2)) / norm
+    per_row, per_col = masks.sum(2), masks.sum(1)  # exact integer counts: same sums as pixel by pixel
+    norm = per_row.sum(1).float().clamp(min=eps)
+    rows = (per_row * torch.arange(h, device=masks.device)).sum(1) / norm
+    cols = (per_col * torch.arange(w, device=masks.device)).sum(1) / norm
     return rows, cols
 
 
