@@ -216,14 +216,16 @@ def convert(state: dict, tmp: str, name: str, preset: Path, overrides: list[str]
     return det, info
 
 
-def _mm_model(peer, cfg_rel: str, reduced: bool = False):
+def _mm_model(peer, cfg_rel: str, reduced: bool = False, reduce=None, spread_fn=None):
+    """MMDetection's model from its config (reduced by `reduce`), randomised, then `spread_fn`
+    (defaults: this script's `reduce_mm_cfg` and `spread`)."""
     MODELS, Config, cfg_dir = peer
     cfg = Config.fromfile(os.path.join(cfg_dir, cfg_rel))
     if reduced:
-        reduce_mm_cfg(cfg)
+        (reduce or reduce_mm_cfg)(cfg)
     mm = build_mmdet_model(MODELS, cfg)
     randomize(mm, 0)
-    spread(mm, 0)
+    (spread_fn or spread)(mm, 0)
     return mm
 
 

@@ -16,7 +16,6 @@ tests/fixtures/solov2_parity.pt for CI.
 """
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -29,7 +28,7 @@ sys.path.insert(0, str(REPO / "benchmarks" / "parity"))
 from common import arg_parser, emit, median_ms  # noqa: E402
 from mmdet_peer import start_parity  # noqa: E402
 from mmdet_realtime import _flat_raw, compare, convert, det_sample, ground_truth, mm_sample  # noqa: E402
-from mmdet_weights import build_mmdet_model, randomize  # noqa: E402
+from mmdet_realtime import _mm_model as mm_model  # noqa: E402
 
 CFG = "solov2/solov2_r50_fpn_1x_coco.py"
 PRESET = "presets/solov2/solov2_r50_fpn_1x_coco.yaml"
@@ -94,14 +93,7 @@ def det_outputs(det, img: torch.Tensor, gt: dict) -> dict:
 
 
 def _mm_model(peer, reduced: bool = False):
-    MODELS, Config, cfg_dir = peer
-    cfg = Config.fromfile(os.path.join(cfg_dir, CFG))
-    if reduced:
-        reduce_mm_cfg(cfg)
-    mm = build_mmdet_model(MODELS, cfg)
-    randomize(mm, 0)
-    spread(mm, 0)
-    return mm.eval()
+    return mm_model(peer, CFG, reduced, reduce_mm_cfg, spread).eval()
 
 
 def match_with_masks(mm_out: dict, det_out: dict) -> tuple[torch.Tensor, torch.Tensor]:
