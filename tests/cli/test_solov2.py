@@ -1,6 +1,6 @@
 """SOLOv2 through the CLI at tiny sizes: `det flops` of the COCO preset (parameters as MMDetection
 builds the model), then `det train`, `det test --out` (masks as COCO RLE, boxes enclosing them)
-and `det infer` (drawn images with mask overlays) on the demo preset."""
+and `det infer` (drawn images with mask overlays) on the demo preset; `det export` refuses it."""
 from __future__ import annotations
 
 import json
@@ -53,3 +53,5 @@ def test_solov2_demo_trains_tests_with_rle_and_draws_masks(det_inproc, tmp_path)
     drawn = cv2.imread(str(tmp_path / "o" / "vis" / "a.jpg"))
     plain = cv2.imread(str(tmp_path / "imgs" / "a.png"))
     assert drawn.shape == (64, 80, 3) and np.abs(drawn.astype(int) - plain).mean() > 1  # overlays drawn
+    r = det_inproc("export", work / "last.pt", "--format", "onnx", "--out", tmp_path / "m.onnx")
+    assert r.returncode == 2 and "SOLOv2 cannot be exported" in r.stderr
