@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from det.core.errors import DataError, DetError
-from det.core.structures.panoptic import PanopticPrediction, id2rgb, rgb2id
+from det.core.structures.panoptic import PanopticPrediction, rgb2id
 
 
 def read_segment_ids(path: str | Path, what: str = "panoptic PNG") -> np.ndarray:
@@ -24,11 +24,6 @@ def read_segment_ids(path: str | Path, what: str = "panoptic PNG") -> np.ndarray
     if img is None or img.ndim != 3 or img.shape[2] < 3:
         raise DataError(f"{path}: not an RGB {what}")
     return rgb2id(cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2RGB))
-
-
-def write_segment_ids(path: str | Path, ids: np.ndarray) -> Path:
-    """Write (H, W) segment ids as a COCO panoptic RGB PNG, atomically."""
-    return write_png(path, cv2.cvtColor(id2rgb(ids), cv2.COLOR_RGB2BGR))
 
 
 def write_png(path: str | Path, img: np.ndarray) -> Path:

@@ -145,20 +145,6 @@ class CocoPanopticDataset(CocoDataset):
             return False
         return not self.filter_empty_gt or any(not s["iscrowd"] for s in info["segments_info"])
 
-    # -- ground truth for the metric ---------------------------------------------------------
-    def panoptic_gt(self) -> dict:
-        """{annotations, categories, png_dir}: this dataset's images' panoptic annotations
-        (selected categories only), for CocoPanopticMetric."""
-        raw = self._raw or {}
-        img_ids = {int(d["img_id"]) for d in self.data_list}
-        keep = set(self._cat_ids)
-        anns = []
-        for ann in raw.get("annotations", []):
-            if int(ann["image_id"]) in img_ids:
-                segs = [s for s in ann["segments_info"] if int(s["category_id"]) in keep]
-                anns.append(dict(ann, segments_info=segs))
-        return {"annotations": anns, "categories": self.categories, "png_dir": self.seg_prefix}
-
     def coco_gt(self) -> dict:
         raise DataError(f"{self.ann_file}: a panoptic dataset has no COCO instance ground truth; "
                         "evaluate it with CocoPanopticMetric")

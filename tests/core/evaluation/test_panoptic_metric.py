@@ -150,3 +150,17 @@ def test_det_eval_panoptic_hostile_input(tmp_path, det_inproc):
     pred.write_text(json.dumps(doc))
     res = det_inproc("eval", pred, "--ann", ds.ann_file, "--metric", "panoptic")
     assert res.returncode == 2 and "no prediction for image_id 2" in res.stderr
+
+
+def test_prediction_semantic_round_trip_and_id_encoding():
+    from det.core.structures.panoptic import id2rgb, rgb2id
+
+    sem = np.array([[0, 0, 3], [255, 2, 3]])
+    pred = PanopticPrediction.from_semantic(sem, num_things=2)
+    assert np.array_equal(pred.semantic(), sem)
+    assert {s["label"]: s["isthing"] for s in pred.segments} == {0: True, 2: False, 3: False}
+    ids = np.array([[0, 70000, 16777215]])
+    assert id2rgb(ids).tolist() == [[[0, 0, 0], [112, 17, 1], [255, 255, 255]]]
+    assert np.array_equal(rgb2id(id2rgb(ids)), ids)
+    with pytest.raises(ValueError):
+        id2rgb(np.array([[256**3]]))
