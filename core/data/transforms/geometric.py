@@ -86,7 +86,7 @@ def resize_to(results: dict, new_w: int, new_h: int, flag: int = cv2.INTER_LINEA
         # nearest-neighbour sampling can skip a thin tip when shrinking: boxes follow the masks
         sync_boxes_with_masks(results, had_mask)
     if (new_w, new_h) != (w, h):
-        map_seg(results, lambda m: cv2.resize(m, (new_w, new_h), interpolation=cv2.INTER_NEAREST))
+        map_seg(results, lambda m: cv2.resize(m, (new_w, new_h), interpolation=cv2.INTER_NEAREST_EXACT))  # as masks
     update_homography(results, np.diag([sx, sy, 1.0]))
     return results
 
