@@ -127,3 +127,13 @@ def test_hostile_categories_need_isthing(tmp_path):
     _edit(ann, lambda d: d["categories"][1].pop("isthing"))
     with pytest.raises(DataError, match=r"categories\[1\] needs 'id', 'name' and 'isthing'"):
         CocoPanopticDataset(str(ann))
+
+
+def test_cli_reports_a_missing_png_in_one_line(tmp_path, det_inproc):
+    ann = make_dataset(tmp_path)
+    (tmp_path / "panoptic_val" / "000.png").unlink()
+    preset = tmp_path / "p.yaml"
+    preset.write_text(f"data:\n  train:\n    dataset: {{type: CocoPanopticDataset, ann_file: {ann}}}\n")
+    res = det_inproc("browse", preset, "--out-dir", tmp_path / "o", "--raw")
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
+    assert "annotations[0]: segment PNG" in res.stderr and "000.png not found" in res.stderr
