@@ -367,6 +367,7 @@ class RandomAffine(Transform):
             keep_gt(results, ~vanished & self._candidates(b, new, scale))
         elif results.get("gt_masks") is not None:
             results["gt_masks"] = results["gt_masks"].warp_affine(m, out_h, out_w)
+        map_seg(results, lambda s: cv2.warpAffine(s, m[:2], (out_w, out_h), flags=cv2.INTER_NEAREST, borderValue=255))
         update_homography(results, m)
         return results
 
@@ -452,5 +453,7 @@ class Expand(Transform):
             results["gt_bboxes"] = results["gt_bboxes"] + np.array([left, top, left, top], np.float32)
         if results.get("gt_masks") is not None:
             results["gt_masks"] = results["gt_masks"].pad(nh, nw, top, left)
+        map_seg(results, lambda s: cv2.copyMakeBorder(s, top, nh - h - top, left, nw - w - left, cv2.BORDER_CONSTANT,
+                                                      value=255))
         update_homography(results, np.array([[1, 0, left], [0, 1, top], [0, 0, 1]], np.float64))
         return results

@@ -137,3 +137,29 @@ def test_cli_reports_a_missing_png_in_one_line(tmp_path, det_inproc):
     res = det_inproc("browse", preset, "--out-dir", tmp_path / "o", "--raw")
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
     assert "annotations[0]: segment PNG" in res.stderr and "000.png not found" in res.stderr
+
+
+@pytest.mark.parametrize("step", [{"type": "RandomAffine", "max_rotate_degree": 30, "border": [4, 4]},
+                                  {"type": "Expand", "ratio_range": [1.5, 2], "prob": 1.0},
+                                  {"type": "MinIoURandomCrop", "min_ious": [0.1]},
+                                  {"type": "RandomCrop", "crop_size": [6, 5]}])
+def test_semantic_map_agrees_with_thing_masks_after_geometric_transforms(tmp_path, step):
+    from det.core.data.transforms import seed_all
+
+    pipe = [LOAD[0], LOAD[1], {"type": "Resize", "scale": [32, 24]}, step, {"type": "Pack"}]
+    ds = _ds(tmp_path, test_mode=True, pipeline=pipe)
+    for seed in range(3):
+        seed_all(seed)
+        sample = ds[0]["sample"]
+        sem = sample.gt_sem_seg.numpy()
+        assert sem.shape == tuple(sample.img_shape)
+        for mask, label in zip(sample.gt.masks.numpy(), sample.gt.labels.tolist()):
+            assert (sem[mask] == label).all()
+        assert (sem != 255).sum() >= sum(m.sum() for m in sample.gt.masks.numpy())
+
+
+def test_mixing_transforms_refuse_semantic_maps(tmp_path):
+    pipe = [LOAD[0], LOAD[1], {"type": "Mosaic", "img_scale": [16, 16], "use_cache": False}, {"type": "Pack"}]
+    ds = _ds(tmp_path, test_mode=True, pipeline=pipe)
+    with pytest.raises(DataError, match="Mosaic does not mix semantic maps"):
+        ds[0]
