@@ -7,6 +7,8 @@ Predictions must be in original-image pixels. Each image is scored when it arriv
 per-category sums are kept), so memory does not grow with the dataset; with `outfile_prefix`
 the PNGs go into `{prefix}.panoptic/` at once and `{prefix}.panoptic.json` at the end.
 `format_only` writes the files without scoring (test-dev, where no ground truth exists).
+`ann_file` (+ `seg_prefix`, default the JSON path without .json) take the ground truth from
+files instead of the dataset, as MMDetection's CocoPanopticMetric does.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from typing import Any
 import cv2
 
 from det.core import dist
-from det.core.errors import ConfigError
+from det.core.errors import ConfigError, DataError
 from det.core.evaluation.panoptic import new_stats, pq_image, pq_summary
 
 
@@ -25,12 +27,15 @@ class CocoPanopticMetric:
     """PQ, SQ, RQ overall, for things (`_th`) and stuff (`_st`), per class with `classwise`."""
 
     def __init__(self, dataset: Any = None, classwise: bool = False, format_only: bool = False,
-                 outfile_prefix: str | None = None, force: bool = False) -> None:
+                 outfile_prefix: str | None = None, force: bool = False, ann_file: str | None = None,
+                 seg_prefix: str | None = None) -> None:
         if format_only and not outfile_prefix:
             raise ConfigError("evaluation.outfile_prefix: format_only needs a prefix to write the submission to")
         self.dataset, self.classwise, self.format_only = dataset, bool(classwise), bool(format_only)
         self.outfile_prefix, self.force = outfile_prefix, bool(force)
+        self.ann_file, self.seg_prefix = ann_file, seg_prefix  # MMDetection's keys: ground truth from these files
         self._index: dict[int, int] | None = None
+        self._file_gt: dict[int, dict] | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -52,14 +57,32 @@ class CocoPanopticMetric:
                 self._write(rec, pred, cat_ids)
             if self.format_only:
                 continue
-            gt_ids = read_segment_ids(rec["seg_map_path"])
-            for void_id in rec.get("void_segment_ids", []):
+            png, gt_segs, void_ids = self._ground_truth(rec)
+            gt_ids = read_segment_ids(png)
+            for void_id in void_ids:
                 gt_ids[gt_ids == void_id] = 0
-            gt_segs = {s["id"]: {"category_id": s["category_id"], "iscrowd": s["iscrowd"]} for s in rec["segments_info"]}
             pred_segs = {int(s["id"]): {"category_id": cat_ids[int(s["label"])]} for s in pred.segments}
             pred_ids = pred.seg_map.copy()
             pred_ids[~_isin(pred_ids, pred_segs)] = 0
             pq_image(gt_ids, gt_segs, pred_ids, pred_segs, self._stats, where=f"{rec['img_path']}: ")
+
+    def _ground_truth(self, rec: dict) -> tuple[str, dict[int, dict], list[int]]:
+        """(segment PNG, {id: {category_id, iscrowd}}, ids to treat as VOID) of an image: from the
+        dataset's record, or from `ann_file` + `seg_prefix` when given."""
+        if not self.ann_file:
+            segs = {s["id"]: {"category_id": s["category_id"], "iscrowd": s["iscrowd"]} for s in rec["segments_info"]}
+            return rec["seg_map_path"], segs, list(rec.get("void_segment_ids", []))
+        if self._file_gt is None:
+            self._file_gt = _load_file_gt(self.ann_file)
+        ann = self._file_gt.get(int(rec["img_id"]))
+        if ann is None:
+            raise DataError(f"{self.ann_file}: no annotation for image_id {rec['img_id']}")
+        prefix = self.seg_prefix or str(Path(self.ann_file).with_suffix(""))
+        keep = set(self.dataset.cat_ids)
+        segs = {int(s["id"]): {"category_id": int(s["category_id"]), "iscrowd": int(bool(s.get("iscrowd", 0)))}
+                for s in ann["segments_info"]}
+        void = [i for i, s in segs.items() if s["category_id"] not in keep]
+        return str(Path(prefix) / ann["file_name"]), {i: s for i, s in segs.items() if i not in void}, void
 
     def _write(self, rec: dict, pred: Any, cat_ids: list[int]) -> None:
         from det.core.data.panoptic_io import png_name, write_png
@@ -98,6 +121,16 @@ class CocoPanopticMetric:
         for name, row in res.get("classwise", {}).items():
             metrics.update({f"coco_panoptic/{name}_{k}": row[k] for k in ("PQ", "SQ", "RQ")})
         return metrics
+
+
+def _load_file_gt(ann_file: str) -> dict[int, dict]:
+    from det.core.fileio import read_json
+
+    doc = read_json(ann_file, "COCO panoptic JSON")
+    try:
+        return {int(a["image_id"]): a for a in doc["annotations"]}
+    except (KeyError, TypeError, ValueError):
+        raise DataError(f"{ann_file}: expected 'annotations' with image_id, file_name, segments_info") from None
 
 
 def _isin(ids: Any, segs: dict) -> Any:

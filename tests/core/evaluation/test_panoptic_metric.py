@@ -164,3 +164,12 @@ def test_prediction_semantic_round_trip_and_id_encoding():
     assert np.array_equal(rgb2id(id2rgb(ids)), ids)
     with pytest.raises(ValueError):
         id2rgb(np.array([[256**3]]))
+
+
+def test_ground_truth_from_ann_file_and_seg_prefix_gives_the_same_numbers(tmp_path):
+    ds = _dataset(tmp_path / "data")
+    preds = [_from_gt(ds, 0, edit=_cut_dog_and_mislabel_grass), _from_gt(ds, 1)]
+    own = _run(build_evaluator({"type": "CocoPanopticMetric"}, ds), ds, preds)
+    files = _run(build_evaluator({"type": "CocoPanopticMetric", "ann_file": ds.ann_file,
+                                  "seg_prefix": str(tmp_path / "data" / "panoptic_val")}, ds), ds, preds)
+    assert own == files and own["coco_panoptic/PQ"] < 1
