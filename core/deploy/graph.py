@@ -150,8 +150,18 @@ def candidate_scores(scores: torch.Tensor, score_thr: float, nms_pre: int) -> to
     (prior, class) pair: at or below score_thr, or not among the nms_pre best."""
     keep = scores > score_thr
     if 0 < nms_pre < scores.numel():
-        keep = keep & (scores >= scores.reshape(-1).topk(nms_pre).values[-1])
+        keep = keep & (scores >= kth_largest(scores.reshape(-1), nms_pre))
     return torch.where(keep, scores, scores.new_tensor(EMPTY))
+
+
+def kth_largest(flat: torch.Tensor, k: int) -> torch.Tensor:
+    """The k-th largest value of a 1-D tensor. Only the value is needed, so the TopK is unsorted
+    and taken from whichever end is shorter (the k-th largest is the (n-k+1)-th smallest): the
+    runtimes' TopK cost grows with k, and unsorted TopK skips the final sort."""
+    n = flat.numel()
+    if k <= n - k + 1:
+        return flat.topk(k, sorted=False).values.min()
+    return flat.topk(n - k + 1, largest=False, sorted=False).values.max()
 
 
 def is_yolox(model) -> bool:
