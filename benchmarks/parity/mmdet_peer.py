@@ -1,6 +1,6 @@
 """Import MMDetection's model code from the peer environment although its mmcv is the 'lite'
 build without compiled ops: every `mmcv.ops` name resolves to a placeholder that fails only
-when called, except `batched_nms` and `RoIAlign`, which are given torchvision implementations
+when called, except `batched_nms` and `RoIAlign` / `roi_align`, which are given torchvision implementations
 with mmcv's interface so that MMDetection's own post-processing (decode, score threshold, NMS,
 rescale) and RoI heads can run. Used by benchmarks only; det never imports it."""
 from __future__ import annotations
@@ -52,7 +52,12 @@ class RoIAlign(torch.nn.Module):
                                          self.aligned)
 
 
-PROVIDED = {"batched_nms": batched_nms, "RoIAlign": RoIAlign}
+def roi_align(feats, rois, output_size, spatial_scale=1.0, sampling_ratio=0, pool_mode="avg", aligned=True):
+    """mmcv.ops.roi_align's functional form (MMDetection's mask targets: BitmapMasks.crop_and_resize)."""
+    return RoIAlign(output_size, spatial_scale, sampling_ratio, pool_mode, aligned)(feats, rois)
+
+
+PROVIDED = {"batched_nms": batched_nms, "RoIAlign": RoIAlign, "roi_align": roi_align}
 
 
 def _deform_attn_spec(fullname: str):

@@ -156,10 +156,15 @@ class ExportedTwoStage(nn.Module):
                 torch.where(valid, cls, cls.new_full((), -1)))
 
     def _masks(self, feats, boxes: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """(K, M, M) mask probabilities of each kept box's class (zeros for empty slots)."""
+        """(K, M, M) mask probabilities of each kept box's class (zeros for empty slots); a cascade's
+        stages averaged."""
         head = self.model.roi_head
         extractor = head.bbox_roi_extractor if head.mask_roi_extractor is None else head.mask_roi_extractor
         rois = torch.cat([boxes.new_zeros((boxes.shape[0], 1)), boxes], dim=1)
-        logits = head.mask_head(pool(extractor, feats, rois))
-        probs = head.mask_head.class_logits(logits, labels.clamp(min=0)).sigmoid()
+        if isinstance(head.mask_head, nn.ModuleList):
+            pairs = list(zip(head.mask_head, extractor))
+        else:
+            pairs = [(head.mask_head, extractor)]
+        probs = torch.stack([m.class_logits(m(pool(e, feats, rois)), labels.clamp(min=0)).sigmoid()
+                             for m, e in pairs]).mean(0)
         return torch.where((labels >= 0)[:, None, None], probs, probs.new_zeros(()))

@@ -1,6 +1,8 @@
 """Cascade R-CNN RoI head: box stages trained at rising IoU thresholds (0.5/0.6/0.7 in the
 recipe), each stage's regressed boxes becoming the next stage's proposals; at test time the
-stages' class logits are averaged and the last stage's boxes kept."""
+stages' class logits are averaged and the last stage's boxes kept. Cascade Mask R-CNN adds a mask
+head (and extractor) per stage, trained on that stage's positives with the stage's loss weight;
+at test time the mask probabilities of all stages are averaged (MMDetection's predict_mask)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -11,32 +13,44 @@ from torch import nn
 from det.core.config.build import at_path, build, config_path
 from det.core.errors import ConfigError
 from det.core.models.roi_heads.roi_extractor import boxes_to_rois
-from det.core.models.roi_heads.standard_roi_head import (BBOX_HEADS, ROI_EXTRACTORS, BaseRoIHead,
+from det.core.models.roi_heads.standard_roi_head import (BBOX_HEADS, MASK_HEADS, ROI_EXTRACTORS, BaseRoIHead,
                                                            parse_rcnn_train_cfg, sample_rois)
 from det.core.structures import DetSample, Instances
 
 
 class CascadeRoIHead(BaseRoIHead):
     def __init__(self, num_stages: int, stage_loss_weights: Sequence[float], bbox_roi_extractor: dict | list,
-                 bbox_head: list, train_cfg: list | None = None, test_cfg: dict | None = None) -> None:
+                 bbox_head: list, mask_roi_extractor: dict | list | None = None, mask_head: dict | list | None = None,
+                 train_cfg: list | None = None, test_cfg: dict | None = None) -> None:
         super().__init__()
         if len(stage_loss_weights) != num_stages:
             raise ConfigError(f"{config_path('stage_loss_weights')}: needs {num_stages} values")
         if not isinstance(bbox_head, (list, tuple)) or len(bbox_head) != num_stages:
             raise ConfigError(f"{config_path('bbox_head')}: needs a list of {num_stages} box heads")
-        extractors = bbox_roi_extractor if isinstance(bbox_roi_extractor, (list, tuple)) else \
-            [bbox_roi_extractor] * num_stages
         self.num_stages = num_stages
         self.stage_loss_weights = [float(w) for w in stage_loss_weights]
-        self.bbox_roi_extractor = nn.ModuleList(
-            build(e, ROI_EXTRACTORS, f"bbox_roi_extractor.{i}" if isinstance(bbox_roi_extractor, list)
-                  else "bbox_roi_extractor") for i, e in enumerate(extractors))
+        self.bbox_roi_extractor = self._per_stage(bbox_roi_extractor, ROI_EXTRACTORS, "bbox_roi_extractor")
         self.bbox_head = nn.ModuleList(build(h, BBOX_HEADS, f"bbox_head.{i}") for i, h in enumerate(bbox_head))
         self.num_classes = self.bbox_head[0].num_classes
-        self.mask_head = None
-        self.mask_roi_extractor = None
+        self.mask_head = None if mask_head is None else self._per_stage(mask_head, MASK_HEADS, "mask_head")
+        # no mask extractor of its own: the masks pool with the box extractors (MMDetection's sharing)
+        self.mask_roi_extractor = None if mask_head is None or mask_roi_extractor is None else \
+            self._per_stage(mask_roi_extractor, ROI_EXTRACTORS, "mask_roi_extractor")
         self.set_train_cfg(train_cfg)
         self.set_test_cfg(test_cfg)
+
+    def _per_stage(self, cfg: dict | list, registry: dict, key: str) -> nn.ModuleList:
+        """One module a stage: from a list of num_stages configs, or one config repeated."""
+        if not isinstance(cfg, (list, tuple)):
+            return nn.ModuleList(build(cfg, registry, key) for _ in range(self.num_stages))
+        if len(cfg) != self.num_stages:
+            raise ConfigError(f"{config_path(key)}: needs one entry or a list of {self.num_stages}")
+        return nn.ModuleList(build(c, registry, f"{key}.{i}") for i, c in enumerate(cfg))
+
+    def _mask_stage(self, i: int) -> tuple[nn.Module, nn.Module]:
+        """(mask head, mask RoI extractor) of stage i."""
+        extractors = self.bbox_roi_extractor if self.mask_roi_extractor is None else self.mask_roi_extractor
+        return self.mask_head[i], extractors[i]
 
     def set_train_cfg(self, train_cfg: list | None) -> None:
         cfgs = train_cfg if train_cfg is not None else [None] * self.num_stages
@@ -48,8 +62,14 @@ class CascadeRoIHead(BaseRoIHead):
                 self.stage_train.append(parse_rcnn_train_cfg(cfg))
 
     def forward(self, feats: Sequence[torch.Tensor], proposals: Sequence[torch.Tensor]) -> tuple:
+        """Raw outputs of every stage on the same proposals (flop counting); mask heads on as many
+        RoIs as test time keeps detections (`max_per_img`)."""
         rois = boxes_to_rois(proposals)
-        return tuple(h(e(feats[: e.num_inputs], rois)) for h, e in zip(self.bbox_head, self.bbox_roi_extractor))
+        out = tuple(h(e(feats[: e.num_inputs], rois)) for h, e in zip(self.bbox_head, self.bbox_roi_extractor))
+        if not self.with_mask:
+            return out
+        return out + tuple(self.mask_forward(feats, rois[: self.test_cfg.max_per_img], *self._mask_stage(i))
+                           for i in range(self.num_stages))
 
     def loss(self, feats: Sequence[torch.Tensor], proposals: Sequence[Instances],
              samples: Sequence[DetSample]) -> dict[str, torch.Tensor]:
@@ -60,6 +80,9 @@ class CascadeRoIHead(BaseRoIHead):
             head, extractor = self.bbox_head[i], self.bbox_roi_extractor[i]
             sampled = [sample_rois(b, s, assigner, sampler, self.num_classes) for b, s in zip(boxes, samples)]
             stage_losses, _, cls_score, bbox_pred = self.bbox_loss(feats, sampled, head, extractor)
+            if self.with_mask:
+                stage_losses.update(self.mask_loss(feats, sampled, samples, *self._mask_stage(i),
+                                                   train_cfg=self.stage_train[i][0]))
             for key, value in stage_losses.items():
                 losses[f"{key}_s{i}"] = value * self.stage_loss_weights[i]
             if i < self.num_stages - 1:
@@ -103,3 +126,9 @@ class CascadeRoIHead(BaseRoIHead):
         cls_score = sum(ms_scores) / float(self.num_stages)
         return self.finish(feats, rois.split(counts), cls_score.split(counts), bbox_pred.split(counts), samples,
                            rescale, self.bbox_head[-1])
+
+    def mask_probs(self, feats: Sequence[torch.Tensor], rois: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The mask probabilities of every stage's head, averaged."""
+        probs = [head.class_logits(self.mask_forward(feats, rois, head, extractor), labels).sigmoid()
+                 for head, extractor in map(self._mask_stage, range(self.num_stages))]
+        return torch.stack(probs).mean(0)

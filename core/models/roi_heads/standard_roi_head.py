@@ -159,9 +159,17 @@ class BaseRoIHead(nn.Module, metaclass=ABCMeta):
         pooled = self.bbox_roi_extractor(feats[: self.bbox_roi_extractor.num_inputs], rois)
         return self.bbox_head(pooled)
 
-    def mask_forward(self, feats: Sequence[torch.Tensor], rois: torch.Tensor) -> torch.Tensor:
-        extractor = self.bbox_roi_extractor if self.mask_roi_extractor is None else self.mask_roi_extractor
-        return self.mask_head(extractor(feats[: extractor.num_inputs], rois))
+    def mask_forward(self, feats: Sequence[torch.Tensor], rois: torch.Tensor, head: nn.Module | None = None,
+                     extractor: nn.Module | None = None) -> torch.Tensor:
+        """Mask logits of `rois` (by default this head's mask head and extractor)."""
+        head = self.mask_head if head is None else head
+        if extractor is None:
+            extractor = self.bbox_roi_extractor if self.mask_roi_extractor is None else self.mask_roi_extractor
+        return head(extractor(feats[: extractor.num_inputs], rois))
+
+    def mask_probs(self, feats: Sequence[torch.Tensor], rois: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """(K, M, M) mask probabilities of each RoI's class."""
+        return self.mask_head.class_logits(self.mask_forward(feats, rois), labels).sigmoid()
 
     def bbox_loss(self, feats: Sequence[torch.Tensor], sampled: Sequence[RoISamples], head: nn.Module | None = None,
                   extractor: nn.Module | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor,
@@ -182,17 +190,22 @@ class BaseRoIHead(nn.Module, metaclass=ABCMeta):
             start += s.labels.numel()
         return head.loss(cls_score, bbox_pred, rois, labels, targets), rois, cls_score, bbox_pred
 
-    def mask_loss(self, feats: Sequence[torch.Tensor], sampled: Sequence[RoISamples],
-                  samples: Sequence[DetSample]) -> dict[str, torch.Tensor]:
+    def mask_loss(self, feats: Sequence[torch.Tensor], sampled: Sequence[RoISamples], samples: Sequence[DetSample],
+                  head: nn.Module | None = None, extractor: nn.Module | None = None,
+                  train_cfg: dict | None = None) -> dict[str, torch.Tensor]:
+        """Mask loss of the positives of `sampled` (by default with this head's mask head,
+        extractor and `train_cfg`; a cascade passes a stage's)."""
+        head = self.mask_head if head is None else head
+        train_cfg = self.train_cfg if train_cfg is None else train_cfg
         pos_rois = boxes_to_rois([s.priors[: s.num_pos] for s in sampled])
-        logits = self.mask_forward(feats, pos_rois)
-        size = int(self.train_cfg.get("mask_size", self.mask_head.mask_size))
+        logits = self.mask_forward(feats, pos_rois, head, extractor)
+        size = int(train_cfg.get("mask_size", head.mask_size))
         if size != logits.size(-1):
             raise ConfigError(f"{config_path('mask_size')}: {size} but the mask head predicts {logits.size(-1)} px")
         targets = [mask_targets(gt_masks_of(smp, pos_rois.device), s.priors[: s.num_pos], s.pos_gt_inds, size)
                    for s, smp in zip(sampled, samples)]
         labels = torch.cat([s.labels[: s.num_pos] for s in sampled])
-        return self.mask_head.loss(logits, labels, torch.cat(targets))
+        return head.loss(logits, labels, torch.cat(targets))
 
     # -- inference -------------------------------------------------------------------------
     def finish(self, feats: Sequence[torch.Tensor], rois: Sequence[torch.Tensor], cls_scores: Sequence[torch.Tensor],
@@ -217,8 +230,7 @@ class BaseRoIHead(nn.Module, metaclass=ABCMeta):
                       rescale: bool) -> None:
         """Adds (N, H, W) bool masks (original image size when `rescale`) to each result."""
         rois = boxes_to_rois([r.bboxes for r in results])
-        probs = self.mask_head.class_logits(self.mask_forward(feats, rois), torch.cat([r.labels for r in results]))
-        probs = probs.sigmoid().split([len(r) for r in results])
+        probs = self.mask_probs(feats, rois, torch.cat([r.labels for r in results])).split([len(r) for r in results])
         for res, p, sample in zip(results, probs, samples):
             if rescale:
                 boxes = sample.boxes_to_original(res.bboxes)

@@ -120,6 +120,57 @@ def test_cascade_rcnn_stage_losses():
     assert len(preds) == 2 and all(len(p) > 0 and p.scores.max() <= 1 for p in preds)
 
 
+def _cascade_mask_model(**extra) -> torch.nn.Module:
+    roi = _roi("cascade", cascade=True)
+    roi.update({"model.roi_head.mask_roi_extractor.out_channels": 32, "model.roi_head.mask_head.in_channels": 32,
+                "model.roi_head.mask_head.conv_out_channels": 16, "model.roi_head.mask_head.num_classes": 4})
+    return _model("cascade_mask_rcnn_r50_fpn.yaml", **_shrink(**roi, **extra))
+
+
+def test_cascade_mask_rcnn_mask_stages_losses_and_weights():
+    model = _cascade_mask_model()
+    assert len({id(m) for m in [*model.roi_head.mask_head, *model.roi_head.mask_roi_extractor]}) == 6
+    x, samples = _batch()
+    model.train()
+    torch.manual_seed(3)
+    losses = model.loss(x, samples)
+    assert set(losses) == {"loss_rpn_cls", "loss_rpn_bbox"} | {f"loss_{k}_s{i}" for k in ("cls", "bbox", "mask")
+                                                               for i in range(3)}
+    sum(losses.values()).backward()
+    for i in range(3):
+        assert model.roi_head.mask_head[i].conv_logits.weight.grad.abs().sum() > 0
+    # the same batch and sampling with unit stage weights: the shipped 1 / 0.5 / 0.25 scale each stage
+    model.roi_head.stage_loss_weights = [1.0, 1.0, 1.0]
+    torch.manual_seed(3)
+    unit = model.loss(x, samples)
+    for i, w in enumerate([1.0, 0.5, 0.25]):
+        assert losses[f"loss_mask_s{i}"].item() == pytest.approx(w * unit[f"loss_mask_s{i}"].item(), rel=1e-6)
+        assert unit[f"loss_mask_s{i}"].item() > 0
+
+
+def test_cascade_mask_rcnn_averages_stage_probabilities():
+    """Constant mask logits per stage (bias only): +20 / -3 / -3 average to probability 0.37 (empty
+    masks; averaging logits would give 4.7, full masks); +20 / +20 / -3 to 0.68 (masks fill boxes)."""
+    model = _cascade_mask_model().eval()
+    model.roi_head.test_cfg.score_thr = 0.0
+    x, samples = _batch(1)
+    areas = []
+    for biases in ([20.0, -3.0, -3.0], [20.0, 20.0, -3.0]):
+        with torch.no_grad():
+            for head, b in zip(model.roi_head.mask_head, biases):
+                head.conv_logits.weight.zero_()
+                head.conv_logits.bias.fill_(b)
+            pred = model.predict(x, samples)[0]
+        assert len(pred) > 0 and pred.masks.shape == (len(pred), 96, 96)
+        areas.append(pred.masks.flatten(1).sum(1).float())
+    assert areas[0].sum() == 0
+    box_areas = (pred.bboxes[:, 2] - pred.bboxes[:, 0]) * (pred.bboxes[:, 3] - pred.bboxes[:, 1])
+    assert torch.allclose(areas[1], box_areas, rtol=0.3, atol=4)
+    with torch.no_grad():  # raw forward: 3 box stages, then 3 mask stages on the first max_per_img RoIs
+        raw = model.roi_head(model.extract_feat(x), [samples[0].gt.bboxes])
+    assert len(raw) == 6 and raw[3].shape == (2, 4, 28, 28)
+
+
 def test_faster_rcnn_without_gt_and_config_errors():
     model = _model("faster_rcnn_r50_fpn.yaml", **_shrink(**_roi("faster")))
     x, samples = _batch(masks=False)

@@ -47,7 +47,7 @@ def test_smallest_checkpoint_of_each_family(zoo_server, tmp_path, monkeypatch):
 # (tools/zoo_index.py): RTMDet counts RTMDet (5) and RTMDet-Ins (5), MaskRCNN 4 Swin-T/S; DINO's 24e/36e entries
 # publish no weights (DINO: 4-scale R50 12e, 5-scale Swin-L 12e/36e); DINO "improved", RTMDet
 # P6/ConvNeXt/Swin have no det preset.
-FAMILIES = {"CascadeRCNN": 10, "DETR": 1, "DINO": 3, "DeformableDETR": 3, "FCOS": 4, "FasterRCNN": 18,
+FAMILIES = {"CascadeRCNN": 26, "DETR": 1, "DINO": 3, "DeformableDETR": 3, "FCOS": 4, "FasterRCNN": 18,
             "MaskRCNN": 22, "RTMDet": 10, "RetinaNet": 17, "SOLOv2": 2, "YOLOX": 4}
 
 
@@ -61,4 +61,7 @@ def test_shipped_index_counts_per_family():
     assert by_name["yolox_tiny_8x8_300e_coco"]["hash"] == by_name["yolox_tiny_8x8_300e_coco"]["weights"][-12:-4]
     assert by_name["dino-5scale_swin-l_8xb2-36e_coco"]["preset"] == "dino/dino-5scale_swin-l_8xb2-12e_coco"
     assert by_name["mask-rcnn_swin-t-p4-w7_fpn_1x_coco"]["mask_ap"] == 39.3
+    cmr = by_name["cascade-mask-rcnn_r50_fpn_1x_coco"]
+    assert cmr["preset"] == "cascade_rcnn/cascade-mask-rcnn_r50_fpn_1x_coco" and cmr["mask_ap"] == 35.9
+    assert cmr["tasks"] == ["detect", "segment"] and cmr["params_m"] == 77.32
     assert len(by_name) == len(entries)
