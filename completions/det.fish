@@ -69,7 +69,7 @@ complete -c det -n '__fish_seen_subcommand_from confusion-matrix' -l out-dir
 complete -c det -n '__fish_seen_subcommand_from confusion-matrix' -l score-thr
 complete -c det -n '__fish_seen_subcommand_from confusion-matrix' -l show
 complete -c det -n '__fish_seen_subcommand_from confusion-matrix' -l tp-iou-thr
-complete -c det -n '__fish_seen_subcommand_from convert' -f -a 'cityscapes coco2yolo crowdhuman images2coco mmdet-weights mot mot-reid occluded-separated publish torchvision-weights voc yolo2coco youtubevis'
+complete -c det -n '__fish_seen_subcommand_from convert' -f -a 'cityscapes coco-panoptic-semantic coco2yolo crowdhuman images2coco mmdet-weights mot mot-reid occluded-separated publish torchvision-weights voc yolo2coco youtubevis'
 complete -c det -n '__fish_seen_subcommand_from convert' -l help
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from cityscapes' -l force
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from cityscapes' -l gt-dir
@@ -79,6 +79,11 @@ complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcomman
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from cityscapes' -l json
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from cityscapes' -l mask-format
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from cityscapes' -l out-dir
+complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from coco-panoptic-semantic' -l force
+complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from coco-panoptic-semantic' -l help
+complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from coco-panoptic-semantic' -l jobs
+complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from coco-panoptic-semantic' -l json
+complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from coco-panoptic-semantic' -l out-dir
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from coco2yolo' -l force
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from coco2yolo' -l help
 complete -c det -n '__fish_seen_subcommand_from convert && __fish_seen_subcommand_from coco2yolo' -l image-mode
@@ -157,6 +162,8 @@ complete -c det -n '__fish_seen_subcommand_from eval' -l ann
 complete -c det -n '__fish_seen_subcommand_from eval' -l backend
 complete -c det -n '__fish_seen_subcommand_from eval' -l benchmark -x -a 'MOT17 MOT20 MOT15'
 complete -c det -n '__fish_seen_subcommand_from eval' -l classwise
+complete -c det -n '__fish_seen_subcommand_from eval' -l force
+complete -c det -n '__fish_seen_subcommand_from eval' -l format-only
 complete -c det -n '__fish_seen_subcommand_from eval' -l gt-dir
 complete -c det -n '__fish_seen_subcommand_from eval' -l help
 complete -c det -n '__fish_seen_subcommand_from eval' -l hierarchy-file
@@ -168,6 +175,8 @@ complete -c det -n '__fish_seen_subcommand_from eval' -l label-file
 complete -c det -n '__fish_seen_subcommand_from eval' -l metric -x -a 'bbox segm proposal HOTA MOTA IDF1'
 complete -c det -n '__fish_seen_subcommand_from eval' -l mot
 complete -c det -n '__fish_seen_subcommand_from eval' -l occluded-separated
+complete -c det -n '__fish_seen_subcommand_from eval' -l out
+complete -c det -n '__fish_seen_subcommand_from eval' -l pred-dir
 complete -c det -n '__fish_seen_subcommand_from eval' -l score-thr
 complete -c det -n '__fish_seen_subcommand_from export' -l batch
 complete -c det -n '__fish_seen_subcommand_from export' -l dynamic
@@ -302,6 +311,7 @@ complete -c det -n '__fish_seen_subcommand_from synth && __fish_seen_subcommand_
 complete -c det -n '__fish_seen_subcommand_from synth && __fish_seen_subcommand_from shapes' -l min-object-size
 complete -c det -n '__fish_seen_subcommand_from synth && __fish_seen_subcommand_from shapes' -l num-train
 complete -c det -n '__fish_seen_subcommand_from synth && __fish_seen_subcommand_from shapes' -l num-val
+complete -c det -n '__fish_seen_subcommand_from synth && __fish_seen_subcommand_from shapes' -l panoptic
 complete -c det -n '__fish_seen_subcommand_from synth && __fish_seen_subcommand_from shapes' -l seed
 complete -c det -n '__fish_seen_subcommand_from synth && __fish_seen_subcommand_from shapes' -l size
 complete -c det -n '__fish_seen_subcommand_from test' -f -a 'cascade_rcnn deformable_detr/deformable-detr-refine-twostage_r50_16xb2-50e_coco deformable_detr/deformable-detr-refine_r50_16xb2-50e_coco deformable_detr/deformable-detr_r50_16xb2-50e_coco demo/dino_r18 demo/faster_rcnn_r18 demo/fcos_r18 demo/mask_rcnn_r18 demo/retinanet_r18 demo/rtmdet_ins_tiny demo/rtmdet_tiny demo/yolox_tiny detr/detr_r50_8xb2-150e_coco dino/dino-4scale_r50_8xb2-12e_coco dino/dino-5scale_swin-l_8xb2-12e_coco faster_rcnn faster_rcnn_voc fcos_r50_fpn mask_rcnn mot/bytetrack_rtmdet_tiny_synth retinanet_r50_fpn rtmdet/rtmdet-ins_l_8xb32-300e_coco rtmdet/rtmdet-ins_m_8xb32-300e_coco rtmdet/rtmdet-ins_s_8xb32-300e_coco rtmdet/rtmdet-ins_tiny_8xb32-300e_coco rtmdet/rtmdet-ins_x_8xb16-300e_coco rtmdet_s rtmdet_tiny trackers/bytetrack trackers/ocsort trackers/sort yolox/yolox_l_8xb8-300e_coco yolox/yolox_m_8xb8-300e_coco yolox/yolox_nano_8xb8-300e_coco yolox/yolox_s_8xb8-300e_coco yolox/yolox_tiny_8xb8-300e_coco yolox/yolox_x_8xb8-300e_coco zoo/cascade-rcnn_r101-caffe_fpn zoo/cascade-rcnn_r101_fpn zoo/cascade-rcnn_r50-caffe_fpn zoo/cascade-rcnn_x101-32x4d_fpn zoo/cascade-rcnn_x101-64x4d_fpn zoo/faster-rcnn_r101-caffe_fpn zoo/faster-rcnn_r101_fpn zoo/faster-rcnn_r50-caffe_fpn zoo/faster-rcnn_x101-32x4d_fpn zoo/faster-rcnn_x101-64x4d_fpn zoo/fcos_r101-caffe_fpn_gn-head zoo/fcos_r50-caffe_fpn_gn-head zoo/mask-rcnn_r101-caffe_fpn zoo/mask-rcnn_r101_fpn zoo/mask-rcnn_r50-caffe_fpn zoo/mask-rcnn_swin-s-p4-w7_fpn zoo/mask-rcnn_swin-t-p4-w7_fpn zoo/mask-rcnn_x101-32x4d_fpn zoo/mask-rcnn_x101-64x4d_fpn zoo/retinanet_r101-caffe_fpn zoo/retinanet_r101_fpn zoo/retinanet_r18_fpn zoo/retinanet_r50-caffe_fpn zoo/retinanet_x101-32x4d_fpn zoo/retinanet_x101-64x4d_fpn zoo/rtmdet_l zoo/rtmdet_m zoo/rtmdet_x'

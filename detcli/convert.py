@@ -89,6 +89,26 @@ def images2coco(
     _report(images_to_coco(img_dir, classes, out, exclude_extensions, nproc, force), json_)
 
 
+@convert_app.command("coco-panoptic-semantic")
+def coco_panoptic_semantic(
+    source: Path = typer.Argument(..., help="A COCO panoptic JSON (PNGs in the folder of its name), or the COCO root "
+                                  "holding annotations/panoptic_{val2017,train2017}.json."),
+    out_dir: Optional[Path] = typer.Option(None, "--out-dir", "-o", help="Output folder (default panoptic_semseg_<split> "
+                                           "beside the JSON)."),
+    nproc: int = NprocOption,
+    force: bool = ForceOption,
+    json_: bool = JsonOption,
+) -> None:
+    """COCO panoptic -> semantic label PNGs (every category, things and stuff, as its index in the JSON's
+    category list; unlabeled 255), as MMDetection's prepare_coco_semantic_annos_from_panoptic_annos.py.
+
+    Example: det convert coco-panoptic-semantic data/coco --jobs 4
+    """
+    from det.core.convert.panoptic_semantic import convert_coco_panoptic_semantic
+
+    _report(convert_coco_panoptic_semantic(source, out_dir, nproc, force), json_)
+
+
 @convert_app.command("mot")
 def mot(
     root: Path = typer.Argument(..., help="MOTChallenge root holding train/ and test/ (MOT15/16/17/20)."),

@@ -23,7 +23,8 @@ MetricOption = typer.Option("bbox", "--metric", help="bbox, segm, proposal, lvis
     "bbox, and segm too when the results have masks), crowdhuman (AP, MR^-2, JI; "
     "--ann is the .odgt file), openimages (--ann is the box CSV), cityscapes (instance AP of segm results; "
     "--ann from `det convert cityscapes`, with --gt-dir) or voc (VOC 'area' mAP at IoU 0.5 of COCO "
-    "results against COCO ground truth, crowds as difficult).")
+    "results against COCO ground truth, crowds as difficult) or panoptic (PQ/SQ/RQ of COCO panoptic "
+    "prediction PNGs + JSON; --ann is the panoptic JSON, PNG folders default to each JSON path without .json).")
 MotOption = typer.Option(
     None, "--mot", metavar="GT_DIR TRACKS_DIR", help="Score MOTChallenge result files instead: GT_DIR holds "
     "<seq>/gt/gt.txt and seqinfo.ini, TRACKS_DIR holds <seq>.txt of any tracker.")
@@ -45,7 +46,13 @@ ImageLevelOption = typer.Option(
     "(detections of classes neither in an image's boxes nor in its labels are dropped).")
 GtDirOption = typer.Option(
     None, "--gt-dir", help="With --metric cityscapes: the gtFine split folder holding <city>/*_instanceIds.png "
-    "(default: gtFine/val beside the annotations folder).")
+    "(default: gtFine/val beside the annotations folder). With --metric panoptic: the ground-truth PNG folder.")
+PredDirOption = typer.Option(
+    None, "--pred-dir", help="With --metric panoptic: the prediction PNG folder (default: RESULTS without .json).")
+FormatOnlyOption = typer.Option(
+    False, "--format-only", help="With --metric panoptic: write the COCO panoptic submission (JSON + PNG folder) "
+    "for the images --ann lists to --out instead of scoring (e.g. --ann panoptic_image_info_test-dev2017.json).")
+OutOption = typer.Option(None, "--out", help="With --format-only: the submission JSON to write (PNGs in its name's folder).")
 
 
 def eval_(
@@ -64,6 +71,10 @@ def eval_(
     hierarchy_file: Optional[Path] = HierarchyOption,
     image_level_file: Optional[Path] = ImageLevelOption,
     gt_dir: Optional[Path] = GtDirOption,
+    pred_dir: Optional[Path] = PredDirOption,
+    format_only: bool = FormatOnlyOption,
+    out_file: Optional[Path] = OutOption,
+    force: bool = typer.Option(False, "--force", "-f", help="With --format-only: replace existing files."),
     json_: bool = JsonOption,
 ) -> None:
     """Evaluate COCO-format results against COCO annotations (mAP, mAP_50, ..., or AR for proposals; or the
@@ -78,6 +89,7 @@ def eval_(
     Example: det eval results.segm.json --ann data/cityscapes/annotations/instancesonly_filtered_gtFine_val.json
       --metric cityscapes --gt-dir data/cityscapes/gtFine/val
     Example: det eval --mot data/MOT17/train work_dirs/bytetrack/tracks --json
+    Example: det eval pred/panoptic_val.json --ann data/coco/annotations/panoptic_val2017.json --metric panoptic --classwise
     """
     from det.core.errors import DetError, did_you_mean
 
@@ -90,6 +102,11 @@ def eval_(
         raise DetError("give a COCO results file and --ann ANN.json (or --mot GT_DIR TRACKS_DIR)")
     if metric not in METRICS:
         raise DetError(f"--metric '{metric}' is not supported{did_you_mean(metric, METRICS)}")
+    if metric == "panoptic":
+        _eval_panoptic(results, ann, gt_dir, pred_dir, classwise, json_, (format_only, out_file, force))
+        return
+    if format_only:
+        raise DetError("--format-only is for --metric panoptic")
     if metric in OTHER_METRICS:
         _eval_other(metric, results, ann, classwise, json_, img_sizes=img_sizes, gt_dir=gt_dir,
                     openimages_files=(label_file, hierarchy_file, image_level_file))
@@ -148,7 +165,44 @@ def _eval_coco(results: Path, ann: Path, metric: str, classwise: bool, backend: 
         out.print(table)
 
 
-METRICS = (*IOU_TYPES, "lvis", "crowdhuman", "openimages", "cityscapes", "voc")
+METRICS = (*IOU_TYPES, "lvis", "crowdhuman", "openimages", "cityscapes", "voc", "panoptic")
+
+
+def _eval_panoptic(results: Path, ann: Path, gt_dir: Optional[Path], pred_dir: Optional[Path], classwise: bool,
+                   json_: bool, formatting: tuple) -> None:
+    from det.core.errors import DetError
+    from det.core.evaluation.panoptic import evaluate_panoptic_files
+
+    format_only, submission, force = formatting
+    if not format_only and submission is not None:
+        raise DetError("--out is for --format-only (the submission to write)")
+    if format_only:
+        from det.core.evaluation.panoptic_format import format_panoptic_submission
+
+        if submission is None:
+            raise DetError("--format-only needs --out SUBMISSION.json")
+        res = format_panoptic_submission(ann, results, submission, pred_dir, force)
+        if json_:
+            print_json(res)
+        else:
+            out.print(f"wrote {res['images']} images, {res['segments']} segments: {res['json']} + {res['png_dir']}/",
+                      markup=False, highlight=False)
+        return
+    res = evaluate_panoptic_files(ann, results, gt_dir, pred_dir, classwise=True)
+    per_class = res.pop("classwise")
+    if classwise:
+        res["classwise"] = per_class
+    if json_:
+        print_json(_no_nan(res))
+        return
+    _print_metrics(f"{results.name}: COCO panoptic quality ({res['num_images']} images)", res)
+    if classwise:
+        table = Table(title="per class (classes with a TP, FP or FN)")
+        for col in ("class", "PQ", "SQ", "RQ", "TP", "FP", "FN"):
+            table.add_column(col, justify="left" if col == "class" else "right")
+        for name, row in per_class.items():
+            table.add_row(name, *[_f(row[k]) for k in ("PQ", "SQ", "RQ", "TP", "FP", "FN")])
+        out.print(table)
 
 
 def _print_metrics(title: str, res: dict) -> None:

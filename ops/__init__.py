@@ -7,6 +7,7 @@ from det.ops._ext import _C  # noqa: F401  - first: fails early on a missing/sta
 from det.ops.bbox_overlaps import bbox_overlaps
 from det.ops.coco_eval import coco_accumulate
 from det.ops.focal_loss import sigmoid_focal_loss
+from det.ops.matrix_nms import matrix_nms
 from det.ops.ms_deform_attn import ms_deform_attn
 from det.ops.nms import batched_nms, batched_soft_nms, nms, soft_nms
 from det.ops.roi_align import roi_align
@@ -17,6 +18,7 @@ __all__ = [
     "batched_soft_nms",
     "bbox_overlaps",
     "coco_accumulate",
+    "matrix_nms",
     "ms_deform_attn",
     "nms",
     "roi_align",

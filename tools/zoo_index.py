@@ -86,6 +86,7 @@ PRESETS: dict[str, str] = {
     "rtmdet/rtmdet-ins_m_8xb32-300e_coco": "rtmdet/rtmdet-ins_m_8xb32-300e_coco.py",
     "rtmdet/rtmdet-ins_l_8xb32-300e_coco": "rtmdet/rtmdet-ins_l_8xb32-300e_coco.py",
     "rtmdet/rtmdet-ins_x_8xb16-300e_coco": "rtmdet/rtmdet-ins_x_8xb16-300e_coco.py",
+    "solov2/solov2_r50_fpn_1x_coco": "solov2/solov2_r50_fpn_1x_coco.py",
 }
 TASKS = {"Object Detection": "detect", "Instance Segmentation": "segment", "Multiple Object Tracking": "track"}
 HEADER = """# det's model index: MMDetection {version}'s COCO checkpoints that det's presets run exactly.

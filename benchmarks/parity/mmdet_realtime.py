@@ -175,10 +175,11 @@ def match(mm_out: dict, det_out: dict) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.arange(len(a)), cost.argmin(1)
 
 
-def compare(mm_out: dict, det_out: dict) -> dict:
-    """Max abs differences (raw outputs, detections, each loss), mask agreement, the verdict."""
+def compare(mm_out: dict, det_out: dict, matcher=None) -> dict:
+    """Max abs differences (raw outputs, detections, each loss), mask agreement, the verdict;
+    detections paired by `matcher` (default `match`)."""
     row = {"raw_max_abs": max(float((a - b).abs().max()) for a, b in zip(mm_out["raw"], det_out["raw"]))}
-    mi, di = match(mm_out, det_out)
+    mi, di = (matcher or match)(mm_out, det_out)
     row.update({"mm_dets": len(mm_out["scores"]), "det_dets": len(det_out["scores"]),
                 "one_to_one": bool(len(di.unique()) == len(di) == len(det_out["scores"])),
                 "labels_equal": bool(torch.equal(mm_out["labels"][mi], det_out["labels"][di]))})
@@ -215,14 +216,16 @@ def convert(state: dict, tmp: str, name: str, preset: Path, overrides: list[str]
     return det, info
 
 
-def _mm_model(peer, cfg_rel: str, reduced: bool = False):
+def _mm_model(peer, cfg_rel: str, reduced: bool = False, reduce=None, spread_fn=None):
+    """MMDetection's model from its config (reduced by `reduce`), randomised, then `spread_fn`
+    (defaults: this script's `reduce_mm_cfg` and `spread`)."""
     MODELS, Config, cfg_dir = peer
     cfg = Config.fromfile(os.path.join(cfg_dir, cfg_rel))
     if reduced:
-        reduce_mm_cfg(cfg)
+        (reduce or reduce_mm_cfg)(cfg)
     mm = build_mmdet_model(MODELS, cfg)
     randomize(mm, 0)
-    spread(mm, 0)
+    (spread_fn or spread)(mm, 0)
     return mm
 
 

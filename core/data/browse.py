@@ -32,7 +32,9 @@ def build_browse_dataset(cfg: dict, split: str, raw: bool) -> Any:
     section = loader_section(cfg, split)
     with at_path("data", split):
         dataset = build_dataset(section["dataset"], key="dataset")
-        if raw:
+        if raw and hasattr(dataset, "num_things"):  # panoptic: thing masks and the semantic map
+            dataset.set_pipeline([{"type": "LoadImage"}, {"type": "LoadPanopticAnnotations"}, {"type": "Pack"}])
+        elif raw:
             dataset.set_pipeline([{"type": "LoadImage"}, {"type": "LoadAnnotations", "with_mask": _has_masks(dataset)},
                                   {"type": "Pack"}])
         else:
@@ -60,8 +62,20 @@ def render_samples(dataset: Any, limit: int | None, seed: int = 0) -> Iterator[t
             raise ConfigError("the pipeline must end with Pack to be browsed (or use --raw)")
         img = np.ascontiguousarray(item["inputs"].numpy().transpose(1, 2, 0))
         gt = item["sample"].gt
+        if getattr(item["sample"], "gt_sem_seg", None) is not None and hasattr(dataset, "num_things"):
+            yield i, item["sample"].img_path, _draw_panoptic(img, item["sample"], dataset)
+            continue
         drawn = draw_instances(img, gt.bboxes, gt.labels, dataset.classes, masks=gt.masks, palette=dataset.palette)
         yield i, item["sample"].img_path, drawn
+
+
+def _draw_panoptic(img: np.ndarray, sample: Any, dataset: Any) -> np.ndarray:
+    from det.core.vis.panoptic import draw_panoptic
+
+    gt = sample.gt
+    masks = None if gt.masks is None else gt.masks.numpy()
+    return draw_panoptic(img, sample.gt_sem_seg.numpy(), masks, gt.labels.tolist(), dataset.classes, dataset.palette,
+                         dataset.num_things)
 
 
 def dataset_stats(dataset: Any) -> dict:

@@ -75,10 +75,10 @@ def check_family(model: torch.nn.Module, opts: ExportOptions) -> None:
             raise DetError(f"--opset: {type(model).__name__} needs opset >= 16 (multi-scale deformable attention "
                            f"exports as ONNX GridSample), got {opts.opset}")
         return
-    if type(model.bbox_head).__name__ == "RTMDetInsSepBNHead" and not opts.nms:
+    if type(getattr(model, "bbox_head", None)).__name__ == "RTMDetInsSepBNHead" and not opts.nms:
         raise DetError("--no-nms: RTMDet-Ins exports with post-processing in the graph only (the kept instances' "
                        "dynamic mask kernels run in it); drop --no-nms")
-    if not isinstance(model, SingleStageDetector):
+    if not isinstance(model, SingleStageDetector) or not hasattr(model, "bbox_head"):  # SOLOv2: mask_head
         raise DetError(f"model.type: {type(model).__name__} cannot be exported: det has no export path for its "
                        "head; RTMDet, RTMDet-Ins, RetinaNet, FCOS, YOLOX, Faster / Mask / Cascade R-CNN, DETR, Deformable DETR and "
                        "DINO export")

@@ -9,9 +9,12 @@ image's (h, w) inside the padded input, which is where boxes are clipped. Output
 - nms=False: the head's raw per-level maps, named out{group}_l{level}, which det decodes with
   the head's own `predict_by_feat`.
 
-The post-processing mirrors `DenseHead._predict_single` with static shapes: thresholding becomes
-a mask before a fixed-size top-k, class-aware NMS is ONNX NonMaxSuppression, and the final
-top-K runs over the kept boxes padded with K empty slots.
+The post-processing mirrors `DenseHead._predict_single` with static shapes and gives the same
+detections: per level, the (prior, class) candidates above score_thr and among the nms_pre best
+become a (priors, classes) score matrix (the rest EMPTY) over every prior's decoded box, so the
+class-aware NMS (ONNX NonMaxSuppression) runs on one box per prior rather than one per candidate;
+it stops after max_per_img boxes per class, which keeps every box the final top-K can pick.
+A candidate tied with the nms_pre-th best score is kept with it (top-k would pick one of them).
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from torch import nn
 from det.core.models.detectors.single_stage import SingleStageDetector
 
 EMPTY = -1.0  # score of a candidate that was thresholded away
+ALL = 1 << 30  # NonMaxSuppression's max_output_boxes_per_class when every kept box is wanted
 
 
 class MultiClassNMS(torch.autograd.Function):
@@ -28,26 +32,28 @@ class MultiClassNMS(torch.autograd.Function):
     ONNX NonMaxSuppression; in PyTorch (and TorchScript traces) it runs det's compiled NMS."""
 
     @staticmethod
-    def forward(ctx, boxes: torch.Tensor, scores: torch.Tensor, iou: float, score_thr: float) -> torch.Tensor:
-        return nms_rows(boxes, scores, iou, score_thr)
+    def forward(ctx, boxes: torch.Tensor, scores: torch.Tensor, iou: float, score_thr: float,
+                max_per_class: int = ALL) -> torch.Tensor:
+        return nms_rows(boxes, scores, iou, score_thr, max_per_class)
 
     @staticmethod
-    def symbolic(g, boxes, scores, iou: float, score_thr: float):
-        n = g.op("Constant", value_t=torch.tensor([1 << 30], dtype=torch.int64))
+    def symbolic(g, boxes, scores, iou: float, score_thr: float, max_per_class: int = ALL):
+        n = g.op("Constant", value_t=torch.tensor([max_per_class], dtype=torch.int64))
         return g.op("NonMaxSuppression", boxes, scores, n, g.op("Constant", value_t=torch.tensor([iou])),
                     g.op("Constant", value_t=torch.tensor([score_thr])))
 
 
-def nms_rows(boxes: torch.Tensor, scores: torch.Tensor, iou: float, score_thr: float) -> torch.Tensor:
+def nms_rows(boxes: torch.Tensor, scores: torch.Tensor, iou: float, score_thr: float,
+             max_per_class: int = ALL) -> torch.Tensor:
     """MultiClassNMS in plain PyTorch (what a TorchScript trace records): boxes (B, N, 4),
-    scores (B, C, N)."""
+    scores (B, C, N); at most `max_per_class` rows per (image, class), the best first."""
     from det.ops import nms
 
     rows = []
     for b in range(scores.shape[0]):
         for c in range(scores.shape[1]):
             idx = (scores[b, c] > score_thr).nonzero().squeeze(1)
-            keep = idx[nms(boxes[b, idx], scores[b, c, idx], iou)]
+            keep = idx[nms(boxes[b, idx], scores[b, c, idx], iou)][:max_per_class]
             rows.append(torch.stack([torch.full_like(keep, b), torch.full_like(keep, c), keep], dim=1))
     return torch.cat(rows).long()
 
@@ -74,61 +80,88 @@ class ExportedDense(nn.Module):
 
     def _image(self, outs, b: int, size: torch.Tensor):
         head, cfg = self.model.bbox_head, self.model.bbox_head.test_cfg
-        boxes, scores, labels = [], [], []
+        boxes, scores = [], []
         for level in range(len(outs[0])):
             per = [o[level][b] for o in outs]
             s, factor = head.level_scores(per)
-            flat = torch.where(s.reshape(-1) > cfg.score_thr, s.reshape(-1), s.new_tensor(EMPTY))
-            k = flat.numel() if cfg.nms_pre <= 0 else min(cfg.nms_pre, flat.numel())
-            top, idx = flat.topk(k)
-            prior_idx = torch.div(idx, s.shape[1], rounding_mode="floor")
-            box = head.decode_level(per, getattr(self, f"priors{level}"), prior_idx, level, (size[0], size[1]))
+            s = candidate_scores(s.float(), cfg.score_thr, cfg.nms_pre)
             if factor is not None:
-                top = torch.where(top > 0, top * factor[prior_idx], top)
-            boxes.append(box)
-            scores.append(top)
-            labels.append(idx % s.shape[1])
-        return self._nms(torch.cat(boxes).float(), torch.cat(scores).float(), torch.cat(labels), head.num_classes)
+                s = torch.where(s > EMPTY, s * factor.float()[:, None], s)
+            priors = getattr(self, f"priors{level}")
+            idx = torch.arange(priors.shape[0], device=priors.device)
+            boxes.append(head.decode_level(per, priors, idx, level, (size[0], size[1])))
+            scores.append(s)
+        return self._nms(torch.cat(boxes).float(), torch.cat(scores), head.num_classes)
 
     def _yolox_image(self, outs, b: int, size: torch.Tensor):
         """YOLOXHead.predict_by_feat: one label per prior (best class x objectness >= score_thr),
         boxes unclipped, no nms_pre."""
         head, cfg = self.model.bbox_head, self.model.bbox_head.test_cfg
-        boxes, scores, labels = [], [], []
+        boxes, scores = [], []
         for level in range(len(outs[0])):
             cls, reg, obj = (o[level][b] for o in outs)
             best, label = cls.permute(1, 2, 0).reshape(-1, head.num_classes).float().sigmoid().max(1)
             score = best * obj.permute(1, 2, 0).reshape(-1).float().sigmoid()
             idx = torch.arange(score.numel())
             boxes.append(head.decode_level([cls, reg], getattr(self, f"priors{level}"), idx, level, None))
-            scores.append(torch.where(score >= cfg.score_thr, score, score.new_tensor(EMPTY)))
-            labels.append(label)
-        return self._nms(torch.cat(boxes).float(), torch.cat(scores), torch.cat(labels), head.num_classes,
-                         min_size=False, score_thr=EMPTY / 2)
+            onehot = label[:, None] == torch.arange(head.num_classes)[None, :]
+            scores.append(torch.where(onehot & (score >= cfg.score_thr)[:, None], score[:, None], score.new_tensor(EMPTY)))
+        return self._nms(torch.cat(boxes).float(), torch.cat(scores), head.num_classes, min_size=False,
+                         score_thr=EMPTY / 2)
 
-    def _nms(self, boxes, scores, labels, num_classes: int, min_size: bool = True, score_thr: float | None = None):
+    def _nms(self, boxes, scores, num_classes: int, min_size: bool = True, score_thr: float | None = None):
+        """boxes (P, 4) of every prior, scores (P, C) with EMPTY for non-candidates -> the
+        fixed-size (K, 4) boxes, (K,) scores, (K,) labels (-1 in unused slots)."""
+        return padded_outputs(boxes, *self._select(boxes, scores, min_size, score_thr))
+
+    def _select(self, boxes, scores, min_size: bool = True, score_thr: float | None = None):
+        """min_bbox_size, then `_keep`."""
         cfg = self.model.bbox_head.test_cfg
         if min_size and cfg.min_bbox_size >= 0:
             wh = boxes[:, 2:] - boxes[:, :2]
             ok = (wh[:, 0] > cfg.min_bbox_size) & (wh[:, 1] > cfg.min_bbox_size)
-            scores = torch.where(ok, scores, scores.new_tensor(EMPTY))
-        box_idx, top, cls, valid = self._keep(boxes, scores, labels, num_classes, score_thr)
-        out_boxes = torch.where(valid[:, None], boxes[box_idx], boxes.new_zeros(()))
-        return out_boxes, torch.where(valid, top, top.new_zeros(())), torch.where(valid, cls, cls.new_full((), -1))
+            scores = torch.where(ok[:, None], scores, scores.new_tensor(EMPTY))
+        return self._keep(boxes, scores, score_thr)
 
-    def _keep(self, boxes, scores, labels, num_classes: int, score_thr: float | None = None):
-        """Class-aware NMS and the top max_per_img: (box index, score, label, valid) per slot."""
+    def _keep(self, boxes, scores, score_thr: float | None = None):
+        """Class-aware NMS of the (P, C) candidate matrix and the top max_per_img: (prior index,
+        score, label, valid) per slot."""
         cfg = self.model.bbox_head.test_cfg
-        onehot = labels[None, :] == torch.arange(num_classes, device=labels.device)[:, None]
-        mat = torch.where(onehot, scores[None, :], scores.new_tensor(EMPTY))[None]
+        mat = scores.t()[None]
         nms = MultiClassNMS.apply if torch.onnx.is_in_onnx_export() else nms_rows
-        sel = nms(boxes[None], mat, float(cfg.iou_threshold), float(cfg.score_thr if score_thr is None else score_thr))
         k = cfg.max_per_img
+        sel = nms(boxes[None], mat, float(cfg.iou_threshold), float(cfg.score_thr if score_thr is None else score_thr),
+                  k if k > 0 else ALL)
         kept = torch.cat([mat[0, sel[:, 1], sel[:, 2]], scores.new_full((k,), EMPTY)])
         top, order = kept.topk(k)
         box_idx = torch.cat([sel[:, 2], sel.new_zeros(k)])[order]
         cls = torch.cat([sel[:, 1], sel.new_full((k,), -1)])[order]
         return box_idx, top, cls, top > EMPTY
+
+
+def padded_outputs(boxes, box_idx, top, cls, valid):
+    """Kept slots' boxes, scores and labels; zeros and label -1 in the unused ones."""
+    out_boxes = torch.where(valid[:, None], boxes[box_idx], boxes.new_zeros(()))
+    return out_boxes, torch.where(valid, top, top.new_zeros(())), torch.where(valid, cls, cls.new_full((), -1))
+
+
+def candidate_scores(scores: torch.Tensor, score_thr: float, nms_pre: int) -> torch.Tensor:
+    """(P, C) scores with EMPTY wherever MMDetection's filter_scores_and_topk would drop the
+    (prior, class) pair: at or below score_thr, or not among the nms_pre best."""
+    keep = scores > score_thr
+    if 0 < nms_pre < scores.numel():
+        keep = keep & (scores >= kth_largest(scores.reshape(-1), nms_pre))
+    return torch.where(keep, scores, scores.new_tensor(EMPTY))
+
+
+def kth_largest(flat: torch.Tensor, k: int) -> torch.Tensor:
+    """The k-th largest value of a 1-D tensor. Only the value is needed, so the TopK is unsorted
+    and taken from whichever end is shorter (the k-th largest is the (n-k+1)-th smallest): the
+    runtimes' TopK cost grows with k, and unsorted TopK skips the final sort."""
+    n = flat.numel()
+    if k <= n - k + 1:
+        return flat.topk(k, sorted=False).values.min()
+    return flat.topk(n - k + 1, largest=False, sorted=False).values.max()
 
 
 def is_yolox(model) -> bool:

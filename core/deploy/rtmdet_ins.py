@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from det.core.deploy.graph import EMPTY, ExportedDense
+from det.core.deploy.graph import ExportedDense, candidate_scores, padded_outputs
 
 
 def is_rtmdet_ins(model) -> bool:
@@ -34,29 +34,19 @@ class ExportedRTMDetIns(ExportedDense):
     def _instance(self, cls, reg, ker, mask_feat: torch.Tensor, b: int, size: torch.Tensor):
         """RTMDetInsSepBNHead._predict_one in input-image pixels (no rescale)."""
         head, cfg = self.model.bbox_head, self.model.bbox_head.test_cfg
-        boxes, scores, labels, kernels, priors = [], [], [], [], []
+        boxes, scores, kernels, priors = [], [], [], []
         for lv in range(len(cls)):
-            s = cls[lv][b].permute(1, 2, 0).reshape(-1).sigmoid()
-            flat = torch.where(s > cfg.score_thr, s, s.new_tensor(EMPTY))
-            top, idx = flat.topk(flat.numel() if cfg.nms_pre <= 0 else min(cfg.nms_pre, flat.numel()))
-            p = torch.div(idx, head.num_classes, rounding_mode="floor")
-            pri = getattr(self, f"spriors{lv}")[p]
-            dist = reg[lv][b].permute(1, 2, 0).reshape(-1, 4)[p]
+            s = cls[lv][b].permute(1, 2, 0).reshape(-1, head.num_classes).sigmoid()
+            scores.append(candidate_scores(s.float(), cfg.score_thr, cfg.nms_pre))
+            pri = getattr(self, f"spriors{lv}")
+            dist = reg[lv][b].permute(1, 2, 0).reshape(-1, 4)
             boxes.append(head.bbox_coder.decode(pri[:, :2], dist, max_shape=(size[0], size[1])))
-            scores.append(top)
-            labels.append(idx % head.num_classes)
-            kernels.append(ker[lv][b].permute(1, 2, 0).reshape(-1, head.num_gen_params)[p])
+            kernels.append(ker[lv][b].permute(1, 2, 0).reshape(-1, head.num_gen_params))
             priors.append(pri)
-        boxes, scores, labels = torch.cat(boxes).float(), torch.cat(scores).float(), torch.cat(labels)
-        if cfg.min_bbox_size >= 0:
-            wh = boxes[:, 2:] - boxes[:, :2]
-            ok = (wh[:, 0] > cfg.min_bbox_size) & (wh[:, 1] > cfg.min_bbox_size)
-            scores = torch.where(ok, scores, scores.new_tensor(EMPTY))
-        box_idx, top, cls_out, valid = self._keep(boxes, scores, labels, head.num_classes)
-        logits = mask_logits(head, mask_feat, torch.cat(kernels)[box_idx], torch.cat(priors)[box_idx])
-        return (torch.where(valid[:, None], boxes[box_idx], boxes.new_zeros(())),
-                torch.where(valid, top, top.new_zeros(())), torch.where(valid, cls_out, cls_out.new_full((), -1)),
-                logits)
+        boxes = torch.cat(boxes).float()
+        kept = self._select(boxes, torch.cat(scores))
+        logits = mask_logits(head, mask_feat, torch.cat(kernels)[kept[0]], torch.cat(priors)[kept[0]])
+        return (*padded_outputs(boxes, *kept), logits)
 
 
 def mask_logits(head, mask_feat: torch.Tensor, kernels: torch.Tensor, priors: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,7 @@ import numpy as np
 from det.core.config.build import build
 from det.core import dist
 from det.core.errors import ConfigError
+from det.core.evaluation.panoptic_metric import CocoPanopticMetric
 from det.core.evaluation.voc import voc_map
 
 
@@ -215,7 +216,7 @@ class VOCMetric:
 
 EVALUATORS = {"CocoMetric": CocoMetric, "LVISMetric": LVISMetric, "VOCMetric": VOCMetric,
               "CrowdHumanMetric": CrowdHumanMetric, "OpenImagesMetric": OpenImagesMetric,
-              "CityscapesMetric": CityscapesMetric}
+              "CityscapesMetric": CityscapesMetric, "CocoPanopticMetric": CocoPanopticMetric}
 
 
 def build_evaluator(cfg: dict | None, dataset: Any) -> Any:

@@ -120,3 +120,18 @@ def rescale_boxes(boxes: Boxes, scale_factor: tuple[float, float]) -> Boxes:
     out[:, 0::2] = out[:, 0::2] * sx
     out[:, 1::2] = out[:, 1::2] * sy
     return out
+
+
+def masks_to_boxes(masks: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) binary masks -> (N, 4) float xyxy boxes enclosing their pixels (pixel (x, y)
+    spans [x, x + 1), as BitmapMasks.get_bboxes); empty masks give zeros."""
+    n, h, w = masks.shape
+    if n == 0:
+        return masks.new_zeros((0, 4), dtype=torch.float32)
+    cols, rows = masks.any(1), masks.any(2)  # (N, W), (N, H)
+    x1 = cols.float().argmax(1)
+    x2 = w - cols.flip(1).float().argmax(1)
+    y1 = rows.float().argmax(1)
+    y2 = h - rows.flip(1).float().argmax(1)
+    boxes = torch.stack([x1, y1, x2, y2], 1).float()
+    return boxes * cols.any(1, keepdim=True)

@@ -31,6 +31,7 @@ class DetSample:
     scale_factor: tuple[float, float] = (1.0, 1.0)
     flip_direction: str | None = None
     gt: Instances = field(default_factory=Instances)
+    gt_sem_seg: torch.Tensor | None = None  # (H, W) uint8 labels of panoptic data, 255 = ignore
     pred: Instances | None = None
     meta: dict = field(default_factory=dict)
 

@@ -105,3 +105,38 @@ def test_browse_blends_masks(tmp_path, det_inproc, monkeypatch):
             total += 1
             good += int(np.abs(drawn[y, x] - expected).max() <= 2)
     assert total >= 2 and good >= total - 1  # an overlapping later mask may cover one probe
+
+
+def test_browse_draws_panoptic_segments(tmp_path, det_inproc, monkeypatch):
+    from det.core.data.datasets import SyntheticPanopticShapes
+
+    monkeypatch.setenv("DET_CACHE", str(tmp_path / "cache"))
+    ds_cfg = "{type: SyntheticPanopticShapes, num_train: 2, num_val: 1, size: 128}"
+    preset = tmp_path / "pan.yaml"
+    preset.write_text(f"data:\n  train:\n    dataset: {ds_cfg}\n    pipeline:\n      - {{type: LoadImage}}\n"
+                      "      - {type: LoadPanopticAnnotations}\n      - {type: RandomFlip, prob: 1.0}\n      - {type: Pack}\n")
+    for extra in ([], ["--raw"]):
+        out = tmp_path / f"out{len(extra)}"
+        res = det_inproc("browse", preset, "--out-dir", out, "--limit", "1", "--json", *extra)
+        assert res.returncode == 0, res.stderr
+    ds = SyntheticPanopticShapes("train", num_train=2, num_val=1, size=128,
+                                 pipeline=[{"type": "LoadImage"}, {"type": "LoadPanopticAnnotations"}, {"type": "Pack"}])
+    item = ds[0]
+    img = item["inputs"].numpy().transpose(1, 2, 0)
+    sem = item["sample"].gt_sem_seg.numpy()
+    drawn = cv2.imread(str(next((tmp_path / "out1").glob("*.png"))))
+    flipped = cv2.imread(str(next((tmp_path / "out0").glob("*.png"))))
+    same = (flipped[:, ::-1] == drawn).all(-1)
+    assert same.mean() > (flipped == drawn).all(-1).mean() + 0.2  # the pipeline's flip is drawn
+    # stuff pixels far from labels and outlines: half image, half the class colour (BGR)
+    label = int(sem[sem >= 6][0])
+    r, g, b = ds.palette[label]
+    region = (sem == label)
+    inner = cv2.erode(region.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    blend = (img.astype(np.float64) * 0.5 + np.array([b, g, r]) * 0.5)
+    close = np.abs(drawn.astype(np.float64) - blend).max(-1) <= 1
+    assert close[inner].mean() > 0.6  # the rest is under the class name tag
+    # things are outlined in white
+    masks = item["sample"].gt.masks.numpy()
+    edge = masks[0] & ~cv2.erode(masks[0].astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    assert (drawn[edge].min(-1) > 200).mean() > 0.3

@@ -34,3 +34,15 @@ def test_synth_shapes_object_sizes(tmp_path, det_inproc):
     assert json.loads(ok.stdout)["min_object_size"] == 20
     bad = det_inproc("synth", "shapes", tmp_path / "b", "--size", "64", "--min-object-size", "40", "--max-object-size", "30")
     assert bad.returncode == 2 and "--min-object-size/--max-object-size" in bad.stderr
+
+
+def test_synth_shapes_panoptic(tmp_path, det_inproc):
+    args = ["--panoptic", "--num-train", "2", "--num-val", "1", "--size", "64", "--json"]
+    res = det_inproc("synth", "shapes", tmp_path / "p", *args)
+    assert res.returncode == 0, res.stderr
+    info = json.loads(res.stdout)
+    assert info["panoptic"] is True and info["classes"][-3:] == ["sky", "ground", "wall"]
+    files = _files(tmp_path / "p")
+    assert {"panoptic_train.json", "panoptic_val.json", "panoptic_train/000001.png", "train/000001.png"} <= set(files)
+    again = det_inproc("synth", "shapes", tmp_path / "p", *args)
+    assert again.returncode == 2 and "panoptic_train.json: already exists (use --force" in again.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from det.core.data.datasets.coco import CocoDataset
+from det.core.data.datasets.coco_panoptic import CocoPanopticDataset
 from det.core.data.synthetic.cache import cached_dataset_dir
 from det.core.data.synthetic.shapes import GENERATOR_VERSION, SHAPE_CLASSES, generate_shapes, object_size_range
 
@@ -56,3 +57,34 @@ class SyntheticShapes(CocoDataset):
         super().__init__(ann_file=str(root / f"instances_{file_split}.json"), data_prefix=str(root), classes=classes,
                          palette=palette, pipeline=pipeline, filter_empty_gt=filter_empty_gt, min_size=min_size,
                          test_mode=test_mode, max_refetch=max_refetch)
+
+
+def panoptic_shapes_dir(num_train: int, num_val: int, size: int, seed: int):
+    """The cache folder of a synthetic panoptic parameter set (generated when missing)."""
+    from det.core.data.synthetic.panoptic import PANOPTIC_GENERATOR_VERSION, generate_panoptic_shapes
+
+    name = f"panoptic-shapes-v{GENERATOR_VERSION}.{PANOPTIC_GENERATOR_VERSION}-n{num_train}-v{num_val}-s{size}-seed{seed}"
+    return cached_dataset_dir(name, lambda tmp: generate_panoptic_shapes(tmp, num_train, num_val, size, seed))
+
+
+class SyntheticPanopticShapes(CocoPanopticDataset):
+    """The synthetic panoptic shapes (6 thing shapes on sky/ground/wall stuff) generated on
+    first use into the cache; `split` 'train', 'val' or 'test' (the val split)."""
+
+    def __init__(self, split: str = "train", num_train: int = 200, num_val: int = 50, size: int = 128, seed: int = 0,
+                 classes: Sequence[str] | None = None, palette: Sequence[Sequence[int]] | None = None,
+                 pipeline: list | None = None, filter_empty_gt: bool = True, min_size: int = 0,
+                 test_mode: bool = False, max_refetch: int = 100) -> None:
+        if split not in ("train", "val", "test"):
+            raise ValueError(f"split must be train, val or test, got '{split}'")
+        for name, value, low in (("num_train", num_train, 0), ("num_val", num_val, 0), ("size", size, 32)):
+            if int(value) < low:
+                raise ValueError(f"{name} must be >= {low}, got {value}")
+        self.split = split
+        root = panoptic_shapes_dir(int(num_train), int(num_val), int(size), int(seed))
+        part = "train" if split == "train" else "val"
+        if palette is None and classes is None:
+            palette = [*SHAPES_PALETTE, (235, 206, 135), (60, 110, 70), (150, 140, 170)]
+        super().__init__(ann_file=str(root / f"panoptic_{part}.json"), data_prefix={"img": str(root / part)},
+                         classes=classes, palette=palette, pipeline=pipeline, filter_empty_gt=filter_empty_gt,
+                         min_size=min_size, test_mode=test_mode, max_refetch=max_refetch)

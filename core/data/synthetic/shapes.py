@@ -114,11 +114,13 @@ def _has_hole(mask: np.ndarray) -> bool:
 
 
 def render_image(seed: int, split: str, index: int, size: int, min_object_size: float | None = None,
-                 max_object_size: float | None = None) -> tuple[np.ndarray, list[dict]]:
-    """One image (H, W, 3 uint8 BGR) and its objects [{label, visible mask (H, W) uint8}]."""
+                 max_object_size: float | None = None, background=None) -> tuple[np.ndarray, list[dict]]:
+    """One image (H, W, 3 uint8 BGR) and its objects [{label, visible mask (H, W) uint8}].
+    `background(r, size)` replaces the default textured background (the panoptic generator
+    draws stuff regions with it)."""
     extent_range = object_size_range(size, min_object_size, max_object_size)
     r = np.random.default_rng([int(seed), _SPLIT_CODE[split], int(index)])
-    img = _background(r, size)
+    img = (background or _background)(r, size)
     objects: list[dict] = []
     for _ in range(int(r.integers(1, 9))):
         for _try in range(20):

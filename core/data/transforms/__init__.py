@@ -16,12 +16,14 @@ from det.core.data.transforms.geometric import (
 )
 from det.core.data.transforms.loading import LoadAnnotations, LoadImage
 from det.core.data.transforms.mix import MixUp, Mosaic
+from det.core.data.transforms.panoptic import LoadPanopticAnnotations
 from det.core.data.transforms.photometric import Corrupt, PhotoMetricDistortion, YOLOXHSVRandomAug
 from det.core.data.transforms.rng import rng, seed_all
 
 TRANSFORMS: dict[str, Any] = {
     "LoadImage": LoadImage,
     "LoadAnnotations": LoadAnnotations,
+    "LoadPanopticAnnotations": LoadPanopticAnnotations,
     "Resize": Resize,
     "RandomResize": RandomResize,
     "RandomFlip": RandomFlip,
@@ -67,7 +69,7 @@ def build_pipeline(cfgs: list | None, key: str = "pipeline") -> Compose:
 
 
 __all__ = [
-    "TRANSFORMS", "Compose", "Corrupt", "Expand", "FilterAnnotations", "LoadAnnotations", "LoadImage", "MinIoURandomCrop",
+    "TRANSFORMS", "Compose", "Corrupt", "Expand", "FilterAnnotations", "LoadAnnotations", "LoadImage", "LoadPanopticAnnotations", "MinIoURandomCrop",
     "MixUp", "Mosaic", "Pack", "PackDetInputs", "Pad", "PhotoMetricDistortion", "RandomAffine", "RandomChoice",
     "RandomChoiceResize", "RandomCrop",
     "RandomFlip", "RandomResize", "Resize", "Transform", "YOLOXHSVRandomAug", "build_pipeline", "rng", "seed_all",

@@ -74,6 +74,12 @@ def keep_gt(results: dict, keep: np.ndarray) -> None:
         results["gt_masks"] = results["gt_masks"][keep]
 
 
+def map_seg(results: dict, fn: Any) -> None:
+    """Apply `fn` to the semantic map `gt_seg_map` when the record has one."""
+    if results.get("gt_seg_map") is not None:
+        results["gt_seg_map"] = np.ascontiguousarray(fn(results["gt_seg_map"]))
+
+
 def clip_xyxy(boxes: np.ndarray, h: int, w: int) -> np.ndarray:
     out = boxes.copy()
     np.clip(out[:, 0::2], 0, w, out=out[:, 0::2])

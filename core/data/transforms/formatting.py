@@ -14,7 +14,7 @@ _DEFAULT_META = ("homography_matrix", "width", "height")
 class Pack:
     """-> {"inputs": uint8 tensor (3, H, W) BGR, "sample": DetSample} with gt Instances (bboxes
     float32 xyxy in input coordinates, labels int64, ignore bool, masks (N, H, W) bool when
-    loaded). `meta_keys` are extra record keys copied into `sample.meta`."""
+    loaded), `gt_sem_seg` (H, W) uint8 when a semantic map was loaded. `meta_keys` are extra record keys copied into `sample.meta`."""
 
     def __init__(self, meta_keys: Sequence[str] = ()) -> None:
         self.meta_keys = tuple(meta_keys)
@@ -41,6 +41,7 @@ class Pack:
             scale_factor=tuple(float(s) for s in results.get("scale_factor", (1.0, 1.0))),
             flip_direction=results.get("flip_direction"),
             gt=gt,
+            gt_sem_seg=None if results.get("gt_seg_map") is None else torch.from_numpy(np.ascontiguousarray(results["gt_seg_map"])),
             meta=meta,
         )
         return {"inputs": inputs, "sample": sample}

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from det.core.data.transforms.base import (
-    Transform, as_pair, clip_xyxy, filled, keep_gt, mask_presence, num_gt, pad_value, sync_boxes_with_masks,
+    Transform, as_pair, clip_xyxy, filled, keep_gt, map_seg, mask_presence, num_gt, pad_value, sync_boxes_with_masks,
     update_homography, valid_boxes,
 )
 from det.core.data.transforms.rng import rng
@@ -85,6 +85,8 @@ def resize_to(results: dict, new_w: int, new_h: int, flag: int = cv2.INTER_LINEA
         results["gt_masks"] = results["gt_masks"].resize(new_h, new_w)
         # nearest-neighbour sampling can skip a thin tip when shrinking: boxes follow the masks
         sync_boxes_with_masks(results, had_mask)
+    if (new_w, new_h) != (w, h):
+        map_seg(results, lambda m: cv2.resize(m, (new_w, new_h), interpolation=cv2.INTER_NEAREST_EXACT))  # as masks
     update_homography(results, np.diag([sx, sy, 1.0]))
     return results
 
@@ -185,6 +187,7 @@ def flip(results: dict, direction: str) -> dict:
         results["gt_bboxes"] = out
     if results.get("gt_masks") is not None:
         results["gt_masks"] = results["gt_masks"].flip(direction)
+    map_seg(results, lambda m: m[:, ::-1] if direction == "horizontal" else m[::-1] if direction == "vertical" else m[::-1, ::-1])
     results["flip_direction"] = _SET_FLIP[_FLIP_SET[results.get("flip_direction")] ^ _FLIP_SET[direction]]
     results["flip"] = results["flip_direction"] is not None
     update_homography(results, m)
@@ -201,6 +204,7 @@ def crop(results: dict, x1: int, y1: int, x2: int, y2: int, clip: bool = True, r
     results["img_shape"] = (h, w)
     if results.get("gt_masks") is not None:
         results["gt_masks"] = results["gt_masks"].crop(x1, y1, x2, y2)
+    map_seg(results, lambda m: m[y1:y2, x1:x2])
     if results.get("gt_bboxes") is not None:
         b = results["gt_bboxes"] - np.array([x1, y1, x1, y1], np.float32)
         if clip:
@@ -286,6 +290,8 @@ class Pad(Transform):
             img = cv2.copyMakeBorder(img, 0, th - h, 0, tw - w, cv2.BORDER_CONSTANT, value=val)
             if results.get("gt_masks") is not None:
                 results["gt_masks"] = results["gt_masks"].pad(th, tw)
+            seg_val = int(self.pad_val.get("seg", 255)) if isinstance(self.pad_val, dict) else 255
+            map_seg(results, lambda m: cv2.copyMakeBorder(m, 0, th - h, 0, tw - w, cv2.BORDER_CONSTANT, value=seg_val))
         results["img"] = img
         results["pad_shape"] = (th, tw)
         results.setdefault("img_shape", (h, w))
@@ -361,6 +367,7 @@ class RandomAffine(Transform):
             keep_gt(results, ~vanished & self._candidates(b, new, scale))
         elif results.get("gt_masks") is not None:
             results["gt_masks"] = results["gt_masks"].warp_affine(m, out_h, out_w)
+        map_seg(results, lambda s: cv2.warpAffine(s, m[:2], (out_w, out_h), flags=cv2.INTER_NEAREST, borderValue=255))
         update_homography(results, m)
         return results
 
@@ -446,5 +453,7 @@ class Expand(Transform):
             results["gt_bboxes"] = results["gt_bboxes"] + np.array([left, top, left, top], np.float32)
         if results.get("gt_masks") is not None:
             results["gt_masks"] = results["gt_masks"].pad(nh, nw, top, left)
+        map_seg(results, lambda s: cv2.copyMakeBorder(s, top, nh - h - top, left, nw - w - left, cv2.BORDER_CONSTANT,
+                                                      value=255))
         update_homography(results, np.array([[1, 0, left], [0, 1, top], [0, 0, 1]], np.float64))
         return results

@@ -44,6 +44,9 @@ class _MixSource(Transform):
 
     def _push(self, results: dict) -> bool:
         """Add the record to the cache; True when enough records are cached to mix."""
+        if results.get("gt_seg_map") is not None:
+            raise DataError(f"{type(self).__name__} does not mix semantic maps (gt_seg_map of panoptic data); "
+                            "remove it from this pipeline")
         if not self.use_cache:
             return True
         self._cache.append(dict(results))  # shallow: arrays are shared, never modified in place

@@ -24,23 +24,34 @@ class SingleStageDetector(DetectorTrunk):
                  data_preprocessor: dict | None = None, train_cfg: dict | None = None,
                  test_cfg: dict | None = None) -> None:
         super().__init__(backbone, neck, data_preprocessor)
-        self.bbox_head = build(bbox_head, HEADS, "bbox_head")
+        self.attach_head(bbox_head, train_cfg, test_cfg)
+
+    head_name = "bbox_head"  # the head's attribute and preset key (SOLOv2: mask_head)
+
+    def attach_head(self, cfg: dict, train_cfg: dict | None, test_cfg: dict | None) -> None:
+        """Build the head under `head_name` and give it the train/test settings."""
+        head = build(cfg, HEADS, self.head_name)
+        setattr(self, self.head_name, head)
         with at_path("train_cfg"):
-            self.bbox_head.set_train_cfg(train_cfg)
+            head.set_train_cfg(train_cfg)
         with at_path("test_cfg"):
-            self.bbox_head.set_test_cfg(test_cfg)
-        self.num_classes = self.bbox_head.num_classes
+            head.set_test_cfg(test_cfg)
+        self.num_classes = head.num_classes
+
+    @property
+    def dense_head(self) -> torch.nn.Module:
+        return getattr(self, self.head_name)
 
     def forward(self, x: torch.Tensor) -> tuple:
-        return self.bbox_head(self.extract_feat(x))
+        return self.dense_head(self.extract_feat(x))
 
     def loss(self, inputs: torch.Tensor, samples: Sequence[DetSample]) -> dict[str, torch.Tensor]:
         x, samples = self.data_preprocessor(inputs, samples)
-        return self.bbox_head.loss(self.extract_feat(x), samples)
+        return self.dense_head.loss(self.extract_feat(x), samples)
 
     def predict(self, inputs: torch.Tensor, samples: Sequence[DetSample], rescale: bool = True) -> list[Instances]:
         x, samples = self.data_preprocessor(inputs, samples)
-        return self.bbox_head.predict(self.extract_feat(x), samples, rescale=rescale)
+        return self.dense_head.predict(self.extract_feat(x), samples, rescale=rescale)
 
 
 class RetinaNet(SingleStageDetector):

@@ -42,3 +42,19 @@ def test_shapes_rtmdet_loader_and_switch(tmp_path, monkeypatch):
     assert "Mosaic" not in repr(ds.pipeline) and ds[0]["inputs"].shape[0] == 3
     val = build_dataset(cfg["data"]["val"])
     assert val.test_mode and len(val) == 2 and val[0]["sample"].gt.bboxes.dtype == torch.float32
+
+
+def test_shapes_panoptic_loader_batches_semantic_maps(tmp_path, monkeypatch):
+    monkeypatch.setenv("DET_CACHE", str(tmp_path))
+    small = [f"data.{s}.dataset.{k}={v}" for s in ("train", "val") for k, v in (("num_train", 4), ("num_val", 2), ("size", 64))]
+    cfg = load_preset(preset_root() / "_base_" / "data" / "shapes_panoptic.yaml",
+                      small + ["data.train.num_workers=0", "data.train.batch_size=2"])
+    loader = build_dataloader(cfg["data"]["train"], shuffle=True, seed=0)
+    batch = next(iter(loader))
+    for img, sample in zip(batch["inputs"], batch["samples"]):
+        sem = sample.gt_sem_seg
+        assert sem.dtype == torch.uint8 and tuple(sem.shape) == sample.img_shape
+        for mask, label in zip(sample.gt.masks, sample.gt.labels):
+            assert (sem[mask] == label).all()
+    val = build_dataset(cfg["data"]["val"])
+    assert val.test_mode and val.num_things == 6 and val[0]["sample"].gt_sem_seg is None

@@ -48,7 +48,7 @@ def test_smallest_checkpoint_of_each_family(zoo_server, tmp_path, monkeypatch):
 # publish no weights (DINO: 4-scale R50 12e, 5-scale Swin-L 12e/36e); DINO "improved", RTMDet
 # P6/ConvNeXt/Swin have no det preset.
 FAMILIES = {"CascadeRCNN": 10, "DETR": 1, "DINO": 3, "DeformableDETR": 3, "FCOS": 4, "FasterRCNN": 18,
-            "MaskRCNN": 22, "RTMDet": 10, "RetinaNet": 17, "YOLOX": 4}
+            "MaskRCNN": 22, "RTMDet": 10, "RetinaNet": 17, "SOLOv2": 2, "YOLOX": 4}
 
 
 def test_shipped_index_counts_per_family():
