@@ -176,7 +176,7 @@ def infer_rows(quick: bool, repeat: int) -> list[dict]:
         paths = make_images(folder, n, (SIZE, SIZE))
         for preset in ("rtmdet_tiny", "yolox/yolox_tiny_8xb8-300e_coco"):
             ckpt = make_checkpoint(preset, work / "model.pt")
-            det = Detector.from_checkpoint(ckpt, device="cpu", batch_size=8)
+            det = Detector.from_checkpoint(ckpt, device="cpu", batch_size=8, score_thr=0.3)  # as infer.py
             bare_seconds(det, paths[:8], 8)  # warm-up
             bare, tool = [], []
             for _ in range(repeat):
@@ -217,7 +217,8 @@ def main() -> None:
         "sides; bf16 = torch.autocast('cpu', bfloat16); det's forward returns the raw head maps, YOLOv8's also decodes boxes",
         "GMAC: torch.utils.flop_counter on both sides (det flops' counter: convolution and matmul multiply-accumulates); "
         "gmac_per_s = GMAC / latency; ratio = det GMAC/s / YOLOv8 GMAC/s (> 1: det does more work per second)",
-        "det infer rows: run_inference (read, test pipeline, batch 8 forward + post-processing, preds JSON) vs model.predict "
+        "det infer rows (score_thr 0.3 as benchmarks/infer.py): run_inference (read, test pipeline, batch 8 forward + post-processing, "
+        "preds JSON) vs model.predict "
         "on the same images pre-decoded and batched (infer_vs_bare_pct = det infer images/s as % of the bare rate; "
         "infer_vs_in_run_forward_pct uses the forward time measured inside that det infer run)",
     ]
