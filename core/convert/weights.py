@@ -2,7 +2,8 @@
 
 - MMDetection: det's ResNet, FPN, CSPNeXt, CSPNeXtPAFPN, RetinaHead, FCOSHead and
   RTMDetSepBNHead use MMDetection's module names, so an MMDetection checkpoint of a model det
-  ships maps key for key; what is renamed or dropped is listed in `MMDET_RULES`. The result is
+  ships maps key for key; what is renamed or dropped is listed in `MMDET_RULES` (MOT checkpoints
+  such as ByteTrack's lose their `detector.` prefix). The result is
   checked against the det model built from the preset (every tensor's shape), and the report
   names the checkpoint keys nothing used and the det keys nothing filled.
 - torchvision: ImageNet classifiers `resnet18/34/50/101/152` map onto det's ResNet (same names,
@@ -25,8 +26,11 @@ from det.core.log import get_logger
 
 # (pattern, replacement) applied in order; replacement None drops the key.
 MMDET_RULES: list[tuple[str, str | None]] = [
+    # MOT models (ByteTrack, ...) hold their detector under `detector.`; det's MOT presets are that
+    # detector plus a `tracker` section, which has no weights
+    (r"^(module\.)?detector\.(?!data_preprocessor\.)", ""),
     (r"^module\.(?!data_preprocessor\.|ema_)", ""),  # saved from a (Distributed)DataParallel wrapper
-    (r"^(module\.)?data_preprocessor\.", None),  # mean/std live in the preset, not in the weights
+    (r"^(module\.)?(detector\.)?data_preprocessor\.", None),  # mean/std live in the preset, not in the weights
     (r"^(module\.)?ema_", None),  # MMEngine's EMA copy (the main state_dict already holds the averaged weights)
 ]
 

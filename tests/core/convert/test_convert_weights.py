@@ -158,6 +158,40 @@ def test_mmdet_rename_rules():
     assert dropped == ["module.data_preprocessor.mean", "ema_backbone_conv1_weight"]
 
 
+def test_mmdet_mot_rename_rules():
+    """MMDetection's MOT models (ByteTrack) hold the detector under `detector.`; the tracker has no weights."""
+    t = torch.zeros(1)
+    state = {"detector.backbone.stem.conv.conv.weight": t, "module.detector.neck.out_convs.0.conv.weight": t,
+             "data_preprocessor.mean": t, "detector.data_preprocessor.std": t, "other.detector.x": t}
+    renamed, dropped = rename(state, MMDET_RULES)
+    assert list(renamed) == ["backbone.stem.conv.conv.weight", "neck.out_convs.0.conv.weight", "other.detector.x"]
+    assert dropped == ["data_preprocessor.mean", "detector.data_preprocessor.std"]
+
+
+BYTETRACK = "bytetrack/bytetrack_yolox_x_8xb4-80e_crowdhuman-mot17halftrain_test-mot17halfval"
+NARROW = ["model.backbone.widen_factor=0.0625", "model.backbone.deepen_factor=0.33", "model.neck.in_channels=[16,32,64]",
+          "model.neck.out_channels=16", "model.neck.num_csp_blocks=1", "model.bbox_head.in_channels=16",
+          "model.bbox_head.feat_channels=16"]
+
+
+def test_bytetrack_checkpoint_converts_strictly(tmp_path):
+    """A ByteTrack-layout file (every detector tensor under `detector.`, the MOT model's data
+    preprocessor beside it) converts with strict=True onto the ByteTrack preset's YOLOX, tensor for tensor."""
+    cfg = load_preset(BYTETRACK, NARROW)
+    model = build_detector(cfg["model"])
+    randomize_norms(model, 5)
+    state = {f"detector.{k}": v for k, v in model.state_dict().items()}
+    state["data_preprocessor.mean"] = torch.zeros(3)
+    torch.save({"meta": {"dataset_meta": {"classes": ("pedestrian",)}}, "state_dict": state}, tmp_path / "bt.pth")
+    info = convert_mmdet_weights(tmp_path / "bt.pth", tmp_path / "det.pt", BYTETRACK, strict=True, overrides=NARROW)
+    assert info["unmapped"] == info["missing"] == [] and info["dropped"] == ["data_preprocessor.mean"]
+    ckpt = load_checkpoint(tmp_path / "det.pt")
+    assert ckpt["meta"]["classes"] == ["pedestrian"] and ckpt["preset"]["tracker"]["type"] == "ByteTrack"
+    assert ckpt["preset"]["model"]["bbox_head"]["num_classes"] == 1
+    for key, value in model.state_dict().items():
+        assert torch.equal(ckpt["state_dict"][key], value), key
+
+
 def test_torchvision_faster_rcnn_raw_outputs(tmp_path):
     from det.core.models.roi_heads.roi_extractor import boxes_to_rois
 
