@@ -2,6 +2,7 @@
 from det.core.models.detectors.deformable_detr import DeformableDETR
 from det.core.models.detectors.detr import DETR
 from det.core.models.detectors.dino import DINO
+from det.core.models.detectors.panoptic_fpn import PanopticFPN
 from det.core.models.detectors.single_stage import FCOS, YOLOX, RTMDet, RetinaNet, SingleStageDetector
 from det.core.models.detectors.two_stage import CascadeRCNN, FasterRCNN, MaskRCNN, TwoStageDetector
 
@@ -12,6 +13,7 @@ DETECTORS["DETR"] = DETR
 DETECTORS["DeformableDETR"] = DeformableDETR
 DETECTORS["DINO"] = DINO
 DETECTORS["YOLOX"] = YOLOX
+DETECTORS["PanopticFPN"] = PanopticFPN
 
-__all__ = ["CascadeRCNN", "DETECTORS", "DETR", "DINO", "DeformableDETR", "FCOS", "FasterRCNN", "MaskRCNN", "RTMDet",
+__all__ = ["CascadeRCNN", "DETECTORS", "DETR", "DINO", "DeformableDETR", "FCOS", "FasterRCNN", "MaskRCNN", "PanopticFPN", "RTMDet",
            "RetinaNet", "SingleStageDetector", "TwoStageDetector", "YOLOX"]
