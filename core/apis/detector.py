@@ -24,6 +24,7 @@ from det.core.engine.device import resolve_device
 from det.core.errors import ConfigError, DetError, did_you_mean
 from det.core.inference.prediction import Prediction, from_instances
 from det.core.inference.reader import imread
+from det.core.structures.panoptic import PanopticPrediction
 
 # Pipeline steps that read files; inference feeds decoded images instead.
 LOADING_STEPS = frozenset({"LoadImage", "LoadImageFromFile", "LoadAnnotations", "FilterAnnotations"})
@@ -84,6 +85,13 @@ class Detector:
         self.batch_size = max(1, int(batch_size))
         self.preset = dict(preset or {})
         self.size_divisor, self.pad_val = int(size_divisor or 1), int(pad_val)
+
+    @property
+    def panoptic_num_things(self) -> int | None:
+        """The number of thing classes of a panoptic model (labels below it are things), else None."""
+        if getattr(self.model, "task", None) != "panoptic":
+            return None
+        return int(self.model.num_things_classes)
 
     def configure(self, score_thr: float | None = None, classes: Sequence[str] | None = None,
                   batch_size: int | None = None) -> "Detector":
@@ -174,8 +182,13 @@ class Detector:
         for start in range(0, len(prepared), self.batch_size):
             chunk = prepared[start:start + self.batch_size]
             inputs, samples = self.collate(chunk)
-            for inst, sample in zip(self.forward(inputs, samples), samples):
+            for out, sample in zip(self.forward(inputs, samples), samples):
+                panoptic = out if isinstance(out, PanopticPrediction) else None
+                inst = panoptic.instances if panoptic is not None else out
                 pred = from_instances(inst, self.class_names, sample.img_path, *sample.output_shape())
+                if panoptic is not None:  # the fused map stays whole; the filter narrows the detections
+                    pred.panoptic, pred.panoptic_classes = panoptic, self.class_names
+                    pred.num_things = int(self.panoptic_num_things or 0)
                 preds.append(self._filter(pred))
         return preds
 

@@ -41,6 +41,48 @@ def png_name(file_name: str) -> str:
     return str(Path(file_name).with_suffix(".png").name)
 
 
+class PanopticPredictionWriter:
+    """The COCO panoptic prediction files written as results come: `add(image, pred)` writes
+    the image's PNG into `png_dir` at once (memory does not grow with the dataset), `close()`
+    the JSON `{annotations: [{image_id, file_name, segments_info}], categories}`. Nothing is
+    replaced without `force`; every file is written atomically. `gather` (det test on several
+    processes) collects every rank's annotations into the main process's JSON."""
+
+    def __init__(self, json_path: str | Path, categories: list[dict], cat_ids: list[int],
+                 png_dir: str | Path | None = None, force: bool = False) -> None:
+        from det.core.fileio import ensure_new, ensure_writable_folder
+
+        self.json_path = ensure_new(json_path, force)
+        self.png_dir = Path(png_dir) if png_dir is not None else self.json_path.with_suffix("")
+        ensure_writable_folder(self.png_dir)
+        self.categories, self.cat_ids, self.force = categories, list(cat_ids), force
+        self.annotations: list[dict] = []
+
+    def add(self, image: dict, pred: PanopticPrediction) -> None:
+        """Write the PNG of one image (record with `id` and `file_name`) and keep its segments."""
+        name = png_name(str(image["file_name"]))
+        target = self.png_dir / name
+        if target.exists() and not self.force:
+            raise DetError(f"{target}: already exists (use --force to overwrite)")
+        rgb, info = pred.to_coco(self.cat_ids)
+        write_png(target, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        self.annotations.append({"image_id": image["id"], "file_name": name, "segments_info": info})
+
+    def close(self, gather: bool = False) -> dict[str, Any]:
+        """Write the JSON (on the main process when `gather`); returns {json, png_dir, images, segments}."""
+        from det.core import dist
+        from det.core.fileio import atomic_write_json
+
+        annotations = self.annotations
+        if gather:
+            annotations = sorted((a for part in dist.all_gather_object(annotations) for a in part),
+                                 key=lambda a: a["image_id"])
+        if not gather or dist.is_main():
+            atomic_write_json(self.json_path, {"annotations": annotations, "categories": self.categories})
+        return {"json": str(self.json_path), "png_dir": str(self.png_dir), "images": len(annotations),
+                "segments": sum(len(a["segments_info"]) for a in annotations)}
+
+
 def write_panoptic_predictions(json_path: str | Path, predictions: Iterable[tuple[dict, PanopticPrediction]],
                                categories: list[dict], cat_ids: list[int], png_dir: str | Path | None = None,
                                force: bool = False) -> dict[str, Any]:
@@ -49,20 +91,7 @@ def write_panoptic_predictions(json_path: str | Path, predictions: Iterable[tupl
     categories}` to `json_path`. `predictions` yields (image record with `id` and `file_name`,
     PanopticPrediction). Nothing is replaced without `force`; every file is written atomically,
     the JSON last. Returns {json, png_dir, images, segments}."""
-    from det.core.fileio import atomic_write_json, ensure_new, ensure_writable_folder
-
-    json_path = ensure_new(json_path, force)
-    png_dir = Path(png_dir) if png_dir is not None else json_path.with_suffix("")
-    ensure_writable_folder(png_dir)
-    annotations, segments = [], 0
+    writer = PanopticPredictionWriter(json_path, categories, cat_ids, png_dir, force)
     for image, pred in predictions:
-        name = png_name(str(image["file_name"]))
-        target = png_dir / name
-        if target.exists() and not force:
-            raise DetError(f"{target}: already exists (use --force to overwrite)")
-        rgb, info = pred.to_coco(cat_ids)
-        write_png(target, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-        annotations.append({"image_id": image["id"], "file_name": name, "segments_info": info})
-        segments += len(info)
-    atomic_write_json(json_path, {"annotations": annotations, "categories": categories})
-    return {"json": str(json_path), "png_dir": str(png_dir), "images": len(annotations), "segments": segments}
+        writer.add(image, pred)
+    return writer.close()

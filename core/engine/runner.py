@@ -157,7 +157,8 @@ def _train(cfg: dict, work_dir: Path, resume_path: Path | None, load_from: str |
         val_set, val_collate, val_section = build_split(cfg, "val")
         evaluator = build_evaluator(cfg.get("evaluation"), val_set)
     collector = None
-    if plots and evaluator is not None:
+    panoptic = (cfg.get("evaluation") or {}).get("type") == "CocoPanopticMetric"
+    if plots and evaluator is not None and not panoptic:  # the reports (PR curve, AP) are box/mask ones
         from det.core.analysis.reports import ReportCollector
 
         collector = ReportCollector(val_set, with_masks=_iou_type(cfg) == "segm")
@@ -291,13 +292,23 @@ def test(cfg: dict, checkpoint: str | Path, *, work_dir: str | Path | None = Non
     if meta_classes and list(getattr(dataset, "classes", meta_classes)) != list(meta_classes):
         raise ConfigError(f"{checkpoint}: trained on classes {list(meta_classes)[:6]}, the test data has "
                           f"{list(dataset.classes)[:6]}")
-    evaluator, keep_results = _test_evaluator(cfg, dataset, mot, out, work_dir, format_only, force)
+    panoptic = getattr(model, "task", None) == "panoptic"
+    if panoptic and tta:
+        raise DetError("--tta: not available for a panoptic model")
+    panoptic_out = None
+    if panoptic:
+        evaluator, keep_results, panoptic_out = _panoptic_evaluator(cfg, dataset, out, format_only, force)
+    else:
+        evaluator, keep_results = _test_evaluator(cfg, dataset, mot, out, work_dir, format_only, force)
     predictor = _tta_predictor(cfg, tta_scales) if tta else None
-    drawer = _Drawer(show_dir, dataset, score_thr) if show_dir else None
+    drawer = (_PanopticDrawer(show_dir, dataset) if panoptic else _Drawer(show_dir, dataset, score_thr)) \
+        if show_dir else None
+    if panoptic_out is not None:
+        evaluator = _Tee(evaluator, panoptic_out)
     if drawer is not None:
         evaluator = _Tee(evaluator, drawer)
     collector = None
-    if plots and not mot and not format_only:
+    if plots and not mot and not format_only and not panoptic:
         from det.core.analysis.reports import ReportCollector
 
         collector = ReportCollector(dataset, score_thr, with_masks=_iou_type(cfg) == "segm")
@@ -313,6 +324,11 @@ def test(cfg: dict, checkpoint: str | Path, *, work_dir: str | Path | None = Non
                "time_s": round(elapsed, 2), "tta": tta, "data": data_record(cfg, dataset)}
     if mot:
         summary.update(evaluator.summary())
+    if panoptic_out is not None:
+        written = panoptic_out.close()
+        if dist.is_main():
+            summary["out"] = written["json"]
+            get_logger().info(f"wrote {written['images']} panoptic PNGs to {written['png_dir']} and {out}")
     if dist.is_main():
         _write_test_outputs(summary, out, results, collector, dataset, work_dir, _iou_type(cfg), format_only)
         if drawer is not None:
@@ -352,6 +368,77 @@ def _test_evaluator(cfg: dict, dataset: Any, mot: bool, out: str | Path | None, 
         return CocoMetric(dataset, metric=metric, classwise=bool(base.get("classwise", False)),
                           format_only=format_only), True
     return build_evaluator(cfg.get("evaluation"), dataset), False
+
+
+def _panoptic_evaluator(cfg: dict, dataset: Any, out: str | Path | None, format_only: bool,
+                        force: bool) -> tuple[Any, bool, Any]:
+    """(CocoPanopticMetric of the preset, False, the `--out` writer or None) of `det test` on a
+    panoptic model: `out` gets the COCO panoptic JSON and the PNG folder of the same name."""
+    from det.core.evaluation.evaluator import build_evaluator
+
+    base = dict(cfg.get("evaluation") or {"type": "CocoPanopticMetric"})
+    if base.get("type") != "CocoPanopticMetric":
+        raise ConfigError(f"evaluation.type: a panoptic model is scored by CocoPanopticMetric, not {base.get('type')}")
+    evaluator = _NoMetrics() if format_only else build_evaluator(base, dataset)
+    writer = _PanopticOut(out, dataset, force) if out is not None else None
+    return evaluator, False, writer
+
+
+class _NoMetrics:
+    """The evaluator of `det test --format-only --out` on a panoptic model (files only)."""
+
+    def reset(self) -> None:
+        pass
+
+    def process(self, samples: Sequence[Any], preds: Sequence[Any]) -> None:
+        pass
+
+    def evaluate(self) -> dict:
+        return {}
+
+
+class _PanopticOut:
+    """Hands each prediction of `det test` to a `PanopticPredictionWriter` writing `out` (JSON)
+    and its PNG folder (the JSON path without .json), with the dataset's image ids and categories."""
+
+    def __init__(self, out: str | Path, dataset: Any, force: bool) -> None:
+        from det.core.data.panoptic_io import PanopticPredictionWriter
+
+        self.dataset = dataset
+        self.index = {int(d["img_id"]): i for i, d in enumerate(dataset.data_list)}
+        self.writer = PanopticPredictionWriter(out, dataset.categories, list(dataset.cat_ids), force=force)
+
+    def __call__(self, samples: Sequence[Any], preds: Sequence[Any]) -> None:
+        for sample, pred in zip(samples, preds):
+            rec = self.dataset.data_list[self.index[int(sample.img_id)]]
+            self.writer.add({"id": rec["img_id"], "file_name": rec["file_name"]}, pred)
+
+    def close(self) -> dict:
+        return self.writer.close(gather=True)
+
+
+class _PanopticDrawer:
+    """Draws each image's fused panoptic prediction (stuff by class, things one by one) into
+    `show_dir` (PNG, same stem)."""
+
+    def __init__(self, show_dir: str | Path, dataset: Any) -> None:
+        self.dir = Path(show_dir)
+        self.classes = list(dataset.classes)
+        self.palette = getattr(dataset, "palette", None)
+        self.num_things = int(dataset.num_things)
+
+    def __call__(self, samples: Sequence[Any], preds: Sequence[Any]) -> None:
+        import cv2
+
+        from det.core.vis.panoptic import draw_panoptic_prediction
+
+        for sample, pred in zip(samples, preds):
+            img = cv2.imread(sample.img_path, cv2.IMREAD_COLOR) if sample.img_path else None
+            if img is None:
+                raise DataError(f"{sample.img_path or 'image ' + str(sample.img_id)}: cannot read image for --show-dir")
+            drawn = draw_panoptic_prediction(img, pred, self.classes, self.num_things, self.palette)
+            ok, buf = cv2.imencode(".png", drawn)
+            atomic_write(self.dir / (Path(sample.img_path).stem + ".png"), lambda fh, b=buf: fh.write(b.tobytes()))
 
 
 def _tta_predictor(cfg: dict, scales: Sequence[float]) -> Any:

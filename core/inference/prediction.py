@@ -26,6 +26,11 @@ class Prediction(Instances):
     name: str = ""
     frame: int | None = None
     image: np.ndarray | None = field(default=None, repr=False, compare=False)  # the BGR input, when kept
+    # a panoptic model's fused result (PanopticPrediction, original pixels); the instances above
+    # are the detections its thing segments came from
+    panoptic: Any = field(default=None, repr=False, compare=False)
+    num_things: int = 0  # classes [0, num_things) are things (panoptic models)
+    panoptic_classes: list[str] = field(default_factory=list, repr=False)  # every class, by label
 
     PER_INSTANCE: ClassVar[tuple[str, ...]] = (*Instances.PER_INSTANCE, "class_names")
 
@@ -48,6 +53,10 @@ class Prediction(Instances):
             imread(self.img_path) if self.img_path else None)
         if img is None:
             raise DetError(f"Prediction.plot: no image ({self.img_path or 'the input was not kept'}); pass image=")
+        if self.panoptic is not None:
+            from det.core.vis.panoptic import draw_panoptic_prediction
+
+            return draw_panoptic_prediction(img, self.panoptic, self.panoptic_classes, self.num_things)
         return draw_instances(img, self.bboxes, self.labels, self._names(),
                               scores=self.scores, masks=self.masks, track_ids=self.track_ids)
 
@@ -89,6 +98,10 @@ class Prediction(Instances):
             out["masks"] = [bitmap_to_rle(m) for m in self.masks]
         if self.track_ids is not None:
             out["track_ids"] = [int(v) for v in self.track_ids]
+        if self.panoptic is not None:  # segment ids as in the panoptic PNG that det infer writes
+            out["panoptic_segments"] = [
+                {"id": int(s["id"]), "label": int(s["label"]), "isthing": bool(s["isthing"]),
+                 "score": round(float(s.get("score", 1.0)), 5)} for s in self.panoptic.segments]
         return out
 
 

@@ -24,7 +24,7 @@ from det.core.inference.prediction import Prediction
 from det.core.inference.reader import Frame, PrefetchReader
 from det.core.inference.slicing import MERGE_METHODS, slice_predict
 from det.core.inference.video import VideoWriter
-from det.core.inference.writers import FORMATS, CocoWriter, JsonlWriter, JsonWriter, VisWriter
+from det.core.inference.writers import FORMATS, CocoWriter, JsonlWriter, JsonWriter, PanopticWriter, VisWriter
 from det.core.log import get_logger, make_progress
 
 
@@ -163,6 +163,10 @@ class _Outputs:
         elif opts.format == "coco":
             self.writers.append(CocoWriter(out_dir / "results.json", opts.ann, detector.class_names))
             summary.outputs["coco"] = str(out_dir / "results.json")
+        num_things = getattr(detector, "panoptic_num_things", None)
+        if num_things is not None and opts.pred and opts.slice is None:
+            self.writers.append(PanopticWriter(out_dir, detector.class_names, num_things, force=opts.force))
+            summary.outputs["panoptic"] = str(out_dir / "panoptic.json")
         self.draw = VisWriter(out_dir, detector.class_names)
         if opts.vis:
             summary.outputs["vis"] = str(out_dir / "vis")

@@ -1,5 +1,5 @@
 """Where predictions go: per-image JSON files, JSON Lines on a stream, one COCO results file,
-drawn images and a drawn video."""
+COCO panoptic PNGs + segments JSON, drawn images and a drawn video."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -109,6 +109,29 @@ def _category_map(categories: list[dict], class_names: Sequence[str], ann_file: 
     raise DetError(f"{ann_file}: categories do not match the model's classes (missing: {', '.join(missing[:5])})")
 
 
+class PanopticWriter:
+    """OUT/panoptic.json + OUT/panoptic/<name>.png: the fused panoptic results in the COCO
+    panoptic format (`PanopticPredictionWriter`), category ids 1..N in class order, image ids in
+    input order; each PNG written as its image comes, the JSON on close()."""
+
+    def __init__(self, out_dir: str | Path, class_names: Sequence[str], num_things: int, force: bool = False) -> None:
+        from det.core.data.panoptic_io import PanopticPredictionWriter
+
+        categories = [{"id": i + 1, "name": n, "isthing": int(i < num_things)} for i, n in enumerate(class_names)]
+        self.writer = PanopticPredictionWriter(Path(out_dir) / "panoptic.json", categories,
+                                               [c["id"] for c in categories], force=force)
+        self.count = 0
+
+    def write(self, pred: Prediction, image: np.ndarray | None = None) -> None:
+        if pred.panoptic is None:
+            raise DetError(f"{pred.img_path or pred.name}: the model gave no panoptic result")
+        self.count += 1
+        self.writer.add({"id": self.count, "file_name": f"{pred.name}.png"}, pred.panoptic)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
 class VisWriter:
     """OUT/vis/<name>.jpg: the image with its predictions drawn."""
 
@@ -121,6 +144,8 @@ class VisWriter:
     def draw(self, pred: Prediction, image: np.ndarray) -> np.ndarray:
         from det.core.vis import draw_instances
 
+        if pred.panoptic is not None:  # the fused segments, stuff and things
+            return pred.plot(image)
         return draw_instances(image, pred.bboxes, pred.labels, self.class_names, scores=pred.scores,
                               masks=pred.masks, track_ids=pred.track_ids)
 

@@ -7,6 +7,7 @@ VOID (unlabeled). A segment's class comes from the JSON's `segments_info`, never
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -51,6 +52,13 @@ class PanopticPrediction:
 
     seg_map: np.ndarray
     segments: list[dict] = field(default_factory=list)
+    instances: Any = None  # optional `Instances` a model fused the thing segments from
+
+    def to(self, device: Any) -> "PanopticPrediction":
+        """Moves the attached instances (the map is a numpy array already)."""
+        if self.instances is not None:
+            self.instances = self.instances.to(device)
+        return self
 
     def __post_init__(self) -> None:
         self.seg_map = np.asarray(self.seg_map, np.int64)

@@ -3,6 +3,7 @@ thing segments filled in a per-instance shade of their class colour and outlined
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -50,3 +51,24 @@ def draw_panoptic(img: np.ndarray, sem: np.ndarray, thing_masks: np.ndarray | No
             ys, xs = np.nonzero(mask)
             _put_label(out, classes[int(label)], int(xs.min()), int(ys.min()), to_bgr(color_for(int(label), palette)), font_scale)
     return out
+
+
+def draw_panoptic_prediction(img: np.ndarray, pred: Any, classes: Sequence[str], num_things: int,
+                             palette: Sequence[Sequence[int]] | None = None) -> np.ndarray:
+    """`draw_panoptic` of a `PanopticPrediction`: its stuff segments by class, its thing
+    segments one by one (in segment order); VOID pixels are left undrawn."""
+    from det.core.vis.palette import get_palette
+
+    palette = get_palette(len(classes), palette)
+    seg_map = np.asarray(pred.seg_map)
+    sem = np.full(seg_map.shape, 255, np.int64)
+    masks, labels = [], []
+    for seg in pred.segments:
+        region = seg_map == int(seg["id"])
+        if seg.get("isthing"):
+            masks.append(region)
+            labels.append(int(seg["label"]))
+        else:
+            sem[region] = int(seg["label"])
+    stack = np.stack(masks) if masks else None
+    return draw_panoptic(img, sem, stack, labels, classes, palette, num_things)

@@ -28,10 +28,11 @@ class NmsSettings:
 
     iou_threshold: float = 0.5
     soft: dict | None = None
+    class_agnostic: bool = False  # one NMS over all classes (`nms: {class_agnostic: true}`)
 
     @classmethod
     def parse(cls, cfg: dict | None) -> Any:
-        keys = {f.name for f in dataclasses.fields(cls)} - {"iou_threshold", "soft"}
+        keys = {f.name for f in dataclasses.fields(cls)} - {"iou_threshold", "soft", "class_agnostic"}
         cfg = check_keys(cfg, keys | {"nms"})
         return apply_nms_cfg(cls(**{k: v for k, v in cfg.items() if k != "nms"}), cfg.get("nms"))
 
@@ -46,7 +47,8 @@ class TestSettings(NmsSettings):
     min_bbox_size: float = 0.0
 
 
-NMS_KEYS = {"nms": {"type", "iou_threshold"}, "soft_nms": {"type", "iou_threshold", "sigma", "min_score", "method"}}
+NMS_KEYS = {"nms": {"type", "iou_threshold", "class_agnostic"},
+            "soft_nms": {"type", "iou_threshold", "sigma", "min_score", "method", "class_agnostic"}}
 
 
 def apply_nms_cfg(settings: Any, nms: dict | None) -> Any:
@@ -59,6 +61,7 @@ def apply_nms_cfg(settings: Any, nms: dict | None) -> Any:
     nms = check_keys(nms or {}, NMS_KEYS[kind], "nms")
     settings.iou_threshold = float(nms.get("iou_threshold", settings.iou_threshold))
     settings.soft = None
+    settings.class_agnostic = bool(nms.get("class_agnostic", False))
     if kind == "soft_nms":
         method = nms.get("method", "linear")
         if method not in ("linear", "gaussian"):
@@ -73,6 +76,8 @@ def run_nms(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor, setti
     """(kept indices, their scores) by hard or soft NMS per `idxs` group, best first, at most
     `max_num`; soft-NMS returns the decayed scores."""
     soft = getattr(settings, "soft", None)
+    if getattr(settings, "class_agnostic", False):
+        idxs = torch.zeros_like(idxs)
     if soft is None:
         keep = batched_nms(boxes, scores, idxs, settings.iou_threshold)[:max_num]
         return keep, scores[keep]

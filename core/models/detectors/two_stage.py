@@ -49,16 +49,22 @@ class TwoStageDetector(DetectorTrunk):
 
     def forward(self, x: torch.Tensor) -> tuple:
         """RPN outputs and RoI head outputs for the test-time proposals of a normalised batch."""
-        feats = self.extract_feat(x)
+        return self.forward_features(self.extract_feat(x), tuple(x.shape[-2:]))
+
+    def forward_features(self, feats: Sequence[torch.Tensor], shape: tuple[int, int]) -> tuple:
+        """`forward` on extracted features of a batch of input size `shape`."""
         rpn_outs = self.rpn_head(feats)
-        h, w = x.shape[-2:]
-        samples = [DetSample(img_shape=(h, w), batch_input_shape=(h, w)) for _ in range(x.size(0))]
+        h, w = shape
+        samples = [DetSample(img_shape=(h, w), batch_input_shape=(h, w)) for _ in range(feats[0].size(0))]
         proposals = self.rpn_head.predict_by_feat(*rpn_outs, samples=samples)
         return rpn_outs, self.roi_head(feats, [p.bboxes for p in proposals])
 
     def loss(self, inputs: torch.Tensor, samples: Sequence[DetSample]) -> dict[str, torch.Tensor]:
         x, samples = self.data_preprocessor(inputs, samples)
-        feats = self.extract_feat(x)
+        return self.loss_features(self.extract_feat(x), samples)
+
+    def loss_features(self, feats: Sequence[torch.Tensor], samples: Sequence[DetSample]) -> dict[str, torch.Tensor]:
+        """RPN and RoI head losses on extracted features (preprocessed samples)."""
         rpn_outs = self.rpn_head(feats)
         losses = self.rpn_head.loss_by_feat(*rpn_outs, samples=samples)
         proposals = self.rpn_head.predict_by_feat(*rpn_outs, samples=samples, cfg=self.proposal_cfg)

@@ -9,9 +9,13 @@ from det.core.models.losses.utils import check_reduction, weight_reduce_loss
 
 
 class CrossEntropyLoss(nn.Module):
-    def __init__(self, use_sigmoid: bool = False, reduction: str = "mean", loss_weight: float = 1.0) -> None:
+    def __init__(self, use_sigmoid: bool = False, reduction: str = "mean", loss_weight: float = 1.0,
+                 ignore_index: int | None = None, avg_non_ignore: bool = False) -> None:
         super().__init__()
         self.use_sigmoid = use_sigmoid
+        # softmax only: targets equal to ignore_index add 0; the mean counts them unless avg_non_ignore
+        self.ignore_index = -100 if ignore_index is None else int(ignore_index)
+        self.avg_non_ignore = avg_non_ignore
         self.reduction = check_reduction(reduction)
         self.loss_weight = loss_weight
 
@@ -25,5 +29,7 @@ class CrossEntropyLoss(nn.Module):
             if weight is not None and weight.dim() < loss.dim():
                 weight = weight[:, None]
         else:
-            loss = F.cross_entropy(pred.float(), target.long(), reduction="none")
+            loss = F.cross_entropy(pred.float(), target.long(), reduction="none", ignore_index=self.ignore_index)
+            if avg_factor is None and self.avg_non_ignore and reduction == "mean":
+                avg_factor = float((target != self.ignore_index).sum())
         return self.loss_weight * weight_reduce_loss(loss, weight, reduction, avg_factor)
