@@ -7,6 +7,8 @@ from typing import Any
 from det.core.errors import ConfigError, did_you_mean
 
 DATA_KEYS = ("classes", "train", "val", "test")
+# Folders a dataset reads from a mapping `data_prefix`: images, and panoptic segment PNGs.
+DATA_PREFIX_KEYS = ("img", "img_path", "seg")
 
 
 def check_data_section(cfg: dict) -> None:
@@ -58,6 +60,10 @@ def _check_dataset(cfg: Any, key: str) -> None:
             raise ConfigError(f"{config_path('type')}: unknown dataset type '{name}'{did_you_mean(str(name), DATASETS)}")
         check_keys(cfg, signature_keys(DATASETS[name])[0] | {"type"}, owner=name)
         cfg.items()  # each key counts as read (--strict), as building passes it on
+        prefix = cfg.get("data_prefix")
+        if isinstance(prefix, dict):  # MMDetection's {img: folder, seg: folder}
+            check_keys(prefix, DATA_PREFIX_KEYS, key="data_prefix")
+            prefix.items()
         if isinstance(cfg.get("dataset"), dict):
             _check_dataset(cfg["dataset"], "dataset")
         for i, sub in enumerate(cfg.get("datasets") or []):
