@@ -107,7 +107,9 @@ class RPNHead(AnchorHead):
                 scores = c[i].detach().permute(1, 2, 0).reshape(-1).sigmoid()
                 idx = torch.arange(scores.numel(), device=scores.device)
                 if 0 < cfg.nms_pre < scores.numel():
-                    scores, idx = scores.topk(cfg.nms_pre)
+                    # a full sort, not topk: tied objectness then keeps MMDetection's order (and picks)
+                    scores, idx = scores.sort(descending=True)
+                    scores, idx = scores[:cfg.nms_pre], idx[:cfg.nms_pre]
                 boxes_all.append(self.decode_level([c[i], r[i].detach()], priors[lvl], idx, lvl, img_shape))
                 scores_all.append(scores)
                 levels.append(torch.full_like(scores, lvl, dtype=torch.long))
