@@ -166,13 +166,13 @@ def test_switch_stage_adds_the_l1_loss_and_a_tiny_yolox_learns():
     assert set(losses) == {"loss_cls", "loss_bbox", "loss_obj", "loss_l1"}
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
     first = None
-    for _ in range(25):
+    for _ in range(40):  # 25 steps sat on an oscillation (8.06 vs 6.67 one step earlier); 40 fall to ~1/3
         total = sum(model.loss(img, samples).values())
         first = float(total.detach()) if first is None else first
         opt.zero_grad()
         total.backward()
         opt.step()
-    assert float(total) < 0.6 * first
+    assert float(total.detach()) < 0.5 * first
 
 
 def test_empty_ground_truth_keeps_every_branch_in_the_graph():
