@@ -34,7 +34,8 @@ def move_samples(samples: list, device: torch.device) -> list:
 
 
 def parse_losses(losses: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Sum every entry whose key starts with 'loss' (lists are summed first)."""
+    """Sum every entry whose key contains 'loss' (lists are summed first), MMDetection's rule: the
+    auxiliary terms of transformer heads (`d0.loss_cls`, `enc_loss_*`, `dn_loss_*`) count."""
     logged: dict[str, torch.Tensor] = {}
     for key, value in losses.items():
         if isinstance(value, torch.Tensor):
@@ -43,7 +44,7 @@ def parse_losses(losses: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.
             logged[key] = sum(v.mean() for v in value)
         else:
             logged[key] = torch.as_tensor(float(value))
-    parts = [v for k, v in logged.items() if k.startswith("loss")]
+    parts = [v for k, v in logged.items() if "loss" in k]
     if not parts:
         raise DetError(f"model.loss returned no 'loss*' entries (got {sorted(losses)})")
     return sum(parts), logged
